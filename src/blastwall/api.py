@@ -1,0 +1,148 @@
+"""The HTTP application: routers under /api/v1, errors as RFC 9457 problem+json, the audit log.
+
+Errors are mapped to HTTP here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from blastwall import __version__
+from blastwall.audit import service as audit_service
+from blastwall.audit.api import router as audit_router
+from blastwall.auth.api import router as tokens_router
+from blastwall.db import Database
+from blastwall.errors import BlastwallError
+from blastwall.incidents.api import router as incidents_router
+from blastwall.inventory.api import router as inventory_router
+from blastwall.settings import Settings, get_settings
+
+log = logging.getLogger("blastwall.api")
+
+PROBLEM = "application/problem+json"
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def problem(
+    request: Request, status: int, title: str, detail: str, **extra: Any
+) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
+            "instance": request.url.path, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM,
+                        headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+async def _blastwall_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BlastwallError)
+    return problem(request, exc.status_code, exc.title, exc.detail, **exc.extra())
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"field": _field(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+              for e in exc.errors()]
+    fields = ", ".join(e["field"] for e in errors[:5])
+    return problem(request, 422, "Invalid input",
+                   f"The request has {len(errors)} problem(s) ({fields}); fix them and retry.",
+                   errors=errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    hints = {404: "Check the URL; the API lives under /api/v1 and is described at /openapi.json.",
+             405: "This route does not take that method; see /openapi.json."}
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return problem(request, exc.status_code, detail, hints.get(exc.status_code, detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(request, 500, "Internal error",
+                   "Blastwall failed on this request; the server log has the details. "
+                   "Nothing was changed.")
+
+
+def _audit_target(request: Request) -> str | None:
+    explicit = getattr(request.state, "audit_object", None)
+    if explicit:
+        return str(explicit)
+    params = request.scope.get("path_params") or {}
+    parts = [f"{k.removesuffix('_id')}:{v}" for k, v in params.items()]
+    return "/".join(parts) or None
+
+
+def _route_template(request: Request) -> str:
+    """The path with each path parameter's value put back as `{name}`."""
+    values = {str(v): k for k, v in (request.scope.get("path_params") or {}).items()}
+    return "/".join(
+        f"{{{values[seg]}}}" if seg in values else seg for seg in request.url.path.split("/")
+    )
+
+
+def create_app(db: Database | None = None, settings: Settings | None = None) -> FastAPI:
+    """The Blastwall API. `db` defaults to the database the settings name."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Blastwall",
+        version=__version__,
+        description="Incident response for AI systems. Every route but health needs "
+        "`Authorization: Bearer <token>`.",
+    )
+    app.state.settings = settings
+    app.state.db = db or Database.from_url(settings.resolved_database_url)
+
+    app.add_exception_handler(BlastwallError, _blastwall_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+    @app.middleware("http")
+    async def audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        if request.method in MUTATING and request.url.path.startswith("/api/"):
+            principal = getattr(request.state, "principal", None)
+            from starlette.concurrency import run_in_threadpool
+
+            def write() -> None:
+                with app.state.db.session() as session:
+                    audit_service.record(
+                        session,
+                        actor=principal.name if principal else "anonymous",
+                        role=principal.role.value if principal else None,
+                        method=request.method,
+                        route=_route_template(request),
+                        path=request.url.path,
+                        object=_audit_target(request),
+                        status_code=response.status_code,
+                    )
+
+            await run_in_threadpool(write)
+        return response
+
+    api = APIRouter(prefix="/api/v1")
+
+    @api.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        """Liveness, without a token."""
+        return {"status": "ok", "version": __version__}
+
+    api.include_router(inventory_router)
+    api.include_router(incidents_router)
+    api.include_router(tokens_router)
+    api.include_router(audit_router)
+    app.include_router(api)
+    return app

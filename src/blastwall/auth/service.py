@@ -1,0 +1,74 @@
+"""Issuing, listing, revoking and checking API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from blastwall.auth.models import ApiToken
+from blastwall.auth.roles import Principal, Role
+from blastwall.db import utcnow
+from blastwall.errors import AuthenticationRequired, NotFound
+
+TOKEN_PREFIX = "bw_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    session: Session, *, name: str, role: Role, created_by: str, replace: bool = False
+) -> tuple[ApiToken, str]:
+    """Issue a token; answer its row and the secret, which is shown only this once."""
+    if replace:
+        for old in session.scalars(
+            select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+        ):
+            old.revoked_at = utcnow()
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        name=name,
+        role=role.value,
+        token_hash=hash_token(secret),
+        prefix=secret[:10],
+        created_by=created_by,
+    )
+    session.add(row)
+    session.commit()
+    return row, secret
+
+
+def list_tokens(session: Session, *, include_revoked: bool = False) -> list[ApiToken]:
+    query = select(ApiToken).order_by(ApiToken.id)
+    if not include_revoked:
+        query = query.where(ApiToken.revoked_at.is_(None))
+    return list(session.scalars(query))
+
+
+def revoke_token(session: Session, *, token_id: int) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"No token with id {token_id}. `blastwall token list` shows the ids.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.commit()
+    return row
+
+
+def authenticate(session: Session, *, token: str | None) -> Principal:
+    """The principal a bearer token stands for, or AuthenticationRequired."""
+    if not token:
+        raise AuthenticationRequired(
+            "This endpoint needs a token: send 'Authorization: Bearer <token>'. "
+            "Create one with `blastwall token create --name NAME --role ROLE`."
+        )
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    if row is None or row.revoked_at is not None:
+        raise AuthenticationRequired(
+            "The token is unknown or revoked. Ask an admin for a valid token."
+        )
+    return Principal(name=row.name, role=Role(row.role), token_id=row.id)

@@ -1,0 +1,105 @@
+"""The `blastwall` command line. Every command calls the same services as the API."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from blastwall import __version__
+from blastwall.auth.commands import app as token_app
+from blastwall.console import err, out, print_json, print_table, session_scope
+from blastwall.errors import BlastwallError
+from blastwall.incidents.commands import app as incident_app
+from blastwall.inventory.commands import app as inventory_app
+from blastwall.inventory.commands import changes_app
+from blastwall.settings import get_settings
+
+app = typer.Typer(
+    help="Blastwall: incident response for AI systems.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(token_app, name="token")
+app.add_typer(inventory_app, name="inventory")
+app.add_typer(changes_app, name="changes")
+app.add_typer(incident_app, name="incident")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def init() -> None:
+    """Create the data directory and bring the database to the current schema (idempotent)."""
+    from blastwall.db import make_engine
+    from blastwall.migrate import upgrade
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    url = engine.url.render_as_string(hide_password=True)
+    out.print(f"data dir {settings.data_dir.resolve()}; database {url} is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run the API server."""
+    import uvicorn
+
+    with session_scope():
+        pass  # refuse to start on a database that `blastwall init` has not set up
+    out.print(f"Blastwall {__version__} listening on http://{host}:{port} "
+              f"(API /api/v1, OpenAPI /openapi.json, docs /docs)")
+    uvicorn.run("blastwall.api:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="info")
+
+
+@app.command()
+def audit(
+    actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
+    object: Annotated[str | None, typer.Option(help="Only this object, e.g. incident:3.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the audit log, newest first."""
+    from blastwall.audit.service import AuditOut, list_entries
+
+    with session_scope() as session:
+        rows, _ = list_entries(session, limit=limit, actor=actor, object=object)
+        items = [AuditOut.model_validate(r, from_attributes=True) for r in rows]
+    if json:
+        print_json(items)
+        return
+    print_table(["at", "actor", "role", "method", "route", "object", "status"],
+                [(a.at, a.actor, a.role, a.method, a.route, a.object, a.status_code)
+                 for a in items])
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning Blastwall's errors into a message and exit code 1."""
+    try:
+        app(standalone_mode=True)
+    except BlastwallError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        err.print(f"[red]error:[/red] invalid input:\n{exc}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

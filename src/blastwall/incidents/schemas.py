@@ -1,0 +1,204 @@
+"""API shapes of incidents, roles, timeline entries and tasks."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from blastwall.incidents.lifecycle import Status
+
+Title = Annotated[str, StringConstraints(min_length=1, max_length=300, strip_whitespace=True)]
+LongText = Annotated[str, StringConstraints(max_length=20000)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+SystemId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")]
+
+
+class Archetype(StrEnum):
+    prompt_injection = "prompt_injection"
+    data_exfiltration = "data_exfiltration"
+    model_manipulation = "model_manipulation"
+    misinformation_cascade = "misinformation_cascade"
+    toxicity_abuse = "toxicity_abuse"
+    agentic_misalignment = "agentic_misalignment"
+    vendor_failure = "vendor_failure"
+    performance_degradation = "performance_degradation"
+    supply_chain = "supply_chain"
+    unauthorised_use = "unauthorised_use"
+
+
+class Severity(StrEnum):
+    SEV1 = "SEV1"
+    SEV2 = "SEV2"
+    SEV3 = "SEV3"
+    SEV4 = "SEV4"
+
+
+class Visibility(StrEnum):
+    open = "open"
+    restricted = "restricted"
+
+
+class IncidentRole(StrEnum):
+    incident_commander = "incident_commander"
+    scribe = "scribe"
+    technical_lead = "technical_lead"
+    communications_lead = "communications_lead"
+    legal_liaison = "legal_liaison"
+
+
+class EntryKind(StrEnum):
+    """Kinds a person may add; the system adds its own (created, status_changed, ...)."""
+
+    note = "note"
+    fact = "fact"
+    hypothesis = "hypothesis"
+    decision = "decision"
+    action = "action"
+
+
+class Verdict(StrEnum):
+    confirmed = "confirmed"
+    refuted = "refuted"
+
+
+class TaskKind(StrEnum):
+    task = "task"
+    action_item = "action_item"
+
+
+class TaskState(StrEnum):
+    open = "open"
+    in_progress = "in_progress"
+    done = "done"
+    cancelled = "cancelled"
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IncidentCreate(In):
+    title: Title
+    summary: LongText = ""
+    archetype: Archetype
+    severity: Severity
+    severity_reason: LongText = ""
+    systems: list[SystemId] = Field(default_factory=list, max_length=200)
+    visibility: Visibility = Visibility.open
+    detected_at: datetime | None = Field(
+        default=None, description="When the problem was first detected; default: now."
+    )
+    participants: list[Name] = Field(default_factory=list, max_length=200)
+
+
+class IncidentUpdate(In):
+    title: Title | None = None
+    summary: LongText | None = None
+    archetype: Archetype | None = None
+    severity: Severity | None = None
+    severity_reason: LongText | None = None
+    systems: list[SystemId] | None = Field(default=None, max_length=200)
+    visibility: Visibility | None = None
+    add_participants: list[Name] = Field(default_factory=list, max_length=200)
+
+    @model_validator(mode="after")
+    def _severity_needs_reason(self) -> IncidentUpdate:
+        if self.severity is not None and not self.severity_reason:
+            raise ValueError("changing severity needs a severity_reason saying why")
+        return self
+
+
+class StatusChange(In):
+    status: Status
+    reason: LongText = ""
+    merged_into: int | None = Field(default=None, ge=1, le=2**62)
+
+
+class Milestones(BaseModel):
+    detected: datetime
+    acknowledged: datetime | None
+    contained: datetime | None
+    resolved: datetime | None
+    closed: datetime | None
+
+
+class IncidentOut(BaseModel):
+    id: int
+    title: str
+    summary: str
+    archetype: Archetype
+    severity: Severity
+    severity_reason: str
+    status: Status
+    visibility: Visibility
+    systems: list[str]
+    merged_into: int | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    milestones: Milestones
+
+
+class RoleAssign(In):
+    role: IncidentRole
+    assignee: Name
+
+
+class RoleOut(BaseModel):
+    role: IncidentRole
+    assignee: str
+    assigned_by: str
+    assigned_at: datetime
+
+
+class EntryCreate(In):
+    kind: EntryKind
+    text: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
+
+
+class VerdictIn(In):
+    verdict: Verdict
+    text: LongText = ""
+
+
+class EntryOut(BaseModel):
+    id: int
+    kind: str
+    text: str
+    data: dict[str, Any]
+    ref_id: int | None
+    actor: str
+    at: datetime
+    hypothesis_state: str | None = Field(
+        default=None, description="For hypotheses: open, confirmed or refuted."
+    )
+
+
+class TaskCreate(In):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+    kind: TaskKind = TaskKind.task
+    owner: Name | None = None
+    due: date | None = None
+
+
+class TaskUpdate(In):
+    title: Title | None = None
+    owner: Name | None = None
+    due: date | None = None
+    state: TaskState | None = None
+
+
+class TaskOut(BaseModel):
+    id: int
+    incident_id: int
+    kind: TaskKind
+    title: str
+    owner: str | None
+    due: date | None
+    state: TaskState
+    created_by: str
+    created_at: datetime
+    updated_at: datetime

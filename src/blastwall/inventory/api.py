@@ -1,0 +1,101 @@
+"""Inventory routes: systems, CycloneDX ML-BOM import and export, the change log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+
+from blastwall.auth.roles import Permission
+from blastwall.dependencies import PageDep, PrincipalDep, SessionDep, audit_object
+from blastwall.inventory import service
+from blastwall.inventory.loader import spec_from_mapping
+from blastwall.inventory.models import Change, System
+from blastwall.inventory.schemas import (
+    ApplyResult,
+    ChangeIn,
+    ChangeKind,
+    ChangeOut,
+    SystemOut,
+    SystemType,
+)
+from blastwall.pagination import Page
+
+router = APIRouter(tags=["inventory"])
+
+
+def system_out(row: System) -> SystemOut:
+    return SystemOut.model_validate(row, from_attributes=True)
+
+
+def change_out(row: Change) -> ChangeOut:
+    return ChangeOut.model_validate(row, from_attributes=True)
+
+
+@router.get("/systems", response_model=Page[SystemOut])
+def list_systems(
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: PageDep,
+    type: Annotated[SystemType | None, Query()] = None,
+) -> Page[SystemOut]:
+    rows, next_cursor = service.list_systems(
+        session, limit=page.limit, cursor=page.cursor, type=type.value if type else None
+    )
+    return Page(items=[system_out(r) for r in rows], next=next_cursor)
+
+
+@router.get("/systems/{system_id}", response_model=SystemOut)
+def get_system(system_id: str, session: SessionDep, principal: PrincipalDep) -> SystemOut:
+    return system_out(service.get_system(session, system_id=system_id))
+
+
+@router.post("/systems", response_model=ApplyResult)
+def apply_systems(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    body: Annotated[
+        dict[str, Any] | list[dict[str, Any]],
+        Body(description="One system declaration, or a list of them (the YAML format as JSON)."),
+    ],
+) -> ApplyResult:
+    """Create or update systems; every difference goes to the change log."""
+    principal.require(Permission.write_inventory)
+    documents = body if isinstance(body, list) else [body]
+    specs = [
+        spec_from_mapping(d, where=f"body[{i}]" if isinstance(body, list) else "body")
+        for i, d in enumerate(documents)
+    ]
+    audit_object(request, ",".join(f"system:{s.id}" for s in specs)[:300])
+    return service.apply_specs(session, specs=specs, actor=principal.name, source="api")
+
+
+@router.post("/changes", response_model=ChangeOut, status_code=201)
+def record_change(
+    request: Request, change: ChangeIn, session: SessionDep, principal: PrincipalDep
+) -> ChangeOut:
+    """Record a deploy, a prompt or model change or a flag flip against a system."""
+    principal.require(Permission.record_changes)
+    row = service.record_change(session, change=change, actor=principal.name)
+    audit_object(request, f"change:{row.id}")
+    return change_out(row)
+
+
+@router.get("/changes", response_model=Page[ChangeOut])
+def list_changes(
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: PageDep,
+    system: Annotated[str | None, Query(max_length=100, description="A system id.")] = None,
+    since: Annotated[datetime | None, Query(description="Changes at or after this time.")] = None,
+    until: Annotated[datetime | None, Query(description="Changes before this time.")] = None,
+    kind: Annotated[ChangeKind | None, Query()] = None,
+) -> Page[ChangeOut]:
+    """The change log, newest first: the first triage question is "what changed?"."""
+    rows, next_cursor = service.list_changes(
+        session, limit=page.limit, cursor=page.cursor, system_id=system,
+        since=since, until=until, kind=kind.value if kind else None,
+    )
+    return Page(items=[change_out(r) for r in rows], next=next_cursor)

@@ -1,0 +1,62 @@
+"""Inventory tables: AI systems, their component index and the change log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from blastwall.db import Base, JSONType, UTCDateTime, utcnow
+
+
+class System(Base):
+    """An AI system; `spec` holds its whole declaration as applied."""
+
+    __tablename__ = "systems"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(2000))
+    type: Mapped[str] = mapped_column(String(32))
+    owner_team: Mapped[str] = mapped_column(String(2000))
+    risk_tier: Mapped[str] = mapped_column(String(32))
+    eu_ai_act_high_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SystemComponent(Base):
+    """One component of a system, indexed so systems sharing it can be found."""
+
+    __tablename__ = "system_components"
+    __table_args__ = (Index("ix_system_components_kind_key", "kind", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = mapped_column(
+        ForeignKey("systems.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(500))
+
+
+class Change(Base):
+    """One recorded change to a system: an inventory edit, a deploy, a prompt or model change,
+    a flag flip."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_system_at", "system_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = mapped_column(ForeignKey("systems.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[str] = mapped_column(Text)
+    field: Mapped[str | None] = mapped_column(String(300), default=None)
+    before: Mapped[Any] = mapped_column(JSONType, nullable=True, default=None)
+    after: Mapped[Any] = mapped_column(JSONType, nullable=True, default=None)
+    actor: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(String(300), default=None)
+    ref: Mapped[str | None] = mapped_column(String(500), default=None)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,220 @@
+"""The inventory's document format (an AI bill of materials per system) and API shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Slug = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$"),
+    Field(description="Lower-case id: letters, digits, '.', '_' and '-'."),
+]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SystemType(StrEnum):
+    generative = "generative"
+    agentic = "agentic"
+    predictive = "predictive"
+
+
+class RiskTier(StrEnum):
+    minimal = "minimal"
+    limited = "limited"
+    high = "high"
+    unacceptable = "unacceptable"
+
+
+class Sensitivity(StrEnum):
+    public = "public"
+    internal = "internal"
+    confidential = "confidential"
+    personal = "personal"
+    restricted = "restricted"
+
+
+class Control(StrEnum):
+    suspend = "suspend"
+    revoke_tool = "revoke_tool"
+    require_approval = "require_approval"
+    pin_prompt_version = "pin_prompt_version"
+    pin_model_version = "pin_model_version"
+    block_input = "block_input"
+    quarantine_output = "quarantine_output"
+    rate_limit = "rate_limit"
+    manual_fallback = "manual_fallback"
+
+
+class Contact(Strict):
+    name: Text
+    email: str | None = None
+    phone: str | None = None
+    chat: str | None = None
+
+
+class Owner(Strict):
+    team: Text
+    contacts: list[Contact] = Field(default_factory=list)
+
+
+class OnCall(Strict):
+    name: Text
+    pager: str | None = None
+    email: str | None = None
+
+
+class Risk(Strict):
+    tier: RiskTier
+    eu_ai_act_high_risk: bool = False
+    notes: str | None = None
+
+
+class Model(Strict):
+    id: Slug
+    provider: Text
+    name: Text
+    version: Text
+
+
+class Prompt(Strict):
+    id: Slug
+    version: Text
+    content_hash: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+class DataSource(Strict):
+    id: Slug
+    kind: Text = "retrieval"
+    description: str | None = None
+    sensitivity: Sensitivity
+
+
+class ArgumentConstraint(Strict):
+    """A limit on one argument of a tool call."""
+
+    max: float | None = None
+    min: float | None = None
+    allowed: list[str] | None = None
+    allowed_domains: list[str] | None = None
+    pattern: str | None = None
+
+
+class Tool(Strict):
+    name: Slug
+    description: str | None = None
+    connector: str | None = None
+    permissions: list[Text] = Field(default_factory=list)
+    constraints: dict[str, ArgumentConstraint] = Field(default_factory=dict)
+
+
+class Vendor(Strict):
+    name: Slug
+    contacts: list[Contact] = Field(default_factory=list)
+    support: str | None = None
+
+
+class Components(Strict):
+    models: list[Model] = Field(default_factory=list)
+    prompts: list[Prompt] = Field(default_factory=list)
+    data_sources: list[DataSource] = Field(default_factory=list)
+    tools: list[Tool] = Field(default_factory=list)
+    vendors: list[Vendor] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Components:
+        for kind, items, key in (
+            ("models", self.models, "id"),
+            ("prompts", self.prompts, "id"),
+            ("data_sources", self.data_sources, "id"),
+            ("tools", self.tools, "name"),
+            ("vendors", self.vendors, "name"),
+        ):
+            seen: set[str] = set()
+            for item in items:
+                value = getattr(item, key)
+                if value in seen:
+                    raise ValueError(f"{kind}: '{value}' is declared twice; {key}s must be unique")
+                seen.add(value)
+        return self
+
+
+class SystemSpec(Strict):
+    """One AI system as declared in the inventory."""
+
+    id: Slug
+    name: Text
+    description: str | None = None
+    owner: Owner
+    on_call: OnCall | None = None
+    type: SystemType
+    risk: Risk
+    approved_uses: list[Text] = Field(default_factory=list)
+    components: Components = Field(default_factory=Components)
+    depends_on: list[Slug] = Field(default_factory=list)
+    fallback: str | None = None
+    controls: list[Control] = Field(default_factory=list)
+
+
+class SystemOut(BaseModel):
+    id: str
+    name: str
+    type: SystemType
+    owner_team: str
+    risk_tier: RiskTier
+    eu_ai_act_high_risk: bool
+    created_at: datetime
+    updated_at: datetime
+    spec: dict[str, Any]
+
+
+class ApplyResult(BaseModel):
+    created: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    changes: int = 0
+
+
+class ChangeKind(StrEnum):
+    inventory = "inventory"
+    deploy = "deploy"
+    prompt_change = "prompt_change"
+    model_change = "model_change"
+    flag_flip = "flag_flip"
+    config_change = "config_change"
+
+
+class ChangeIn(Strict):
+    system_id: Slug
+    kind: ChangeKind
+    summary: Text
+    field: Annotated[str, StringConstraints(max_length=300)] | None = None
+    before: Any = None
+    after: Any = None
+    source: Annotated[str, StringConstraints(max_length=300)] | None = None
+    ref: Annotated[str, StringConstraints(max_length=500)] | None = None
+    at: datetime | None = Field(
+        default=None, description="When the change happened; default: when it is recorded."
+    )
+
+
+class ChangeOut(BaseModel):
+    id: int
+    system_id: str
+    kind: ChangeKind
+    summary: str
+    field: str | None
+    before: Any
+    after: Any
+    actor: str
+    source: str | None
+    ref: str | None
+    at: datetime
+    recorded_at: datetime

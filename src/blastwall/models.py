@@ -1,0 +1,29 @@
+"""Every table, imported in one place so that metadata and migrations see them all."""
+
+from blastwall.audit.models import AuditEntry
+from blastwall.auth.models import ApiToken
+from blastwall.db import Base
+from blastwall.incidents.models import (
+    Incident,
+    IncidentSystem,
+    Participant,
+    RoleAssignment,
+    Task,
+    TimelineEntry,
+)
+from blastwall.inventory.models import Change, System, SystemComponent
+
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Change",
+    "Incident",
+    "IncidentSystem",
+    "Participant",
+    "RoleAssignment",
+    "System",
+    "SystemComponent",
+    "Task",
+    "TimelineEntry",
+]

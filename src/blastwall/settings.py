@@ -1,0 +1,50 @@
+"""Blastwall's settings: one typed object, read from the environment or `.env`.
+
+Every setting is documented in `docs/settings.md`; a test keeps the two in step.
+Settings are read lazily through `get_settings()`, never at import time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings of one Blastwall installation."""
+
+    model_config = SettingsConfigDict(env_prefix="BLASTWALL_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".blastwall"),
+        description="Folder for the SQLite database and other local state.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the database; default: SQLite file `blastwall.db` in the data dir.",
+    )
+    page_size: int = Field(
+        default=50, ge=1, le=500, description="Default number of items per page in list answers."
+    )
+    max_page_size: int = Field(
+        default=500, ge=1, description="Largest page a client may ask for with `limit`."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in use: the explicit one, or the SQLite file in the data dir."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            return url
+        return f"sqlite:///{(self.data_dir / 'blastwall.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return Settings()

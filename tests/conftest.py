@@ -1,0 +1,115 @@
+"""Test fixtures: every database test runs on SQLite and, when BLASTWALL_TEST_POSTGRES_URL is
+set, on PostgreSQL too, each test inside one transaction that is rolled back."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from blastwall.api import create_app
+from blastwall.auth import service as auth_service
+from blastwall.auth.roles import Role
+from blastwall.db import Database, make_engine
+from blastwall.inventory import service as inventory_service
+from blastwall.inventory.loader import load_path
+from blastwall.migrate import upgrade
+from blastwall.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "inventory"
+POSTGRES_URL = os.environ.get("BLASTWALL_TEST_POSTGRES_URL")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if POSTGRES_URL:
+        return f"PostgreSQL tests: on ({POSTGRES_URL})"
+    return "PostgreSQL tests: SKIPPED (set BLASTWALL_TEST_POSTGRES_URL to run them)"
+
+
+def _postgres_engine() -> Engine:
+    assert POSTGRES_URL
+    engine = make_engine(Settings(database_url=POSTGRES_URL).resolved_database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    return engine
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    if request.param == "postgresql":
+        if not POSTGRES_URL:
+            pytest.skip("PostgreSQL: BLASTWALL_TEST_POSTGRES_URL is not set")
+        engine = _postgres_engine()
+    else:
+        path = tmp_path_factory.mktemp("db") / "test.db"
+        engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Database]:
+    """A database whose every commit is a savepoint inside one transaction rolled back after."""
+    connection = engine.connect()
+    transaction = connection.begin()
+    factory = sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield Database(engine, factory)
+    transaction.rollback()
+    connection.close()
+
+
+@pytest.fixture
+def session(db: Database) -> Iterator[Session]:
+    with db.session() as session:
+        yield session
+
+
+@pytest.fixture
+def inventory(db: Database) -> list[str]:
+    """The example inventory, applied."""
+    with db.session() as session:
+        loaded = load_path(EXAMPLES)
+        inventory_service.apply_specs(session, specs=[i.spec for i in loaded], actor="test")
+    return sorted(i.spec.id for i in loaded)
+
+
+@pytest.fixture
+def app_client(db: Database) -> Iterator[TestClient]:
+    app = create_app(db, Settings())
+    with TestClient(app) as client:
+        yield client
+
+
+class Clients:
+    """One API client per role, each with its own token."""
+
+    def __init__(self, db: Database, client: TestClient) -> None:
+        self.db = db
+        self.client = client
+
+    def headers(self, role: str, name: str | None = None) -> dict[str, str]:
+        with self.db.session() as session:
+            _, secret = auth_service.create_token(
+                session, name=name or f"{role}-user", role=Role(role), created_by="test"
+            )
+        return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def clients(db: Database, app_client: TestClient) -> Clients:
+    return Clients(db, app_client)
+
+
+@pytest.fixture
+def admin(clients: Clients) -> dict[str, str]:
+    return clients.headers("admin", "alice")
