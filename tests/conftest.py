@@ -42,7 +42,9 @@ def _postgres_engine() -> Engine:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
     if request.param == "postgresql":
         if not POSTGRES_URL:
             pytest.skip("PostgreSQL: BLASTWALL_TEST_POSTGRES_URL is not set")

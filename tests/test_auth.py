@@ -72,10 +72,18 @@ def test_role_decides(clients: Clients, inventory: list[str]) -> None:
     incident = created.json()["id"]
     # assigning roles and closing are a commander's call
     assign = {"role": "scribe", "assignee": "bob"}
-    assert client.post(f"/api/v1/incidents/{incident}/roles", json=assign,
-                       headers=responder).status_code == 403
-    assert client.post(f"/api/v1/incidents/{incident}/status", json={"status": "declined"},
-                       headers=responder).status_code == 403
+    assert (
+        client.post(
+            f"/api/v1/incidents/{incident}/roles", json=assign, headers=responder
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            f"/api/v1/incidents/{incident}/status", json={"status": "declined"}, headers=responder
+        ).status_code
+        == 403
+    )
     # inventory and tokens belong to admins
     assert client.get("/api/v1/tokens", headers=responder).status_code == 403
     assert client.post("/api/v1/systems", json={}, headers=responder).status_code == 403
@@ -83,8 +91,9 @@ def test_role_decides(clients: Clients, inventory: list[str]) -> None:
 
 def test_admin_issues_tokens_over_the_api(clients: Clients, admin: dict[str, str]) -> None:
     client = clients.client
-    made = client.post("/api/v1/tokens", json={"name": "pipeline", "role": "responder"},
-                       headers=admin)
+    made = client.post(
+        "/api/v1/tokens", json={"name": "pipeline", "role": "responder"}, headers=admin
+    )
     assert made.status_code == 201
     secret = made.json()["token"]
     listed = client.get("/api/v1/tokens", headers=admin).json()

@@ -12,8 +12,13 @@ H = dict[str, str]
 
 
 def _open(client: TestClient, headers: H, **fields: Any) -> dict[str, Any]:
-    body = {"title": "Chatbot repeats injected instructions", "archetype": "prompt_injection",
-            "severity": "SEV2", "severity_reason": "customer-facing", "systems": ["support-chatbot"]}
+    body = {
+        "title": "Chatbot repeats injected instructions",
+        "archetype": "prompt_injection",
+        "severity": "SEV2",
+        "severity_reason": "customer-facing",
+        "systems": ["support-chatbot"],
+    }
     body.update(fields)
     answer = client.post("/api/v1/incidents", json=body, headers=headers)
     assert answer.status_code == 201, answer.text
@@ -29,9 +34,15 @@ def test_create_get_patch(clients: Clients, admin: H, inventory: list[str]) -> N
     assert incident["milestones"]["acknowledged"] is None
     url = f"/api/v1/incidents/{incident['id']}"
     assert client.get(url, headers=admin).json()["title"] == incident["title"]
-    patched = client.patch(url, json={"severity": "SEV1", "severity_reason": "refunds issued",
-                                      "systems": ["support-chatbot", "refund-agent"]},
-                           headers=admin).json()
+    patched = client.patch(
+        url,
+        json={
+            "severity": "SEV1",
+            "severity_reason": "refunds issued",
+            "systems": ["support-chatbot", "refund-agent"],
+        },
+        headers=admin,
+    ).json()
     assert patched["severity"] == "SEV1"
     assert patched["systems"] == ["refund-agent", "support-chatbot"]
     no_reason = client.patch(url, json={"severity": "SEV4"}, headers=admin)
@@ -45,14 +56,19 @@ def test_create_get_patch(clients: Clients, admin: H, inventory: list[str]) -> N
 def test_unknown_system_is_named(clients: Clients, admin: H, inventory: list[str]) -> None:
     answer = clients.client.post(
         "/api/v1/incidents",
-        json={"title": "x", "archetype": "vendor_failure", "severity": "SEV3",
-              "systems": ["support-chatbot", "ghost"]},
+        json={
+            "title": "x",
+            "archetype": "vendor_failure",
+            "severity": "SEV3",
+            "systems": ["support-chatbot", "ghost"],
+        },
         headers=admin,
     )
     assert answer.status_code == 422
     problem = answer.json()
-    assert problem["errors"] == [{"field": "body.systems",
-                                  "message": "unknown system 'ghost'; see GET /api/v1/systems"}]
+    assert problem["errors"] == [
+        {"field": "body.systems", "message": "unknown system 'ghost'; see GET /api/v1/systems"}
+    ]
 
 
 def test_lifecycle_stamps_milestones(clients: Clients, admin: H, inventory: list[str]) -> None:
@@ -83,14 +99,20 @@ def test_merge(clients: Clients, admin: H, inventory: list[str]) -> None:
     client = clients.client
     keep = _open(client, admin)["id"]
     dup = _open(client, admin)["id"]
-    need_target = client.post(f"/api/v1/incidents/{dup}/status", json={"status": "merged"},
-                              headers=admin)
+    need_target = client.post(
+        f"/api/v1/incidents/{dup}/status", json={"status": "merged"}, headers=admin
+    )
     assert need_target.status_code == 422
-    merged = client.post(f"/api/v1/incidents/{dup}/status",
-                         json={"status": "merged", "merged_into": keep}, headers=admin).json()
+    merged = client.post(
+        f"/api/v1/incidents/{dup}/status",
+        json={"status": "merged", "merged_into": keep},
+        headers=admin,
+    ).json()
     assert merged["status"] == "merged" and merged["merged_into"] == keep
-    kinds = [e["kind"] for e in client.get(f"/api/v1/incidents/{keep}/timeline",
-                                           headers=admin).json()["items"]]
+    kinds = [
+        e["kind"]
+        for e in client.get(f"/api/v1/incidents/{keep}/timeline", headers=admin).json()["items"]
+    ]
     assert "merged_in" in kinds
 
 
@@ -99,8 +121,11 @@ def test_roles_assign_and_reassign(clients: Clients, inventory: list[str]) -> No
     commander = clients.headers("commander", "cora")
     url = f"/api/v1/incidents/{_open(client, commander)['id']}"
     for person in ("dan", "erin"):
-        answer = client.post(f"{url}/roles", json={"role": "incident_commander",
-                                                   "assignee": person}, headers=commander)
+        answer = client.post(
+            f"{url}/roles",
+            json={"role": "incident_commander", "assignee": person},
+            headers=commander,
+        )
         assert answer.status_code == 200
     client.post(f"{url}/roles", json={"role": "scribe", "assignee": "fay"}, headers=commander)
     roles = {r["role"]: r["assignee"] for r in client.get(f"{url}/roles", headers=commander).json()}
@@ -114,27 +139,40 @@ def test_roles_assign_and_reassign(clients: Clients, inventory: list[str]) -> No
 def test_timeline_hypothesis_verdict(clients: Clients, admin: H, inventory: list[str]) -> None:
     client = clients.client
     url = f"/api/v1/incidents/{_open(client, admin)['id']}"
-    for kind, text in (("fact", "Injected text came from ticket 4411"),
-                       ("hypothesis", "The retriever indexes unreviewed tickets"),
-                       ("decision", "Pin prompt v13")):
-        assert client.post(f"{url}/timeline", json={"kind": kind, "text": text},
-                           headers=admin).status_code == 201
+    for kind, text in (
+        ("fact", "Injected text came from ticket 4411"),
+        ("hypothesis", "The retriever indexes unreviewed tickets"),
+        ("decision", "Pin prompt v13"),
+    ):
+        assert (
+            client.post(
+                f"{url}/timeline", json={"kind": kind, "text": text}, headers=admin
+            ).status_code
+            == 201
+        )
     items = client.get(f"{url}/timeline", headers=admin).json()["items"]
     hypothesis = next(e for e in items if e["kind"] == "hypothesis")
     assert hypothesis["hypothesis_state"] == "open"
-    verdict = client.post(f"{url}/timeline/{hypothesis['id']}/verdict",
-                          json={"verdict": "confirmed", "text": "index config shows it"},
-                          headers=admin)
+    verdict = client.post(
+        f"{url}/timeline/{hypothesis['id']}/verdict",
+        json={"verdict": "confirmed", "text": "index config shows it"},
+        headers=admin,
+    )
     assert verdict.status_code == 201 and verdict.json()["ref_id"] == hypothesis["id"]
     items = client.get(f"{url}/timeline", headers=admin).json()["items"]
     again = next(e for e in items if e["id"] == hypothesis["id"])
     assert again["hypothesis_state"] == "confirmed"
     assert again["text"] == hypothesis["text"] and again["at"] == hypothesis["at"]
     fact = next(e for e in items if e["kind"] == "fact")
-    assert client.post(f"{url}/timeline/{fact['id']}/verdict", json={"verdict": "refuted"},
-                       headers=admin).status_code == 409
-    system_kind = client.post(f"{url}/timeline", json={"kind": "status_changed", "text": "x"},
-                              headers=admin)
+    assert (
+        client.post(
+            f"{url}/timeline/{fact['id']}/verdict", json={"verdict": "refuted"}, headers=admin
+        ).status_code
+        == 409
+    )
+    system_kind = client.post(
+        f"{url}/timeline", json={"kind": "status_changed", "text": "x"}, headers=admin
+    )
     assert system_kind.status_code == 422
 
 
@@ -160,17 +198,26 @@ def test_timeline_pages(clients: Clients, admin: H, inventory: list[str]) -> Non
 def test_tasks(clients: Clients, admin: H, inventory: list[str]) -> None:
     client = clients.client
     url = f"/api/v1/incidents/{_open(client, admin)['id']}"
-    task = client.post(f"{url}/tasks", json={"title": "Rotate the leaked key", "owner": "gus",
-                                             "due": "2026-12-01"}, headers=admin).json()
-    item = client.post(f"{url}/tasks", json={"title": "Add eval for this injection",
-                                             "kind": "action_item"}, headers=admin).json()
+    task = client.post(
+        f"{url}/tasks",
+        json={"title": "Rotate the leaked key", "owner": "gus", "due": "2026-12-01"},
+        headers=admin,
+    ).json()
+    item = client.post(
+        f"{url}/tasks",
+        json={"title": "Add eval for this injection", "kind": "action_item"},
+        headers=admin,
+    ).json()
     assert task["state"] == "open" and item["kind"] == "action_item"
     done = client.patch(f"{url}/tasks/{task['id']}", json={"state": "done"}, headers=admin)
     assert done.json()["state"] == "done"
     assert [t["id"] for t in client.get(f"{url}/tasks?state=open", headers=admin).json()] == [
-        item["id"]]
-    assert client.patch(f"{url}/tasks/999999", json={"state": "done"},
-                        headers=admin).status_code == 404
+        item["id"]
+    ]
+    assert (
+        client.patch(f"{url}/tasks/999999", json={"state": "done"}, headers=admin).status_code
+        == 404
+    )
     kinds = [e["kind"] for e in client.get(f"{url}/timeline", headers=admin).json()["items"]]
     assert kinds.count("task_created") == 2 and "task_updated" in kinds
 
@@ -204,14 +251,18 @@ def test_restricted_incidents_never_leak(clients: Clients, inventory: list[str])
         for suffix in ("", "/timeline", "/roles", "/tasks"):
             answer = client.get(f"/api/v1/incidents/{secret['id']}{suffix}", headers=outsider)
             assert answer.status_code == 404
-        wrote = client.post(f"/api/v1/incidents/{secret['id']}/timeline",
-                            json={"kind": "note", "text": "x"}, headers=outsider)
+        wrote = client.post(
+            f"/api/v1/incidents/{secret['id']}/timeline",
+            json={"kind": "note", "text": "x"},
+            headers=outsider,
+        )
         assert wrote.status_code == (403 if outsider is viewer else 404)
     for insider in (owner, legal, admin):
         assert listed(insider) == {public["id"], secret["id"]}
     # a participant added by a commander-level role sees it from then on
-    client.patch(f"/api/v1/incidents/{secret['id']}", json={"add_participants": ["sam"]},
-                 headers=admin)
+    client.patch(
+        f"/api/v1/incidents/{secret['id']}", json={"add_participants": ["sam"]}, headers=admin
+    )
     assert secret["id"] in listed(other)
 
 
@@ -219,14 +270,22 @@ def test_audit_log_records_mutations(clients: Clients, admin: H, inventory: list
     client = clients.client
     viewer = clients.headers("viewer", "vic")
     incident = _open(client, admin)
-    client.post(f"/api/v1/incidents/{incident['id']}/status", json={"status": "investigating"},
-                headers=admin)
+    client.post(
+        f"/api/v1/incidents/{incident['id']}/status",
+        json={"status": "investigating"},
+        headers=admin,
+    )
     client.post("/api/v1/incidents", json={"title": "x"}, headers=viewer)
     entries = client.get("/api/v1/audit", headers=admin).json()["items"]
     rows = [(e["actor"], e["method"], e["route"], e["object"], e["status_code"]) for e in entries]
     assert ("alice", "POST", "/api/v1/incidents", f"incident:{incident['id']}", 201) in rows
-    assert ("alice", "POST", "/api/v1/incidents/{incident_id}/status",
-            f"incident:{incident['id']}", 200) in rows
+    assert (
+        "alice",
+        "POST",
+        "/api/v1/incidents/{incident_id}/status",
+        f"incident:{incident['id']}",
+        200,
+    ) in rows
     assert ("vic", "POST", "/api/v1/incidents", None, 422) in rows
     assert client.get("/api/v1/audit", headers=viewer).status_code == 403
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -135,27 +134,65 @@ def test_changes_recorded_and_queried_by_system_and_time(
     for hours, system in ((50, "support-chatbot"), (5, "support-chatbot"), (1, "refund-agent")):
         answer = client.post(
             "/api/v1/changes",
-            json={"system_id": system, "kind": "prompt_change", "summary": f"{hours}h ago",
-                  "before": "13", "after": "14", "at": (now - timedelta(hours=hours)).isoformat(),
-                  "ref": "https://ci.example.com/run/1"},
+            json={
+                "system_id": system,
+                "kind": "prompt_change",
+                "summary": f"{hours}h ago",
+                "before": "13",
+                "after": "14",
+                "at": (now - timedelta(hours=hours)).isoformat(),
+                "ref": "https://ci.example.com/run/1",
+            },
             headers=admin,
         )
         assert answer.status_code == 201, answer.text
     since = (now - timedelta(hours=24)).isoformat()
     listed = client.get(
-        "/api/v1/changes", params={"system": "support-chatbot", "since": since,
-                                   "kind": "prompt_change"}, headers=admin
+        "/api/v1/changes",
+        params={"system": "support-chatbot", "since": since, "kind": "prompt_change"},
+        headers=admin,
     ).json()
     assert [c["summary"] for c in listed["items"]] == ["5h ago"]
-    everything = client.get("/api/v1/changes", params={"kind": "prompt_change", "limit": 2},
-                            headers=admin).json()
+    everything = client.get(
+        "/api/v1/changes", params={"kind": "prompt_change", "limit": 2}, headers=admin
+    ).json()
     assert [c["summary"] for c in everything["items"]] == ["1h ago", "5h ago"]
-    more = client.get("/api/v1/changes", params={"kind": "prompt_change", "limit": 2,
-                                                 "cursor": everything["next"]}, headers=admin)
+    more = client.get(
+        "/api/v1/changes",
+        params={"kind": "prompt_change", "limit": 2, "cursor": everything["next"]},
+        headers=admin,
+    )
     assert [c["summary"] for c in more.json()["items"]] == ["50h ago"]
-    unknown = client.post("/api/v1/changes", json={"system_id": "ghost", "kind": "deploy",
-                                                   "summary": "x"}, headers=admin)
+    unknown = client.post(
+        "/api/v1/changes",
+        json={"system_id": "ghost", "kind": "deploy", "summary": "x"},
+        headers=admin,
+    )
     assert unknown.status_code == 404
     bad_cursor = client.get("/api/v1/changes?cursor=garbage", headers=admin)
     assert bad_cursor.status_code == 422
     assert bad_cursor.json()["errors"][0]["field"] == "query.cursor"
+
+
+def test_cyclonedx_over_api_round_trips(
+    clients: Clients, admin: dict[str, str], inventory: list[str]
+) -> None:
+    client = clients.client
+    exported = client.get("/api/v1/systems/refund-agent/cyclonedx", headers=admin)
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("application/vnd.cyclonedx+json")
+    bom = exported.json()
+    assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"] == "1.6"
+    assert any(c["type"] == "machine-learning-model" for c in bom["components"])
+    same = client.post(
+        "/api/v1/systems/cyclonedx",
+        content=exported.content,
+        headers={**admin, "content-type": "application/vnd.cyclonedx+json"},
+    )
+    assert same.json()["unchanged"] == ["refund-agent"], same.text
+    bom["metadata"]["component"]["version"] = "x"
+    bom["metadata"]["component"]["name"] = "Refund agent v2"
+    renamed = client.post("/api/v1/systems/cyclonedx", json=bom, headers=admin).json()
+    assert renamed["updated"] == ["refund-agent"]
+    broken = client.post("/api/v1/systems/cyclonedx", content=b"{not json", headers=admin)
+    assert broken.status_code == 422 and broken.json()["errors"]

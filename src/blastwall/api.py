@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blastwall import __version__
@@ -30,13 +31,21 @@ PROBLEM = "application/problem+json"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def problem(
-    request: Request, status: int, title: str, detail: str, **extra: Any
-) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "instance": request.url.path, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM,
-                        headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+def problem(request: Request, status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **extra,
+    }
+    return JSONResponse(
+        body,
+        status_code=status,
+        media_type=PROBLEM,
+        headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
+    )
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -53,27 +62,57 @@ async def _blastwall_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"field": _field(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
-              for e in exc.errors()]
+    errors = [
+        {"field": _field(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+        for e in exc.errors()
+    ]
     fields = ", ".join(e["field"] for e in errors[:5])
-    return problem(request, 422, "Invalid input",
-                   f"The request has {len(errors)} problem(s) ({fields}); fix them and retry.",
-                   errors=errors)
+    return problem(
+        request,
+        422,
+        "Invalid input",
+        f"The request has {len(errors)} problem(s) ({fields}); fix them and retry.",
+        errors=errors,
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    hints = {404: "Check the URL; the API lives under /api/v1 and is described at /openapi.json.",
-             405: "This route does not take that method; see /openapi.json."}
+    hints = {
+        404: "Check the URL; the API lives under /api/v1 and is described at /openapi.json.",
+        405: "This route does not take that method; see /openapi.json.",
+    }
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return problem(request, exc.status_code, detail, hints.get(exc.status_code, detail))
 
 
+async def _database_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DBAPIError)
+    if isinstance(exc, IntegrityError):
+        return problem(
+            request,
+            409,
+            "Conflict",
+            "The change conflicts with stored data (a duplicate or a missing "
+            "reference); reload the object and retry. Nothing was changed.",
+        )
+    return problem(
+        request,
+        422,
+        "Invalid input",
+        "The database cannot store a value in this request (for example a NUL "
+        "character or a number out of range); remove it and retry.",
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem(request, 500, "Internal error",
-                   "Blastwall failed on this request; the server log has the details. "
-                   "Nothing was changed.")
+    return problem(
+        request,
+        500,
+        "Internal error",
+        "Blastwall failed on this request; the server log has the details. Nothing was changed.",
+    )
 
 
 def _audit_target(request: Request) -> str | None:
@@ -108,10 +147,14 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     app.add_exception_handler(BlastwallError, _blastwall_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _database_refused)
+    app.add_exception_handler(DataError, _database_refused)
     app.add_exception_handler(Exception, _unexpected)
 
     @app.middleware("http")
-    async def audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def audit(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         response = await call_next(request)
         if request.method in MUTATING and request.url.path.startswith("/api/"):
             principal = getattr(request.state, "principal", None)

@@ -62,10 +62,18 @@ def serve(
 
     with session_scope():
         pass  # refuse to start on a database that `blastwall init` has not set up
-    out.print(f"Blastwall {__version__} listening on http://{host}:{port} "
-              f"(API /api/v1, OpenAPI /openapi.json, docs /docs)")
-    uvicorn.run("blastwall.api:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="info")
+    out.print(
+        f"Blastwall {__version__} listening on http://{host}:{port} "
+        f"(API /api/v1, OpenAPI /openapi.json, docs /docs)"
+    )
+    uvicorn.run(
+        "blastwall.api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 @app.command()
@@ -84,9 +92,10 @@ def audit(
     if json:
         print_json(items)
         return
-    print_table(["at", "actor", "role", "method", "route", "object", "status"],
-                [(a.at, a.actor, a.role, a.method, a.route, a.object, a.status_code)
-                 for a in items])
+    print_table(
+        ["at", "actor", "role", "method", "route", "object", "status"],
+        [(a.at, a.actor, a.role, a.method, a.route, a.object, a.status_code) for a in items],
+    )
 
 
 def main() -> None:

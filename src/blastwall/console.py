@@ -57,8 +57,14 @@ def audit(session: Session, *, command: str, object: str | None) -> None:
     """Record a mutating CLI command in the audit log."""
     who = operator()
     audit_service.record(
-        session, actor=who.name, role=who.role.value, method="CLI", route=command,
-        path=" ".join(sys.argv[1:])[:2000], object=object, status_code=0,
+        session,
+        actor=who.name,
+        role=who.role.value,
+        method="CLI",
+        route=command,
+        path=" ".join(sys.argv[1:])[:2000],
+        object=object,
+        status_code=0,
     )
 
 

@@ -15,7 +15,6 @@ from pydantic import BaseModel
 
 from blastwall.errors import InvalidInput, Problem
 
-
 T = TypeVar("T")
 
 

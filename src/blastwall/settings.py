@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of the database; default: SQLite file `blastwall.db` in the data dir.",
+        description="SQLAlchemy URL of the database; default: SQLite file in the data dir.",
     )
     page_size: int = Field(
         default=50, ge=1, le=500, description="Default number of items per page in list answers."

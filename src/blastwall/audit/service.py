@@ -38,8 +38,14 @@ def record(
 ) -> None:
     session.add(
         AuditEntry(
-            at=utcnow(), actor=actor[:200], role=role, method=method, route=route[:300],
-            path=path[:2000], object=object[:300] if object else None, status_code=status_code,
+            at=utcnow(),
+            actor=actor[:200],
+            role=role,
+            method=method,
+            route=route[:300],
+            path=path[:2000],
+            object=object[:300] if object else None,
+            status_code=status_code,
         )
     )
     session.commit()

@@ -28,8 +28,9 @@ def create(
         )
         audit(session, command="token create", object=f"token:{row.id}")
     typer.echo(secret)
-    typer.echo(f"token {row.id} '{name}' ({role.value}); store it now, it is not shown again",
-               err=True)
+    typer.echo(
+        f"token {row.id} '{name}' ({role.value}); store it now, it is not shown again", err=True
+    )
 
 
 @app.command("list")
@@ -41,11 +42,24 @@ def list_(
     with session_scope() as session:
         rows = service.list_tokens(session, include_revoked=all)
     if json:
-        print_json([{"id": r.id, "name": r.name, "role": r.role, "prefix": r.prefix,
-                     "created_at": r.created_at, "revoked_at": r.revoked_at} for r in rows])
+        print_json(
+            [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "role": r.role,
+                    "prefix": r.prefix,
+                    "created_at": r.created_at,
+                    "revoked_at": r.revoked_at,
+                }
+                for r in rows
+            ]
+        )
         return
-    print_table(["id", "name", "role", "prefix", "created", "revoked"],
-                [(r.id, r.name, r.role, r.prefix + "…", r.created_at, r.revoked_at) for r in rows])
+    print_table(
+        ["id", "name", "role", "prefix", "created", "revoked"],
+        [(r.id, r.name, r.role, r.prefix + "…", r.created_at, r.revoked_at) for r in rows],
+    )
 
 
 @app.command("revoke")

@@ -16,7 +16,7 @@ from blastwall.dependencies import (
 )
 from blastwall.incidents import service
 from blastwall.incidents.lifecycle import Status
-from blastwall.incidents.models import RoleAssignment, Task, TimelineEntry
+from blastwall.incidents.models import Incident, RoleAssignment, Task, TimelineEntry
 from blastwall.incidents.schemas import (
     Archetype,
     EntryCreate,
@@ -39,7 +39,7 @@ from blastwall.pagination import Page
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
 
-def _one(session: SessionDep, incident: service.Incident) -> IncidentOut:
+def _one(session: SessionDep, incident: Incident) -> IncidentOut:
     return service.describe(session, [incident])[0]
 
 
@@ -70,9 +70,14 @@ def list_incidents(
     """Incidents the caller may see, newest first. Restricted ones appear only to their
     participants, legal and admins."""
     rows, next_cursor = service.list_incidents(
-        session, principal=principal, limit=page.limit, cursor=page.cursor,
-        status=status.value if status else None, severity=severity.value if severity else None,
-        archetype=archetype.value if archetype else None, system_id=system,
+        session,
+        principal=principal,
+        limit=page.limit,
+        cursor=page.cursor,
+        status=status.value if status else None,
+        severity=severity.value if severity else None,
+        archetype=archetype.value if archetype else None,
+        system_id=system,
     )
     return Page(items=service.describe(session, rows), next=next_cursor)
 
@@ -87,8 +92,12 @@ def create_incident(
 
 
 @router.get("/{incident_id}", response_model=IncidentOut)
-def get_incident(incident_id: IncidentId, session: SessionDep, principal: PrincipalDep) -> IncidentOut:
-    return _one(session, service.get_incident(session, incident_id=incident_id, principal=principal))
+def get_incident(
+    incident_id: IncidentId, session: SessionDep, principal: PrincipalDep
+) -> IncidentOut:
+    return _one(
+        session, service.get_incident(session, incident_id=incident_id, principal=principal)
+    )
 
 
 @router.patch("/{incident_id}", response_model=IncidentOut)
@@ -109,7 +118,9 @@ def change_status(
 
 
 @router.get("/{incident_id}/roles", response_model=list[RoleOut])
-def list_roles(incident_id: IncidentId, session: SessionDep, principal: PrincipalDep) -> list[RoleOut]:
+def list_roles(
+    incident_id: IncidentId, session: SessionDep, principal: PrincipalDep
+) -> list[RoleOut]:
     rows = service.list_roles(session, incident_id=incident_id, principal=principal)
     return [_role(r) for r in rows]
 
@@ -133,8 +144,12 @@ def list_timeline(
 ) -> Page[EntryOut]:
     """The incident's history, oldest first."""
     rows, states, next_cursor = service.list_timeline(
-        session, incident_id=incident_id, principal=principal, limit=page.limit,
-        cursor=page.cursor, kind=kind,
+        session,
+        incident_id=incident_id,
+        principal=principal,
+        limit=page.limit,
+        cursor=page.cursor,
+        kind=kind,
     )
     return Page(items=[_entry(r, states.get(r.id)) for r in rows], next=next_cursor)
 

@@ -30,8 +30,9 @@ from blastwall.incidents.schemas import (
     Visibility,
 )
 
-app = typer.Typer(help="Incidents: open, list, show, status, assign, note, task.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Incidents: open, list, show, status, assign, note, task.", no_args_is_help=True
+)
 task_app = typer.Typer(help="Tasks and action items of an incident.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 
@@ -52,8 +53,12 @@ def open_(
 ) -> None:
     """Open an incident (status: triage)."""
     data = IncidentCreate(
-        title=title, archetype=archetype, severity=severity, severity_reason=reason,
-        summary=summary, systems=system or [],
+        title=title,
+        archetype=archetype,
+        severity=severity,
+        severity_reason=reason,
+        summary=summary,
+        systems=system or [],
         visibility=Visibility.restricted if restricted else Visibility.open,
     )
     with session_scope() as session:
@@ -70,24 +75,33 @@ def open_(
 def list_(
     status: Annotated[Status | None, typer.Option(help="Only this status.")] = None,
     severity: Annotated[Severity | None, typer.Option(help="Only this severity.")] = None,
-    system: Annotated[str | None, typer.Option(help="Only incidents involving this system.")] = None,
+    system: Annotated[
+        str | None, typer.Option(help="Only incidents involving this system.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 50,
     json: JsonOpt = False,
 ) -> None:
     """List incidents, newest first."""
     with session_scope() as session:
         rows, _ = service.list_incidents(
-            session, principal=operator(), limit=limit,
+            session,
+            principal=operator(),
+            limit=limit,
             status=status.value if status else None,
-            severity=severity.value if severity else None, system_id=system,
+            severity=severity.value if severity else None,
+            system_id=system,
         )
         items = service.describe(session, rows)
     if json:
         print_json(items)
         return
-    print_table(["id", "severity", "status", "archetype", "title", "systems", "detected"],
-                [(i.id, i.severity, i.status, i.archetype, i.title, i.systems,
-                  i.milestones.detected) for i in items])
+    print_table(
+        ["id", "severity", "status", "archetype", "title", "systems", "detected"],
+        [
+            (i.id, i.severity, i.status, i.archetype, i.title, i.systems, i.milestones.detected)
+            for i in items
+        ],
+    )
 
 
 @app.command("show")
@@ -98,36 +112,65 @@ def show(incident_id: IncidentArg, json: JsonOpt = False) -> None:
         incident = service.get_incident(session, incident_id=incident_id, principal=who)
         described = service.describe(session, [incident])[0]
         roles = service.list_roles(session, incident_id=incident_id, principal=who)
-        tasks = [TaskOut.model_validate(t, from_attributes=True)
-                 for t in service.list_tasks(session, incident_id=incident_id, principal=who)]
+        tasks = [
+            TaskOut.model_validate(t, from_attributes=True)
+            for t in service.list_tasks(session, incident_id=incident_id, principal=who)
+        ]
         entries, states, _ = service.list_timeline(
-            session, incident_id=incident_id, principal=who, limit=500)
-        timeline = [EntryOut.model_validate(e, from_attributes=True).model_copy(
-            update={"hypothesis_state": states.get(e.id)}) for e in entries]
+            session, incident_id=incident_id, principal=who, limit=500
+        )
+        timeline = [
+            EntryOut.model_validate(e, from_attributes=True).model_copy(
+                update={"hypothesis_state": states.get(e.id)}
+            )
+            for e in entries
+        ]
     if json:
-        print_json({"incident": described,
-                    "roles": [{"role": r.role, "assignee": r.assignee} for r in roles],
-                    "tasks": tasks, "timeline": timeline})
+        print_json(
+            {
+                "incident": described,
+                "roles": [{"role": r.role, "assignee": r.assignee} for r in roles],
+                "tasks": tasks,
+                "timeline": timeline,
+            }
+        )
         return
     i = described
     out.print(f"[bold]Incident {i.id}: {i.title}[/bold]")
-    out.print(f"{i.severity} · {i.status} · {i.archetype} · {i.visibility} · "
-              f"systems: {', '.join(i.systems) or '-'}")
+    out.print(
+        f"{i.severity} · {i.status} · {i.archetype} · {i.visibility} · "
+        f"systems: {', '.join(i.systems) or '-'}"
+    )
     if i.severity_reason:
         out.print(f"severity reason: {i.severity_reason}")
     if i.summary:
         out.print(i.summary)
     m = i.milestones
-    print_table(["detected", "acknowledged", "contained", "resolved", "closed"],
-                [(m.detected, m.acknowledged, m.contained, m.resolved, m.closed)],
-                title="Milestones")
+    print_table(
+        ["detected", "acknowledged", "contained", "resolved", "closed"],
+        [(m.detected, m.acknowledged, m.contained, m.resolved, m.closed)],
+        title="Milestones",
+    )
     print_table(["role", "assignee"], [(r.role, r.assignee) for r in roles], title="Roles")
-    print_table(["id", "kind", "title", "owner", "due", "state"],
-                [(t.id, t.kind, t.title, t.owner, t.due, t.state) for t in tasks], title="Tasks")
-    print_table(["#", "at", "who", "kind", "text"],
-                [(e.id, e.at, e.actor,
-                  e.kind + (f" ({e.hypothesis_state})" if e.hypothesis_state else ""), e.text)
-                 for e in timeline], title="Timeline")
+    print_table(
+        ["id", "kind", "title", "owner", "due", "state"],
+        [(t.id, t.kind, t.title, t.owner, t.due, t.state) for t in tasks],
+        title="Tasks",
+    )
+    print_table(
+        ["#", "at", "who", "kind", "text"],
+        [
+            (
+                e.id,
+                e.at,
+                e.actor,
+                e.kind + (f" ({e.hypothesis_state})" if e.hypothesis_state else ""),
+                e.text,
+            )
+            for e in timeline
+        ],
+        title="Timeline",
+    )
 
 
 @app.command("status")
@@ -135,14 +178,16 @@ def status(
     incident_id: IncidentArg,
     new_status: Annotated[Status, typer.Argument(help="The status to move to.")],
     reason: Annotated[str, typer.Option(help="Why.")] = "",
-    merged_into: Annotated[int | None, typer.Option(help="For 'merged': the surviving incident.")]
-    = None,
+    merged_into: Annotated[
+        int | None, typer.Option(help="For 'merged': the surviving incident.")
+    ] = None,
 ) -> None:
     """Move an incident through its lifecycle."""
     change = StatusChange(status=new_status, reason=reason, merged_into=merged_into)
     with session_scope() as session:
-        incident = service.change_status(session, incident_id=incident_id, change=change,
-                                         actor=operator())
+        incident = service.change_status(
+            session, incident_id=incident_id, change=change, actor=operator()
+        )
         audit(session, command="incident status", object=f"incident:{incident_id}")
     out.print(f"incident {incident.id} is now {incident.status}")
 
@@ -155,8 +200,12 @@ def assign(
 ) -> None:
     """Assign or reassign an incident role."""
     with session_scope() as session:
-        service.assign_role(session, incident_id=incident_id,
-                            assignment=RoleAssign(role=role, assignee=assignee), actor=operator())
+        service.assign_role(
+            session,
+            incident_id=incident_id,
+            assignment=RoleAssign(role=role, assignee=assignee),
+            actor=operator(),
+        )
         audit(session, command="incident assign", object=f"incident:{incident_id}")
     out.print(f"{role.value} of incident {incident_id}: {assignee}")
 
@@ -165,13 +214,18 @@ def assign(
 def note(
     incident_id: IncidentArg,
     text: Annotated[str, typer.Argument(help="The entry's text.")],
-    kind: Annotated[EntryKind, typer.Option(help="note, fact, hypothesis, decision, action.")]
-    = EntryKind.note,
+    kind: Annotated[
+        EntryKind, typer.Option(help="note, fact, hypothesis, decision, action.")
+    ] = EntryKind.note,
 ) -> None:
     """Add an entry to the timeline."""
     with session_scope() as session:
-        row = service.add_entry(session, incident_id=incident_id,
-                                entry=EntryCreate(kind=kind, text=text), actor=operator())
+        row = service.add_entry(
+            session,
+            incident_id=incident_id,
+            entry=EntryCreate(kind=kind, text=text),
+            actor=operator(),
+        )
         audit(session, command="incident note", object=f"incident:{incident_id}")
     out.print(f"{kind.value} #{row.id} added to incident {incident_id}")
 
@@ -185,8 +239,13 @@ def verdict(
 ) -> None:
     """Mark a hypothesis confirmed or refuted; the hypothesis itself stays as written."""
     with session_scope() as session:
-        service.judge_hypothesis(session, incident_id=incident_id, entry_id=entry_id,
-                                 verdict=VerdictIn(verdict=outcome, text=text), actor=operator())
+        service.judge_hypothesis(
+            session,
+            incident_id=incident_id,
+            entry_id=entry_id,
+            verdict=VerdictIn(verdict=outcome, text=text),
+            actor=operator(),
+        )
         audit(session, command="incident verdict", object=f"incident:{incident_id}")
     out.print(f"hypothesis #{entry_id} {outcome.value}")
 
@@ -200,8 +259,12 @@ def task_add(
     action_item: Annotated[bool, typer.Option(help="A post-incident action item.")] = False,
 ) -> None:
     """Add a task (or an action item) to an incident."""
-    task = TaskCreate(title=title, owner=owner, due=date.fromisoformat(due) if due else None,
-                      kind=TaskKind.action_item if action_item else TaskKind.task)
+    task = TaskCreate(
+        title=title,
+        owner=owner,
+        due=date.fromisoformat(due) if due else None,
+        kind=TaskKind.action_item if action_item else TaskKind.task,
+    )
     with session_scope() as session:
         row = service.create_task(session, incident_id=incident_id, task=task, actor=operator())
         audit(session, command="incident task add", object=f"incident:{incident_id}")
@@ -212,13 +275,17 @@ def task_add(
 def task_list(incident_id: IncidentArg, json: JsonOpt = False) -> None:
     """List an incident's tasks."""
     with session_scope() as session:
-        rows = [TaskOut.model_validate(t, from_attributes=True) for t in
-                service.list_tasks(session, incident_id=incident_id, principal=operator())]
+        rows = [
+            TaskOut.model_validate(t, from_attributes=True)
+            for t in service.list_tasks(session, incident_id=incident_id, principal=operator())
+        ]
     if json:
         print_json(rows)
         return
-    print_table(["id", "kind", "title", "owner", "due", "state"],
-                [(t.id, t.kind, t.title, t.owner, t.due, t.state) for t in rows])
+    print_table(
+        ["id", "kind", "title", "owner", "due", "state"],
+        [(t.id, t.kind, t.title, t.owner, t.due, t.state) for t in rows],
+    )
 
 
 @task_app.command("update")
@@ -238,7 +305,12 @@ def task_update(
     if due is not None:
         fields["due"] = date.fromisoformat(due)
     with session_scope() as session:
-        row = service.update_task(session, incident_id=incident_id, task_id=task_id,
-                                  update=TaskUpdate.model_validate(fields), actor=operator())
+        row = service.update_task(
+            session,
+            incident_id=incident_id,
+            task_id=task_id,
+            update=TaskUpdate.model_validate(fields),
+            actor=operator(),
+        )
         audit(session, command="incident task update", object=f"incident:{incident_id}")
     out.print(f"task #{row.id}: {row.state}, owner {row.owner or '-'}, due {row.due or '-'}")

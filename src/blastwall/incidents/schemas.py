@@ -186,9 +186,16 @@ class TaskCreate(In):
 
 class TaskUpdate(In):
     title: Title | None = None
-    owner: Name | None = None
-    due: date | None = None
+    owner: Name | None = Field(default=None, description="null clears the owner.")
+    due: date | None = Field(default=None, description="null clears the due date.")
     state: TaskState | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> TaskUpdate:
+        for field in ("title", "state"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null; leave it out to keep it")
+        return self
 
 
 class TaskOut(BaseModel):

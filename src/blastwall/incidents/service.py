@@ -49,8 +49,10 @@ def _check_systems(session: Session, systems: list[str], field: str) -> list[str
     if missing:
         raise InvalidInput(
             "The incident names AI systems that are not in the inventory.",
-            [Problem(f"body.{field}", f"unknown system '{s}'; see GET /api/v1/systems")
-             for s in missing],
+            [
+                Problem(f"body.{field}", f"unknown system '{s}'; see GET /api/v1/systems")
+                for s in missing
+            ],
         )
     return wanted
 
@@ -66,8 +68,13 @@ def _log(
     ref_id: int | None = None,
 ) -> TimelineEntry:
     entry = TimelineEntry(
-        incident_id=incident.id, kind=kind, text=text, data=data or {}, ref_id=ref_id,
-        actor=actor.name, at=utcnow(),
+        incident_id=incident.id,
+        kind=kind,
+        text=text,
+        data=data or {},
+        ref_id=ref_id,
+        actor=actor.name,
+        at=utcnow(),
     )
     session.add(entry)
     return entry
@@ -95,19 +102,36 @@ def create_incident(session: Session, *, data: IncidentCreate, actor: Principal)
     systems = _check_systems(session, data.systems, "systems")
     now = utcnow()
     incident = Incident(
-        title=data.title, summary=data.summary, archetype=data.archetype.value,
-        severity=data.severity.value, severity_reason=data.severity_reason,
-        status=Status.triage.value, visibility=data.visibility.value, created_by=actor.name,
-        created_at=now, updated_at=now, detected_at=data.detected_at or now,
+        title=data.title,
+        summary=data.summary,
+        archetype=data.archetype.value,
+        severity=data.severity.value,
+        severity_reason=data.severity_reason,
+        status=Status.triage.value,
+        visibility=data.visibility.value,
+        created_by=actor.name,
+        created_at=now,
+        updated_at=now,
+        detected_at=data.detected_at or now,
     )
     session.add(incident)
     session.flush()
     session.add_all(IncidentSystem(incident_id=incident.id, system_id=s) for s in systems)
     for name in dict.fromkeys([actor.name, *data.participants]):
         _add_participant(session, incident.id, name)
-    _log(session, incident, kind="created", actor=actor, text=f"Incident opened: {data.title}",
-         data={"severity": data.severity.value, "archetype": data.archetype.value,
-               "systems": systems, "visibility": data.visibility.value})
+    _log(
+        session,
+        incident,
+        kind="created",
+        actor=actor,
+        text=f"Incident opened: {data.title}",
+        data={
+            "severity": data.severity.value,
+            "archetype": data.archetype.value,
+            "systems": systems,
+            "visibility": data.visibility.value,
+        },
+    )
     session.commit()
     return incident
 
@@ -119,8 +143,10 @@ def get_incident(session: Session, *, incident_id: int, principal: Principal) ->
         select(Incident).where(Incident.id == incident_id, visible_to(principal))
     )
     if incident is None:
-        raise NotFound(f"No incident {incident_id} that you can see. "
-                       "`blastwall incident list` shows the ones you can.")
+        raise NotFound(
+            f"No incident {incident_id} that you can see. "
+            "`blastwall incident list` shows the ones you can."
+        )
     return incident
 
 
@@ -148,8 +174,9 @@ def list_incidents(
         query = query.where(Incident.archetype == archetype)
     if system_id:
         query = query.where(
-            exists().where(IncidentSystem.incident_id == Incident.id,
-                           IncidentSystem.system_id == system_id)
+            exists().where(
+                IncidentSystem.incident_id == Incident.id, IncidentSystem.system_id == system_id
+            )
         )
     rows = list(session.scalars(query.limit(limit + 1)))
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
@@ -172,14 +199,29 @@ def systems_of(session: Session, *, incident_ids: list[int]) -> dict[int, list[s
 def to_out(incident: Incident, systems: list[str]) -> IncidentOut:
     return IncidentOut.model_validate(
         {
-            **{c: getattr(incident, c) for c in (
-                "id", "title", "summary", "archetype", "severity", "severity_reason", "status",
-                "visibility", "created_by", "created_at", "updated_at")},
+            **{
+                c: getattr(incident, c)
+                for c in (
+                    "id",
+                    "title",
+                    "summary",
+                    "archetype",
+                    "severity",
+                    "severity_reason",
+                    "status",
+                    "visibility",
+                    "created_by",
+                    "created_at",
+                    "updated_at",
+                )
+            },
             "systems": systems,
             "merged_into": incident.merged_into_id,
             "milestones": Milestones(
-                detected=incident.detected_at, acknowledged=incident.acknowledged_at,
-                contained=incident.contained_at, resolved=incident.resolved_at,
+                detected=incident.detected_at,
+                acknowledged=incident.acknowledged_at,
+                contained=incident.contained_at,
+                resolved=incident.resolved_at,
                 closed=incident.closed_at,
             ),
         }
@@ -206,20 +248,38 @@ def update_incident(
         before = getattr(incident, field)
         if before != value:
             setattr(incident, field, value)
-            _log(session, incident, kind="field_changed", actor=actor,
-                 text=f"{field} changed", data={"field": field, "before": before, "after": value})
+            _log(
+                session,
+                incident,
+                kind="field_changed",
+                actor=actor,
+                text=f"{field} changed",
+                data={"field": field, "before": before, "after": value},
+            )
     if data.systems is not None:
         wanted = _check_systems(session, data.systems, "systems")
         current = systems_of(session, incident_ids=[incident.id]).get(incident.id, [])
         if sorted(wanted) != current:
             session.execute(delete(IncidentSystem).where(IncidentSystem.incident_id == incident.id))
             session.add_all(IncidentSystem(incident_id=incident.id, system_id=s) for s in wanted)
-            _log(session, incident, kind="field_changed", actor=actor, text="systems changed",
-                 data={"field": "systems", "before": current, "after": sorted(wanted)})
+            _log(
+                session,
+                incident,
+                kind="field_changed",
+                actor=actor,
+                text="systems changed",
+                data={"field": "systems", "before": current, "after": sorted(wanted)},
+            )
     for name in data.add_participants:
         if _add_participant(session, incident.id, name):
-            _log(session, incident, kind="participant_added", actor=actor,
-                 text=f"{name} added as participant", data={"participant": name})
+            _log(
+                session,
+                incident,
+                kind="participant_added",
+                actor=actor,
+                text=f"{name} added as participant",
+                data={"participant": name},
+            )
     incident.updated_at = utcnow()
     session.commit()
     return incident
@@ -240,8 +300,10 @@ def change_status(
     data: dict[str, Any] = {"before": current.value, "after": change.status.value}
     if change.status is Status.merged:
         if change.merged_into is None:
-            raise InvalidInput("Merging needs the incident to merge into.",
-                               [Problem("body.merged_into", "give the id of the surviving incident")])
+            raise InvalidInput(
+                "Merging needs the incident to merge into.",
+                [Problem("body.merged_into", "give the id of the surviving incident")],
+            )
         if change.merged_into == incident.id:
             raise Conflict("An incident cannot be merged into itself; name another incident.")
         target = get_incident(session, incident_id=change.merged_into, principal=actor)
@@ -249,11 +311,19 @@ def change_status(
             raise Conflict(f"Incident {target.id} is {target.status}; merge into an active one.")
         incident.merged_into_id = target.id
         data["merged_into"] = target.id
-        _log(session, target, kind="merged_in", actor=actor,
-             text=f"Incident {incident.id} merged into this one", data={"from": incident.id})
+        _log(
+            session,
+            target,
+            kind="merged_in",
+            actor=actor,
+            text=f"Incident {incident.id} merged into this one",
+            data={"from": incident.id},
+        )
     elif change.merged_into is not None:
-        raise InvalidInput("merged_into only goes with status 'merged'.",
-                           [Problem("body.merged_into", "leave it out for this status")])
+        raise InvalidInput(
+            "merged_into only goes with status 'merged'.",
+            [Problem("body.merged_into", "leave it out for this status")],
+        )
     now = utcnow()
     for milestone in milestones:
         if getattr(incident, f"{milestone.value}_at") is None:
@@ -261,9 +331,15 @@ def change_status(
             data.setdefault("milestones", []).append(milestone.value)
     incident.status = change.status.value
     incident.updated_at = now
-    _log(session, incident, kind="status_changed", actor=actor,
-         text=f"Status {current.value} → {change.status.value}"
-         + (f": {change.reason}" if change.reason else ""), data=data)
+    _log(
+        session,
+        incident,
+        kind="status_changed",
+        actor=actor,
+        text=f"Status {current.value} → {change.status.value}"
+        + (f": {change.reason}" if change.reason else ""),
+        data=data,
+    )
     session.commit()
     return incident
 
@@ -273,8 +349,11 @@ def assign_role(
 ) -> RoleAssignment:
     actor.require(Permission.assign_roles)
     incident = get_incident(session, incident_id=incident_id, principal=actor)
-    row = session.scalar(select(RoleAssignment).where(
-        RoleAssignment.incident_id == incident.id, RoleAssignment.role == assignment.role.value))
+    row = session.scalar(
+        select(RoleAssignment).where(
+            RoleAssignment.incident_id == incident.id, RoleAssignment.role == assignment.role.value
+        )
+    )
     before = row.assignee if row else None
     now = utcnow()
     if row is None:
@@ -285,9 +364,14 @@ def assign_role(
     row.assigned_at = now
     _add_participant(session, incident.id, assignment.assignee)
     verb = "reassigned" if before else "assigned"
-    _log(session, incident, kind="role_assigned", actor=actor,
-         text=f"{assignment.role.value} {verb} to {assignment.assignee}",
-         data={"role": assignment.role.value, "before": before, "after": assignment.assignee})
+    _log(
+        session,
+        incident,
+        kind="role_assigned",
+        actor=actor,
+        text=f"{assignment.role.value} {verb} to {assignment.assignee}",
+        data={"role": assignment.role.value, "before": before, "after": assignment.assignee},
+    )
     incident.updated_at = now
     session.commit()
     return row
@@ -319,18 +403,31 @@ def judge_hypothesis(
     if target is None or target.incident_id != incident.id:
         raise NotFound(f"Incident {incident.id} has no timeline entry {entry_id}.")
     if target.kind != EntryKind.hypothesis.value:
-        raise Conflict(f"Entry {entry_id} is a {target.kind}, not a hypothesis; only hypotheses "
-                       "are confirmed or refuted.")
-    row = _log(session, incident, kind=f"hypothesis_{verdict.verdict.value}", actor=actor,
-               text=verdict.text or f"Hypothesis {verdict.verdict.value}: {target.text}",
-               data={"verdict": verdict.verdict.value}, ref_id=target.id)
+        raise Conflict(
+            f"Entry {entry_id} is a {target.kind}, not a hypothesis; only hypotheses "
+            "are confirmed or refuted."
+        )
+    row = _log(
+        session,
+        incident,
+        kind=f"hypothesis_{verdict.verdict.value}",
+        actor=actor,
+        text=verdict.text or f"Hypothesis {verdict.verdict.value}: {target.text}",
+        data={"verdict": verdict.verdict.value},
+        ref_id=target.id,
+    )
     session.commit()
     return row
 
 
 def list_timeline(
-    session: Session, *, incident_id: int, principal: Principal, limit: int,
-    cursor: str | None = None, kind: str | None = None,
+    session: Session,
+    *,
+    incident_id: int,
+    principal: Principal,
+    limit: int,
+    cursor: str | None = None,
+    kind: str | None = None,
 ) -> tuple[list[TimelineEntry], dict[int, str], str | None]:
     """Entries oldest first, with the current state of each hypothesis among them."""
     incident = get_incident(session, incident_id=incident_id, principal=principal)
@@ -356,19 +453,35 @@ def list_timeline(
     return rows, states, next_cursor
 
 
-def create_task(
-    session: Session, *, incident_id: int, task: TaskCreate, actor: Principal
-) -> Task:
+def create_task(session: Session, *, incident_id: int, task: TaskCreate, actor: Principal) -> Task:
     actor.require(Permission.write_incidents)
     incident = get_incident(session, incident_id=incident_id, principal=actor)
     now = utcnow()
-    row = Task(incident_id=incident.id, kind=task.kind.value, title=task.title, owner=task.owner,
-               due=task.due, state="open", created_by=actor.name, created_at=now, updated_at=now)
+    row = Task(
+        incident_id=incident.id,
+        kind=task.kind.value,
+        title=task.title,
+        owner=task.owner,
+        due=task.due,
+        state="open",
+        created_by=actor.name,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(row)
     session.flush()
-    _log(session, incident, kind="task_created", actor=actor,
-         text=f"{task.kind.value.replace('_', ' ')} #{row.id}: {task.title}",
-         data={"task": row.id, "owner": task.owner, "due": task.due.isoformat() if task.due else None})
+    _log(
+        session,
+        incident,
+        kind="task_created",
+        actor=actor,
+        text=f"{task.kind.value.replace('_', ' ')} #{row.id}: {task.title}",
+        data={
+            "task": row.id,
+            "owner": task.owner,
+            "due": task.due.isoformat() if task.due else None,
+        },
+    )
     session.commit()
     return row
 
@@ -386,14 +499,21 @@ def update_task(
         value = getattr(value, "value", value)
         if getattr(row, field) != value:
             before = getattr(row, field)
-            changed[field] = {"before": str(before) if before is not None else None,
-                              "after": str(value) if value is not None else None}
+            changed[field] = {
+                "before": str(before) if before is not None else None,
+                "after": str(value) if value is not None else None,
+            }
             setattr(row, field, value)
     if changed:
         row.updated_at = utcnow()
-        _log(session, incident, kind="task_updated", actor=actor,
-             text=f"task #{row.id} updated: {', '.join(changed)}",
-             data={"task": row.id, "changes": changed})
+        _log(
+            session,
+            incident,
+            kind="task_updated",
+            actor=actor,
+            text=f"task #{row.id} updated: {', '.join(changed)}",
+            data={"task": row.id, "changes": changed},
+        )
         session.commit()
     return row
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from blastwall.auth.roles import Permission
 from blastwall.dependencies import PageDep, PrincipalDep, SessionDep, audit_object
 from blastwall.inventory import service
+from blastwall.inventory.cyclonedx import from_cyclonedx, to_cyclonedx
 from blastwall.inventory.loader import spec_from_mapping
 from blastwall.inventory.models import Change, System
 from blastwall.inventory.schemas import (
@@ -18,6 +20,7 @@ from blastwall.inventory.schemas import (
     ChangeKind,
     ChangeOut,
     SystemOut,
+    SystemSpec,
     SystemType,
 )
 from blastwall.pagination import Page
@@ -49,6 +52,46 @@ def list_systems(
 @router.get("/systems/{system_id}", response_model=SystemOut)
 def get_system(system_id: str, session: SessionDep, principal: PrincipalDep) -> SystemOut:
     return system_out(service.get_system(session, system_id=system_id))
+
+
+CYCLONEDX = "application/vnd.cyclonedx+json"
+
+
+@router.get(
+    "/systems/{system_id}/cyclonedx",
+    response_class=Response,
+    responses={200: {"content": {CYCLONEDX: {}}, "description": "A CycloneDX 1.6 ML-BOM."}},
+)
+def export_cyclonedx(system_id: str, session: SessionDep, principal: PrincipalDep) -> Response:
+    """The system as a CycloneDX 1.6 ML-BOM (JSON)."""
+    spec = SystemSpec.model_validate(service.get_system(session, system_id=system_id).spec)
+    return Response(to_cyclonedx(spec), media_type=CYCLONEDX)
+
+
+@router.post(
+    "/systems/cyclonedx",
+    response_model=ApplyResult,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                CYCLONEDX: {"schema": {"type": "object"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
+async def import_cyclonedx(
+    request: Request, session: SessionDep, principal: PrincipalDep
+) -> ApplyResult:
+    """Create or update a system from a CycloneDX ML-BOM (JSON body)."""
+    principal.require(Permission.write_inventory)
+    body = await request.body()
+    spec = from_cyclonedx(body.decode("utf-8", errors="replace"))
+    audit_object(request, f"system:{spec.id}")
+    return await run_in_threadpool(
+        service.apply_specs, session, specs=[spec], actor=principal.name, source="cyclonedx"
+    )
 
 
 @router.post("/systems", response_model=ApplyResult)
@@ -95,7 +138,12 @@ def list_changes(
 ) -> Page[ChangeOut]:
     """The change log, newest first: the first triage question is "what changed?"."""
     rows, next_cursor = service.list_changes(
-        session, limit=page.limit, cursor=page.cursor, system_id=system,
-        since=since, until=until, kind=kind.value if kind else None,
+        session,
+        limit=page.limit,
+        cursor=page.cursor,
+        system_id=system,
+        since=since,
+        until=until,
+        kind=kind.value if kind else None,
     )
     return Page(items=[change_out(r) for r in rows], next=next_cursor)

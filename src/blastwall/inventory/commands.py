@@ -15,8 +15,9 @@ from blastwall.inventory.loader import load_path
 from blastwall.inventory.schemas import ChangeIn, ChangeKind, ChangeOut, SystemSpec
 
 app = typer.Typer(help="The inventory of AI systems (AI bill of materials).", no_args_is_help=True)
-changes_app = typer.Typer(help="The change log: deploys, prompt and model changes, flag flips.",
-                          no_args_is_help=True)
+changes_app = typer.Typer(
+    help="The change log: deploys, prompt and model changes, flag flips.", no_args_is_help=True
+)
 
 
 @app.command("apply")
@@ -39,16 +40,22 @@ def apply(
             for item in loaded:
                 row = session.get(System, item.spec.id)
                 before = row.spec if row else None
-                diff = service.diff_specs(before, item.spec.model_dump(mode="json",
-                                                                       exclude_none=True))
-                state = "new" if row is None else (f"{len(diff)} change(s)" if diff else "unchanged")
+                diff = service.diff_specs(
+                    before, item.spec.model_dump(mode="json", exclude_none=True)
+                )
+                state = (
+                    "new" if row is None else (f"{len(diff)} change(s)" if diff else "unchanged")
+                )
                 out.print(f"{item.spec.id}: {state}")
             return
         result = service.apply_specs(
             session, specs=[i.spec for i in loaded], actor=operator().name, source=str(path)
         )
-        audit(session, command="inventory apply", object=",".join(
-            f"system:{s}" for s in result.created + result.updated)[:300] or None)
+        audit(
+            session,
+            command="inventory apply",
+            object=",".join(f"system:{s}" for s in result.created + result.updated)[:300] or None,
+        )
     out.print(
         f"applied {len(loaded)} system(s): {len(result.created)} created, "
         f"{len(result.updated)} updated, {len(result.unchanged)} unchanged; "
@@ -68,13 +75,34 @@ def list_(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = Fa
             if cursor is None:
                 break
     if json:
-        print_json([{"id": r.id, "name": r.name, "type": r.type, "owner_team": r.owner_team,
-                     "risk_tier": r.risk_tier, "eu_ai_act_high_risk": r.eu_ai_act_high_risk}
-                    for r in rows])
+        print_json(
+            [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "type": r.type,
+                    "owner_team": r.owner_team,
+                    "risk_tier": r.risk_tier,
+                    "eu_ai_act_high_risk": r.eu_ai_act_high_risk,
+                }
+                for r in rows
+            ]
+        )
         return
-    print_table(["id", "name", "type", "owner", "risk", "EU high-risk"],
-                [(r.id, r.name, r.type, r.owner_team, r.risk_tier,
-                  "yes" if r.eu_ai_act_high_risk else "no") for r in rows])
+    print_table(
+        ["id", "name", "type", "owner", "risk", "EU high-risk"],
+        [
+            (
+                r.id,
+                r.name,
+                r.type,
+                r.owner_team,
+                r.risk_tier,
+                "yes" if r.eu_ai_act_high_risk else "no",
+            )
+            for r in rows
+        ],
+    )
 
 
 @app.command("show")
@@ -92,6 +120,43 @@ def show(
         typer.echo(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), nl=False)
 
 
+@app.command("export")
+def export(
+    system_id: Annotated[str, typer.Argument(help="The system's id.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File; default stdout.")
+    ] = None,
+) -> None:
+    """Export a system as a CycloneDX 1.6 ML-BOM (JSON)."""
+    from blastwall.inventory.cyclonedx import to_cyclonedx
+
+    with session_scope() as session:
+        spec = SystemSpec.model_validate(service.get_system(session, system_id=system_id).spec)
+    document = to_cyclonedx(spec)
+    if output is None:
+        typer.echo(document)
+    else:
+        output.write_text(document, encoding="utf-8")
+        out.print(f"wrote {output}")
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="A CycloneDX JSON BOM of one AI system.")],
+) -> None:
+    """Create or update a system from a CycloneDX ML-BOM; differences go to the change log."""
+    from blastwall.inventory.cyclonedx import from_cyclonedx
+
+    spec = from_cyclonedx(path.read_text(encoding="utf-8"))
+    with session_scope() as session:
+        result = service.apply_specs(
+            session, specs=[spec], actor=operator().name, source=f"cyclonedx:{path}"
+        )
+        audit(session, command="inventory import", object=f"system:{spec.id}")
+    state = "created" if result.created else ("updated" if result.updated else "unchanged")
+    out.print(f"{spec.id}: {state}; {result.changes} change(s) logged")
+
+
 @changes_app.command("record")
 def record(
     system: Annotated[str, typer.Option(help="The system's id.")],
@@ -104,8 +169,7 @@ def record(
     from datetime import UTC
 
     when = at.replace(tzinfo=UTC) if at and at.tzinfo is None else at
-    change = ChangeIn(system_id=system, kind=kind, summary=summary, ref=ref, at=when,
-                      source="cli")
+    change = ChangeIn(system_id=system, kind=kind, summary=summary, ref=ref, at=when, source="cli")
     with session_scope() as session:
         row = service.record_change(session, change=change, actor=operator().name)
         audit(session, command="changes record", object=f"change:{row.id}")
@@ -126,15 +190,17 @@ def list_changes(
     since = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
     until = until.replace(tzinfo=UTC) if until and until.tzinfo is None else until
     with session_scope() as session:
-        rows, _ = service.list_changes(session, limit=limit, system_id=system, since=since,
-                                       until=until)
+        rows, _ = service.list_changes(
+            session, limit=limit, system_id=system, since=since, until=until
+        )
         items = [ChangeOut.model_validate(r, from_attributes=True) for r in rows]
     if json:
         print_json(items)
         return
-    print_table(["at", "system", "kind", "summary", "before", "after", "by"],
-                [(c.at, c.system_id, c.kind, c.summary, c.before, c.after, c.actor)
-                 for c in items])
+    print_table(
+        ["at", "system", "kind", "summary", "before", "after", "by"],
+        [(c.at, c.system_id, c.kind, c.summary, c.before, c.after, c.actor) for c in items],
+    )
 
 
 __all__ = ["SystemSpec", "app", "changes_app"]

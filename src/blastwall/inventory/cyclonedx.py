@@ -51,7 +51,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from cyclonedx.exception import MissingOptionalDependencyException
 from cyclonedx.model import HashAlgorithm, HashType, Property
@@ -70,9 +70,8 @@ from blastwall.inventory.schemas import SystemSpec
 
 PREFIX = "blastwall:"
 READABLE_VERSIONS = ("1.2", "1.3", "1.4", "1.5", "1.6", "1.7")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
-_Part = TypeVar("_Part", Component, Service)
-_SCHEMA_HELP = "the CycloneDX JSON reference (https://cyclonedx.org/docs/1.6/json/) explains it"
+_SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+_SCHEMA_HELP = "https://cyclonedx.org/docs/1.6/json/ describes every field"
 
 
 # ---------------------------------------------------------------------------------------- export
@@ -190,11 +189,12 @@ def _check_document(text: str) -> dict[str, Any]:
             exc.lineno,
         ) from None
     if not isinstance(raw, dict) or raw.get("bomFormat") != "CycloneDX":
-        raise _fail(
-            "This is not a CycloneDX BOM. Give a CycloneDX JSON document.",
-            "$.bomFormat",
-            "must be 'CycloneDX'",
+        where, what = (
+            ("$.bomFormat", "must be 'CycloneDX'")
+            if isinstance(raw, dict)
+            else ("$", "must be a JSON object")
         )
+        raise _fail("This is not a CycloneDX BOM. Give a CycloneDX JSON document.", where, what)
     version = raw.get("specVersion")
     if version not in READABLE_VERSIONS:
         raise _fail(
@@ -206,8 +206,8 @@ def _check_document(text: str) -> dict[str, Any]:
     problems = _schema_problems(text, SchemaVersion.from_version(version))
     if problems:
         raise InvalidInput(
-            f"The BOM does not follow the CycloneDX {version} JSON schema; fix the fields "
-            f"listed ({_SCHEMA_HELP}) and import it again.",
+            f"The BOM does not follow the CycloneDX {version} JSON schema. Fix the fields "
+            f"listed and import it again; {_SCHEMA_HELP}.",
             problems,
         )
     metadata = raw.get("metadata")
@@ -219,7 +219,7 @@ def _check_document(text: str) -> dict[str, Any]:
             "$.metadata.component",
             "missing",
         )
-    if not isinstance(root.get("name"), str) or not root["name"].strip():
+    if not isinstance(root.get("name"), str) or not root["name"]:
         raise _fail(
             "The system in the BOM has no name. Give metadata.component a name.",
             "$.metadata.component.name",
@@ -259,7 +259,7 @@ class _Reader:
     def ident(self, ref: str | None, kind: str, name: str) -> str:
         prefix = f"{kind}:"
         base = ref[len(prefix) :] if ref and ref.startswith(prefix) else ""
-        base = base if _SLUG.match(base) else (_slug(name) or kind)
+        base = base if _SLUG.fullmatch(base) else (_slug(name) or kind)
         used = self.used.setdefault(kind, set())
         candidate, n = base, 1
         while candidate in used:
@@ -268,60 +268,38 @@ class _Reader:
         used.add(candidate)
         return candidate
 
-    def props(self, where: str, properties: Iterable[Property]) -> dict[str, Any]:
-        """The `blastwall:` properties by key, plain strings as they are."""
-        return {
-            p.name[len(PREFIX) :]: p.value or ""
-            for p in properties
-            if p.name.startswith(PREFIX)
-        } | {"_where": where}
-
-    def decoded(self, props: dict[str, Any], key: str, default: Any) -> Any:
+    def decoded(self, where: str, props: dict[str, str], key: str, default: Any) -> Any:
+        """The JSON-encoded property `key`, or `default` if absent (a problem if not JSON)."""
         if key not in props:
             return default
         try:
             return json.loads(props[key])
         except json.JSONDecodeError as exc:
-            self.problems.append(
-                Problem(
-                    f"{props['_where']}.properties[{PREFIX}{key}]",
-                    f"not valid JSON ({exc.msg}); write the value JSON-encoded",
-                )
-            )
+            message = f"not valid JSON ({exc.msg}); write the value JSON-encoded"
+            self.problems.append(Problem(f"{where}.properties[{PREFIX}{key}]", message))
             return default
 
 
-def _index(properties: Iterable[Property]) -> int:
-    for p in properties:
-        if p.name == f"{PREFIX}index" and (p.value or "").isdigit():
-            return int(p.value or "0")
-    return 1 << 30
+def _props_of(properties: Iterable[Property]) -> dict[str, str]:
+    """The `blastwall:` properties by key (prefix removed), values as written."""
+    return {p.name[len(PREFIX) :]: p.value or "" for p in properties if p.name.startswith(PREFIX)}
 
 
-def _ref(item: Component | Service) -> str | None:
-    return item.bom_ref.value
+def _index(item: Component | Service) -> int:
+    value = _props_of(item.properties).get("index", "")
+    return int(value) if re.fullmatch(r"[0-9]{1,9}", value) else 1 << 30
 
 
 def _walk(components: Iterable[Component]) -> list[Component]:
-    out: list[Component] = []
-    for c in components:
-        out += [c, *_walk(c.components)]
-    return out
+    return sorted((x for c in components for x in (c, *_walk(c.components))), key=_index)
 
 
 def _walk_services(services: Iterable[Service]) -> list[Service]:
-    out: list[Service] = []
-    for s in services:
-        out += [s, *_walk_services(s.services)]
-    return out
+    return sorted((x for s in services for x in (s, *_walk_services(s.services))), key=_index)
 
 
 def _org(entity: OrganizationalEntity | None) -> str | None:
     return entity.name if entity is not None and entity.name else None
-
-
-def _ordered(items: Iterable[_Part]) -> list[_Part]:
-    return sorted(items, key=lambda item: _index(item.properties))
 
 
 def from_cyclonedx(text: str) -> SystemSpec:
@@ -331,16 +309,15 @@ def from_cyclonedx(text: str) -> SystemSpec:
         bom = cast(Any, Bom).from_json(raw)
     except Exception as exc:  # the library raises many kinds on malformed input
         raise _fail(
-            "cyclonedx-python-lib could not read the BOM; check it against the CycloneDX "
-            f"schema ({_SCHEMA_HELP}) and import it again.",
+            "cyclonedx-python-lib could not read the BOM. Check it against the CycloneDX "
+            f"schema and import it again; {_SCHEMA_HELP}.",
             "$",
             f"{type(exc).__name__}: {exc}",
         ) from None
     if not isinstance(bom, Bom) or bom.metadata.component is None:
         raise _fail("The BOM has no metadata.component; add the system there.", "$", "missing")
     root: Component = bom.metadata.component
-    r = _Reader()
-    props = r.props("$.metadata.component", root.properties)
+    r, props, at = _Reader(), _props_of(root.properties), "$.metadata.component"
     team = (
         _org(root.supplier)
         or _org(root.manufacturer)
@@ -349,39 +326,33 @@ def from_cyclonedx(text: str) -> SystemSpec:
         or root.publisher
         or "unknown"
     )
-    components = _ordered(_walk(bom.components))
     models: list[dict[str, Any]] = []
     prompts: list[dict[str, Any]] = []
     data_sources: list[dict[str, Any]] = []
-    for c in components:
-        ref = _ref(c)
+    for c in _walk(bom.components):
+        ref, own = c.bom_ref.value, _props_of(c.properties)
         if c.type is ComponentType.MACHINE_LEARNING_MODEL:
             provider = (
                 _org(c.supplier) or c.publisher or _org(c.manufacturer) or c.group or "unknown"
             )
+            model_id = r.ident(ref, "model", c.name)
+            version = c.version or "unknown"
             models.append(
-                {
-                    "id": r.ident(ref, "model", c.name),
-                    "provider": provider,
-                    "name": c.name,
-                    "version": c.version or "unknown",
-                }
+                {"id": model_id, "provider": provider, "name": c.name, "version": version}
             )
         elif c.type is ComponentType.DATA and ref and ref.startswith("prompt:"):
-            sha = [h.content for h in c.hashes if h.alg is HashAlgorithm.SHA_256]
+            sha = [h.content.lower() for h in c.hashes if h.alg is HashAlgorithm.SHA_256]
             if not sha:
-                r.problems.append(
-                    Problem(f"component {ref}", "a prompt needs a SHA-256 hash of its content")
-                )
+                message = "a prompt needs a SHA-256 hash of its content in `hashes`"
+                r.problems.append(Problem(f"component {ref}", message))
             prompts.append(
                 {
                     "id": r.ident(ref, "prompt", c.name),
                     "version": c.version or "unknown",
-                    "content_hash": f"sha256:{sha[0].lower()}" if sha else "sha256:",
+                    "content_hash": f"sha256:{sha[0] if sha else ''}",
                 }
             )
         elif c.type is ComponentType.DATA:
-            own = r.props(f"component {ref or c.name}", c.properties)
             source = {
                 "id": r.ident(ref, "data", c.name),
                 "kind": own.get("kind", "retrieval"),
@@ -391,41 +362,41 @@ def from_cyclonedx(text: str) -> SystemSpec:
                 source["description"] = c.description
             data_sources.append(source)
     tools: list[dict[str, Any]] = []
-    for s in _ordered(_walk_services(bom.services)):
-        own = r.props(f"service {_ref(s) or s.name}", s.properties)
+    for s in _walk_services(bom.services):
+        ref, own, where = s.bom_ref.value, _props_of(s.properties), f"service {s.name}"
         endpoints = [str(e) for e in s.endpoints]
         tools.append(
             {
-                "name": r.ident(_ref(s), "tool", s.name),
+                "name": r.ident(ref, "tool", s.name),
                 "description": s.description,
                 "connector": own.get("connector", endpoints[0] if endpoints else None),
-                "permissions": r.decoded(own, "permissions", []),
-                "constraints": r.decoded(own, "constraints", {}),
+                "permissions": r.decoded(where, own, "permissions", []),
+                "constraints": r.decoded(where, own, "constraints", {}),
             }
         )
     spec: dict[str, Any] = {
-        "id": r.ident(_ref(root), "system", root.name),
+        "id": r.ident(root.bom_ref.value, "system", root.name),
         "name": root.name,
         "description": root.description,
-        "owner": {"team": team, "contacts": r.decoded(props, "owner_contacts", [])},
-        "on_call": r.decoded(props, "on_call", None),
+        "owner": {"team": team, "contacts": r.decoded(at, props, "owner_contacts", [])},
+        "on_call": r.decoded(at, props, "on_call", None),
         "type": props.get("type", "generative"),
         "risk": {
             "tier": props.get("risk_tier", "minimal"),
-            "eu_ai_act_high_risk": r.decoded(props, "eu_ai_act_high_risk", False),
+            "eu_ai_act_high_risk": r.decoded(at, props, "eu_ai_act_high_risk", False),
             "notes": props.get("risk_notes"),
         },
-        "approved_uses": r.decoded(props, "approved_uses", []),
+        "approved_uses": r.decoded(at, props, "approved_uses", []),
         "components": {
             "models": models,
             "prompts": prompts,
             "data_sources": data_sources,
             "tools": tools,
-            "vendors": r.decoded(props, "vendors", []),
+            "vendors": r.decoded(at, props, "vendors", []),
         },
-        "depends_on": r.decoded(props, "depends_on", []),
+        "depends_on": r.decoded(at, props, "depends_on", []),
         "fallback": props.get("fallback"),
-        "controls": r.decoded(props, "controls", []),
+        "controls": r.decoded(at, props, "controls", []),
     }
     if r.problems:
         raise InvalidInput(

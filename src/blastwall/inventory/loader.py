@@ -82,8 +82,11 @@ def parse_documents(text: str, filename: str) -> tuple[list[LoadedSystem], list[
             continue
         if not isinstance(document, dict):
             problems.append(
-                Problem(filename, "each YAML document must be a mapping describing one system",
-                        _line_of(node, ()))
+                Problem(
+                    filename,
+                    "each YAML document must be a mapping describing one system",
+                    _line_of(node, ()),
+                )
             )
             continue
         try:
@@ -131,8 +134,11 @@ def check_references(systems: list[LoadedSystem], known_ids: set[str]) -> list[P
         if item.spec.id in first:
             other = first[item.spec.id]
             problems.append(
-                Problem(f"{item.file}: id", f"system '{item.spec.id}' is also declared in "
-                        f"{other.file} line {other.line}", item.line)
+                Problem(
+                    f"{item.file}: id",
+                    f"system '{item.spec.id}' is also declared in {other.file} line {other.line}",
+                    item.line,
+                )
             )
         first.setdefault(item.spec.id, item)
     ids = set(first) | known_ids
@@ -140,9 +146,11 @@ def check_references(systems: list[LoadedSystem], known_ids: set[str]) -> list[P
         for index, dep in enumerate(item.spec.depends_on):
             if dep not in ids:
                 problems.append(
-                    Problem(f"{item.file}: depends_on[{index}]",
-                            f"no system '{dep}' in the inventory; declare it or remove the "
-                            "dependency", item.line)
+                    Problem(
+                        f"{item.file}: depends_on[{index}]",
+                        f"no system '{dep}' in the inventory; declare it or remove the dependency",
+                        item.line,
+                    )
                 )
     return problems
 

@@ -34,9 +34,7 @@ class SystemComponent(Base):
     __table_args__ = (Index("ix_system_components_kind_key", "kind", "key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    system_id: Mapped[str] = mapped_column(
-        ForeignKey("systems.id", ondelete="CASCADE"), index=True
-    )
+    system_id: Mapped[str] = mapped_column(ForeignKey("systems.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(500))
 

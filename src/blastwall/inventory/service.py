@@ -15,8 +15,14 @@ from blastwall.inventory.models import Change, System, SystemComponent
 from blastwall.inventory.schemas import ApplyResult, ChangeIn, ChangeKind, SystemSpec
 from blastwall.pagination import decode_cursor, encode_cursor
 
-_LIST_KEYS = {"models": "id", "prompts": "id", "data_sources": "id", "tools": "name",
-              "vendors": "name", "contacts": "name"}
+_LIST_KEYS = {
+    "models": "id",
+    "prompts": "id",
+    "data_sources": "id",
+    "tools": "name",
+    "vendors": "name",
+    "contacts": "name",
+}
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -209,7 +215,9 @@ def list_changes(
     after = decode_cursor(cursor, types=(datetime, int))
     if after:
         last_at, last_id = after
-        query = query.where(or_(Change.at < last_at, and_(Change.at == last_at, Change.id < last_id)))
+        query = query.where(
+            or_(Change.at < last_at, and_(Change.at == last_at, Change.id < last_id))
+        )
     rows = list(session.scalars(query))
     next_cursor = None
     if len(rows) > limit:
