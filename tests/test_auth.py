@@ -96,7 +96,7 @@ def test_admin_issues_tokens_over_the_api(clients: Clients, admin: dict[str, str
     )
     assert made.status_code == 201
     secret = made.json()["token"]
-    listed = client.get("/api/v1/tokens", headers=admin).json()
+    listed = client.get("/api/v1/tokens", headers=admin).json()["items"]
     assert "pipeline" in [t["name"] for t in listed]
     assert all("token" not in t for t in listed)
     headers = {"Authorization": f"Bearer {secret}"}

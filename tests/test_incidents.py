@@ -128,7 +128,10 @@ def test_roles_assign_and_reassign(clients: Clients, inventory: list[str]) -> No
         )
         assert answer.status_code == 200
     client.post(f"{url}/roles", json={"role": "scribe", "assignee": "fay"}, headers=commander)
-    roles = {r["role"]: r["assignee"] for r in client.get(f"{url}/roles", headers=commander).json()}
+    roles = {
+        r["role"]: r["assignee"]
+        for r in client.get(f"{url}/roles", headers=commander).json()["items"]
+    }
     assert roles == {"incident_commander": "erin", "scribe": "fay"}
     entries = client.get(f"{url}/timeline?kind=role_assigned", headers=commander).json()["items"]
     assert entries[1]["data"] == {"role": "incident_commander", "before": "dan", "after": "erin"}
@@ -211,9 +214,9 @@ def test_tasks(clients: Clients, admin: H, inventory: list[str]) -> None:
     assert task["state"] == "open" and item["kind"] == "action_item"
     done = client.patch(f"{url}/tasks/{task['id']}", json={"state": "done"}, headers=admin)
     assert done.json()["state"] == "done"
-    assert [t["id"] for t in client.get(f"{url}/tasks?state=open", headers=admin).json()] == [
-        item["id"]
-    ]
+    assert [
+        t["id"] for t in client.get(f"{url}/tasks?state=open", headers=admin).json()["items"]
+    ] == [item["id"]]
     assert (
         client.patch(f"{url}/tasks/999999", json={"state": "done"}, headers=admin).status_code
         == 404

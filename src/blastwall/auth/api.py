@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from blastwall.auth import service
 from blastwall.auth.models import ApiToken
 from blastwall.auth.roles import Permission, Role
-from blastwall.dependencies import ItemId, PrincipalDep, SessionDep, audit_object
+from blastwall.dependencies import ItemId, PageDep, PrincipalDep, SessionDep, audit_object
+from blastwall.pagination import Page
 
 router = APIRouter(tags=["tokens"])
 
@@ -40,10 +41,14 @@ def token_out(row: ApiToken) -> TokenOut:
     return TokenOut.model_validate(row, from_attributes=True)
 
 
-@router.get("/tokens", response_model=list[TokenOut])
-def list_tokens(session: SessionDep, principal: PrincipalDep) -> list[TokenOut]:
+@router.get("/tokens", response_model=Page[TokenOut])
+def list_tokens(session: SessionDep, principal: PrincipalDep, page: PageDep) -> Page[TokenOut]:
+    """Tokens, revoked ones included (never their secrets)."""
     principal.require(Permission.manage_tokens)
-    return [token_out(r) for r in service.list_tokens(session, include_revoked=True)]
+    rows, next_cursor = service.list_tokens(
+        session, include_revoked=True, limit=page.limit, cursor=page.cursor
+    )
+    return Page(items=[token_out(r) for r in rows], next=next_cursor)
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201)

@@ -40,7 +40,7 @@ def list_(
 ) -> None:
     """List tokens (never their secrets)."""
     with session_scope() as session:
-        rows = service.list_tokens(session, include_revoked=all)
+        rows, _ = service.list_tokens(session, include_revoked=all, limit=10_000)
     if json:
         print_json(
             [

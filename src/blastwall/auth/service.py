@@ -12,6 +12,7 @@ from blastwall.auth.models import ApiToken
 from blastwall.auth.roles import Principal, Role
 from blastwall.db import utcnow
 from blastwall.errors import AuthenticationRequired, NotFound
+from blastwall.pagination import decode_cursor, encode_cursor
 
 TOKEN_PREFIX = "bw_"
 
@@ -42,11 +43,19 @@ def create_token(
     return row, secret
 
 
-def list_tokens(session: Session, *, include_revoked: bool = False) -> list[ApiToken]:
+def list_tokens(
+    session: Session, *, include_revoked: bool = False, limit: int = 500, cursor: str | None = None
+) -> tuple[list[ApiToken], str | None]:
+    """Tokens oldest first."""
     query = select(ApiToken).order_by(ApiToken.id)
     if not include_revoked:
         query = query.where(ApiToken.revoked_at.is_(None))
-    return list(session.scalars(query))
+    after = decode_cursor(cursor, types=(int,))
+    if after:
+        query = query.where(ApiToken.id > after[0])
+    rows = list(session.scalars(query.limit(limit + 1)))
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
 
 
 def revoke_token(session: Session, *, token_id: int) -> ApiToken:

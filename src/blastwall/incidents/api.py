@@ -117,12 +117,13 @@ def change_status(
     return _one(session, incident)
 
 
-@router.get("/{incident_id}/roles", response_model=list[RoleOut])
+@router.get("/{incident_id}/roles", response_model=Page[RoleOut])
 def list_roles(
     incident_id: IncidentId, session: SessionDep, principal: PrincipalDep
-) -> list[RoleOut]:
+) -> Page[RoleOut]:
+    """The current holder of each assigned role (at most five: one page)."""
     rows = service.list_roles(session, incident_id=incident_id, principal=principal)
-    return [_role(r) for r in rows]
+    return Page(items=[_role(r) for r in rows], next=None)
 
 
 @router.post("/{incident_id}/roles", response_model=RoleOut)
@@ -183,17 +184,24 @@ def judge_hypothesis(
     return _entry(row)
 
 
-@router.get("/{incident_id}/tasks", response_model=list[TaskOut])
+@router.get("/{incident_id}/tasks", response_model=Page[TaskOut])
 def list_tasks(
     incident_id: IncidentId,
     session: SessionDep,
     principal: PrincipalDep,
+    page: PageDep,
     state: Annotated[TaskState | None, Query()] = None,
-) -> list[TaskOut]:
-    rows = service.list_tasks(
-        session, incident_id=incident_id, principal=principal, state=state.value if state else None
+) -> Page[TaskOut]:
+    """Tasks and action items, oldest first."""
+    rows, next_cursor = service.list_tasks(
+        session,
+        incident_id=incident_id,
+        principal=principal,
+        limit=page.limit,
+        cursor=page.cursor,
+        state=state.value if state else None,
     )
-    return [_task(r) for r in rows]
+    return Page(items=[_task(r) for r in rows], next=next_cursor)
 
 
 @router.post("/{incident_id}/tasks", response_model=TaskOut, status_code=201)

@@ -114,7 +114,7 @@ def show(incident_id: IncidentArg, json: JsonOpt = False) -> None:
         roles = service.list_roles(session, incident_id=incident_id, principal=who)
         tasks = [
             TaskOut.model_validate(t, from_attributes=True)
-            for t in service.list_tasks(session, incident_id=incident_id, principal=who)
+            for t in service.list_tasks(session, incident_id=incident_id, principal=who)[0]
         ]
         entries, states, _ = service.list_timeline(
             session, incident_id=incident_id, principal=who, limit=500
@@ -277,7 +277,7 @@ def task_list(incident_id: IncidentArg, json: JsonOpt = False) -> None:
     with session_scope() as session:
         rows = [
             TaskOut.model_validate(t, from_attributes=True)
-            for t in service.list_tasks(session, incident_id=incident_id, principal=operator())
+            for t in service.list_tasks(session, incident_id=incident_id, principal=operator())[0]
         ]
     if json:
         print_json(rows)

@@ -519,10 +519,22 @@ def update_task(
 
 
 def list_tasks(
-    session: Session, *, incident_id: int, principal: Principal, state: str | None = None
-) -> list[Task]:
+    session: Session,
+    *,
+    incident_id: int,
+    principal: Principal,
+    limit: int = 500,
+    cursor: str | None = None,
+    state: str | None = None,
+) -> tuple[list[Task], str | None]:
+    """Tasks oldest first."""
     incident = get_incident(session, incident_id=incident_id, principal=principal)
     query = select(Task).where(Task.incident_id == incident.id)
+    after = decode_cursor(cursor, types=(int,))
+    if after:
+        query = query.where(Task.id > after[0])
     if state:
         query = query.where(Task.state == state)
-    return list(session.scalars(query.order_by(Task.id)))
+    rows = list(session.scalars(query.order_by(Task.id).limit(limit + 1)))
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
