@@ -24,6 +24,9 @@ from blastwall.errors import BlastwallError
 from blastwall.incidents.api import router as incidents_router
 from blastwall.inventory.api import router as inventory_router
 from blastwall.settings import Settings, get_settings
+from blastwall.signals.api import router as signals_router
+from blastwall.telemetry.api import otlp_router
+from blastwall.telemetry.api import router as telemetry_router
 
 log = logging.getLogger("blastwall.api")
 
@@ -187,5 +190,8 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(incidents_router)
     api.include_router(tokens_router)
     api.include_router(audit_router)
+    api.include_router(signals_router)
+    api.include_router(telemetry_router)
     app.include_router(api)
+    app.include_router(otlp_router)
     return app

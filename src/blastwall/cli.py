@@ -16,6 +16,8 @@ from blastwall.incidents.commands import app as incident_app
 from blastwall.inventory.commands import app as inventory_app
 from blastwall.inventory.commands import changes_app
 from blastwall.settings import get_settings
+from blastwall.signals.commands import app as signals_app
+from blastwall.telemetry.commands import app as telemetry_app
 
 app = typer.Typer(
     help="Blastwall: incident response for AI systems.",
@@ -26,6 +28,8 @@ app.add_typer(token_app, name="token")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(changes_app, name="changes")
 app.add_typer(incident_app, name="incident")
+app.add_typer(signals_app, name="signals")
+app.add_typer(telemetry_app, name="telemetry")
 
 
 @app.command()

@@ -12,16 +12,22 @@ from blastwall.incidents.models import (
     TimelineEntry,
 )
 from blastwall.inventory.models import Change, System, SystemComponent
+from blastwall.signals.models import Signal
+from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
 
 __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
     "Change",
+    "ContextSpan",
     "Incident",
     "IncidentSystem",
+    "IngestKey",
+    "Interaction",
     "Participant",
     "RoleAssignment",
+    "Signal",
     "System",
     "SystemComponent",
     "Task",

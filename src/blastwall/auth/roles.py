@@ -27,12 +27,16 @@ class Permission(StrEnum):
     write_inventory = "write_inventory"
     read_audit = "read_audit"
     manage_tokens = "manage_tokens"
+    ingest = "ingest"  # send telemetry, alerts and signals
+    report = "report"  # report a suspicious output
 
 
 _P = Permission
 GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.viewer: frozenset({_P.read}),
-    Role.responder: frozenset({_P.read, _P.write_incidents, _P.write_timeline, _P.record_changes}),
+    Role.viewer: frozenset({_P.read, _P.report}),
+    Role.responder: frozenset(
+        {_P.read, _P.write_incidents, _P.write_timeline, _P.record_changes, _P.ingest, _P.report}
+    ),
     Role.commander: frozenset(
         {
             _P.read,
@@ -41,9 +45,13 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             _P.record_changes,
             _P.assign_roles,
             _P.decide_incidents,
+            _P.ingest,
+            _P.report,
         }
     ),
-    Role.legal: frozenset({_P.read, _P.write_timeline, _P.see_restricted, _P.read_audit}),
+    Role.legal: frozenset(
+        {_P.read, _P.write_timeline, _P.see_restricted, _P.read_audit, _P.report}
+    ),
     Role.admin: frozenset(Permission),
 }
 

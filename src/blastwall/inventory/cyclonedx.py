@@ -18,7 +18,8 @@ values are left out:
 
     system component       type, risk_tier, eu_ai_act_high_risk (`true`/`false`), risk_notes,
                            owner_contacts, on_call, approved_uses, depends_on (other systems),
-                           fallback, controls, vendors (CycloneDX has no list of organisations)
+                           fallback, controls, vendors (CycloneDX has no list of organisations),
+                           telemetry (service names and content policy)
     every part             index (its position in the spec's list; the library sorts parts)
     data sources           kind, sensitivity
     tools                  connector, permissions, constraints
@@ -109,6 +110,7 @@ def to_cyclonedx(spec: SystemSpec) -> str:
             fallback=spec.fallback,
             controls=data["controls"],
             vendors=data["components"]["vendors"],
+            telemetry=data["telemetry"],
         ),
     )
     bom = Bom()
@@ -397,6 +399,7 @@ def from_cyclonedx(text: str) -> SystemSpec:
         "depends_on": r.decoded(at, props, "depends_on", []),
         "fallback": props.get("fallback"),
         "controls": r.decoded(at, props, "controls", []),
+        "telemetry": r.decoded(at, props, "telemetry", {}),
     }
     if r.problems:
         raise InvalidInput(

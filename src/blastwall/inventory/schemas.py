@@ -146,6 +146,25 @@ class Components(Strict):
         return self
 
 
+class ContentPolicy(StrEnum):
+    """What Blastwall keeps of prompts, outputs and tool data it ingests for a system."""
+
+    full = "full"
+    redacted = "redacted"  # personal data and secrets masked
+    hashes = "hashes"  # SHA-256 of each content field only
+
+
+class Telemetry(Strict):
+    """How the system's telemetry is matched and stored."""
+
+    service_names: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        default_factory=list,
+        description="OpenTelemetry service.name values that belong to this system "
+        "(the system id always matches).",
+    )
+    content_policy: ContentPolicy = ContentPolicy.full
+
+
 class SystemSpec(Strict):
     """One AI system as declared in the inventory."""
 
@@ -161,6 +180,7 @@ class SystemSpec(Strict):
     depends_on: list[Slug] = Field(default_factory=list)
     fallback: str | None = None
     controls: list[Control] = Field(default_factory=list)
+    telemetry: Telemetry = Field(default_factory=Telemetry)
 
 
 class SystemOut(BaseModel):

@@ -1,0 +1,7 @@
+"""Signals routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["signals"])

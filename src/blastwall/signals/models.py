@@ -1,0 +1,44 @@
+"""Signals: everything that says "something may be wrong" — an alert, a detector finding,
+a guardrail verdict, a person's report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from blastwall.db import Base, JSONType, UTCDateTime, utcnow
+
+
+class Signal(Base):
+    __tablename__ = "signals"
+    __table_args__ = (
+        Index("ix_signals_system_created", "system_id", "created_at"),
+        Index("ix_signals_source_fingerprint", "source", "fingerprint"),
+        Index("ix_signals_conversation", "conversation_id"),
+        Index("ix_signals_trace", "trace_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(200))
+    system_id: Mapped[str | None] = mapped_column(ForeignKey("systems.id"), default=None)
+    system_ref: Mapped[str | None] = mapped_column(
+        String(200), default=None
+    )  # the system as the sender named it, kept when it is not in the inventory
+    archetype: Mapped[str | None] = mapped_column(String(40), default=None)
+    severity: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="firing")
+    summary: Mapped[str] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    trace_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    conversation_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    fingerprint: Mapped[str | None] = mapped_column(String(200), default=None)
+    reference: Mapped[str | None] = mapped_column(String(40), default=None, unique=True)
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,1 @@
+"""Telemetry ingestion: OTLP traces normalised into interactions."""
