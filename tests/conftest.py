@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from blastwall.api import create_app
@@ -32,12 +32,18 @@ def pytest_report_header(config: pytest.Config) -> str:
     return "PostgreSQL tests: SKIPPED (set BLASTWALL_TEST_POSTGRES_URL to run them)"
 
 
+PG_SCHEMA = f"blastwall_test_{os.getpid()}"
+
+
 def _postgres_engine() -> Engine:
+    """An engine whose connections work in a schema of this test run's own, so that runs in
+    parallel on one database do not meet."""
     assert POSTGRES_URL
-    engine = make_engine(Settings(database_url=POSTGRES_URL).resolved_database_url)
+    url = Settings(database_url=POSTGRES_URL).resolved_database_url
+    engine = create_engine(url, connect_args={"options": f"-csearch_path={PG_SCHEMA}"})
     with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
     return engine
 
 
@@ -54,6 +60,9 @@ def engine(
         engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     yield engine
+    if request.param == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
     engine.dispose()
 
 
