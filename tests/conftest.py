@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from blastwall.api import create_app
@@ -40,7 +40,7 @@ def _postgres_engine() -> Engine:
     parallel on one database do not meet."""
     assert POSTGRES_URL
     url = Settings(database_url=POSTGRES_URL).resolved_database_url
-    engine = create_engine(url, connect_args={"options": f"-csearch_path={PG_SCHEMA}"})
+    engine = make_engine(url, connect_args={"options": f"-csearch_path={PG_SCHEMA}"})
     with engine.begin() as connection:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
         connection.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))

@@ -26,7 +26,9 @@ def test_every_other_route_needs_a_token(app_client: TestClient) -> None:
             continue
         concrete = path.replace("{incident_id}", "1").replace("{system_id}", "x")
         concrete = concrete.replace("{entry_id}", "1").replace("{task_id}", "1")
-        concrete = concrete.replace("{token_id}", "1")
+        concrete = concrete.replace("{token_id}", "1").replace("{signal_id}", "1")
+        concrete = concrete.replace("{interaction_id}", "1").replace("{key_id}", "1")
+        concrete = concrete.replace("{trace_id}", "0" * 31 + "1")
         for method in methods:
             answer = app_client.request(method.upper(), concrete)
             assert answer.status_code == 401, (method, path, answer.text)

@@ -60,7 +60,10 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 async def _blastwall_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BlastwallError)
-    return problem(request, exc.status_code, exc.title, exc.detail, **exc.extra())
+    answer = problem(request, exc.status_code, exc.title, exc.detail, **exc.extra())
+    if exc.status_code in (429, 503):
+        answer.headers["Retry-After"] = "1"
+    return answer
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

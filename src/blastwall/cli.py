@@ -18,6 +18,7 @@ from blastwall.inventory.commands import changes_app
 from blastwall.settings import get_settings
 from blastwall.signals.commands import app as signals_app
 from blastwall.telemetry.commands import app as telemetry_app
+from blastwall.telemetry.commands import interactions
 
 app = typer.Typer(
     help="Blastwall: incident response for AI systems.",
@@ -30,6 +31,7 @@ app.add_typer(changes_app, name="changes")
 app.add_typer(incident_app, name="incident")
 app.add_typer(signals_app, name="signals")
 app.add_typer(telemetry_app, name="telemetry")
+app.command("interactions")(interactions)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,24 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(
         default=500, ge=1, description="Largest page a client may ask for with `limit`."
+    )
+
+    otlp_auth: Literal["either", "token", "key"] = Field(
+        default="either",
+        description="How OTLP senders authenticate: an API token, a per-system ingest key, "
+        "or either.",
+    )
+    ingest_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest OTLP request body accepted."
+    )
+    ingest_max_decompressed_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest OTLP body after gunzip."
+    )
+    ingest_max_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="OTLP requests processed at once per server process; more answer 503 "
+        "with Retry-After.",
     )
 
     @property

@@ -29,13 +29,22 @@ class Permission(StrEnum):
     manage_tokens = "manage_tokens"
     ingest = "ingest"  # send telemetry, alerts and signals
     report = "report"  # report a suspicious output
+    see_content = "see_content"  # prompts, outputs, tool arguments in telemetry
 
 
 _P = Permission
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.viewer: frozenset({_P.read, _P.report}),
     Role.responder: frozenset(
-        {_P.read, _P.write_incidents, _P.write_timeline, _P.record_changes, _P.ingest, _P.report}
+        {
+            _P.read,
+            _P.write_incidents,
+            _P.write_timeline,
+            _P.record_changes,
+            _P.ingest,
+            _P.report,
+            _P.see_content,
+        }
     ),
     Role.commander: frozenset(
         {
@@ -47,10 +56,11 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             _P.decide_incidents,
             _P.ingest,
             _P.report,
+            _P.see_content,
         }
     ),
     Role.legal: frozenset(
-        {_P.read, _P.write_timeline, _P.see_restricted, _P.read_audit, _P.report}
+        {_P.read, _P.write_timeline, _P.see_restricted, _P.read_audit, _P.report, _P.see_content}
     ),
     Role.admin: frozenset(Permission),
 }

@@ -1,7 +1,106 @@
-"""Signals routes."""
+"""Signals routes: generic signals, people's reports and the Alertmanager webhook."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+
+from blastwall.dependencies import PageDep, PrincipalDep, SessionDep, audit_object
+from blastwall.pagination import Page
+from blastwall.signals import alertmanager, service
+from blastwall.signals.schemas import (
+    IngestResult,
+    ReportCreate,
+    ReportOut,
+    SignalCreate,
+    SignalOut,
+    SignalSeverity,
+    SignalStatus,
+    UtcDatetime,
+)
 
 router = APIRouter(tags=["signals"])
+
+SignalId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The signal's number.")]
+
+
+@router.get("/signals", response_model=Page[SignalOut])
+def list_signals(
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: PageDep,
+    system: Annotated[
+        str | None,
+        Query(max_length=200, description="An inventory system id, or a name as sent."),
+    ] = None,
+    source: Annotated[str | None, Query(max_length=100)] = None,
+    severity: Annotated[SignalSeverity | None, Query()] = None,
+    status: Annotated[SignalStatus | None, Query()] = None,
+    since: Annotated[
+        UtcDatetime | None, Query(description="Received at or after (RFC 3339, with offset).")
+    ] = None,
+    until: Annotated[UtcDatetime | None, Query(description="Received before.")] = None,
+    conversation_id: Annotated[str | None, Query(max_length=200)] = None,
+    trace_id: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F]{32}$")] = None,
+    unregistered: Annotated[
+        bool | None,
+        Query(description="true: only signals naming a system that is not in the inventory."),
+    ] = None,
+) -> Page[SignalOut]:
+    """Signals, newest first."""
+    rows, next_cursor = service.list_signals(
+        session,
+        principal=principal,
+        limit=page.limit,
+        cursor=page.cursor,
+        system=system,
+        source=source,
+        severity=severity.value if severity else None,
+        status=status.value if status else None,
+        since=since,
+        until=until,
+        conversation_id=conversation_id,
+        trace_id=trace_id,
+        unregistered=unregistered,
+    )
+    return Page(items=[service.to_out(r) for r in rows], next=next_cursor)
+
+
+@router.post("/signals", response_model=SignalOut, status_code=201)
+def create_signal(
+    request: Request, body: SignalCreate, session: SessionDep, principal: PrincipalDep
+) -> SignalOut:
+    """Record a signal from a DLP tool, a guardrail, a vendor status feed, an evaluation job.
+    A system that is not in the inventory is kept as unregistered (`unregistered: true`)."""
+    row = service.create_signal(session, data=body, actor=principal)
+    audit_object(request, f"signal:{row.id}")
+    return service.to_out(row)
+
+
+@router.get("/signals/{signal_id}", response_model=SignalOut)
+def get_signal(signal_id: SignalId, session: SessionDep, principal: PrincipalDep) -> SignalOut:
+    return service.to_out(service.get_signal(session, signal_id=signal_id, principal=principal))
+
+
+@router.post("/reports", response_model=ReportOut, status_code=201)
+def create_report(
+    request: Request, body: ReportCreate, session: SessionDep, principal: PrincipalDep
+) -> ReportOut:
+    """Report a suspicious output of an AI system, without having to classify it. Every role
+    may report; the answer carries a reference such as `RPT-000123`."""
+    row = service.create_report(session, data=body, actor=principal)
+    audit_object(request, f"signal:{row.id}")
+    return service.report_answer(row)
+
+
+@router.post("/ingest/alertmanager", response_model=IngestResult)
+def ingest_alertmanager(
+    request: Request, body: alertmanager.Payload, session: SessionDep, principal: PrincipalDep
+) -> IngestResult:
+    """Prometheus Alertmanager's webhook receiver (payload version 4): each alert becomes a
+    signal, its resolution resolves that signal."""
+    result = service.ingest_alertmanager(session, payload=body, actor=principal)
+    if result.signals:
+        audit_object(request, ("signal:" + ",".join(map(str, result.signals)))[:300])
+    return result

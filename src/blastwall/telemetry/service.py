@@ -1,0 +1,362 @@
+"""The only way into telemetry storage: ingesting decoded spans, ingest keys, queries.
+
+Ingest writes every span of a request in one transaction with multi-row inserts: a GenAI
+span becomes an interaction, any other span a context span of its trace. The request is
+answered only after the commit, so an acknowledged span is a stored span.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy.orm import Session
+
+from blastwall.db import utcnow
+from blastwall.errors import AuthenticationRequired, NotFound
+from blastwall.inventory.models import System
+from blastwall.pagination import decode_cursor, encode_cursor
+from blastwall.signals.models import Signal
+from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
+from blastwall.telemetry.normalise import normalise
+from blastwall.telemetry.otlp import Decoded, DecodedSpan
+from blastwall.telemetry.redact import apply_content_policy
+
+log = logging.getLogger("blastwall.telemetry")
+
+KEY_PREFIX = "bwi_"
+SYSTEM_ATTRIBUTE = "blastwall.system.id"
+# Spans of systems missing from the inventory are stored with this policy: nobody has
+# declared what may be kept of them.
+UNREGISTERED_POLICY = "redacted"
+CONTENT_FIELDS = (
+    "system_instructions",
+    "input_messages",
+    "output_messages",
+    "tool_arguments",
+    "tool_result",
+)
+
+
+# --- which system a span belongs to -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Directory:
+    """System ids and OpenTelemetry service names, each to (system id, content policy)."""
+
+    names: dict[str, tuple[str, str]]
+    ids: frozenset[str]
+
+    def resolve(self, span: DecodedSpan) -> tuple[str | None, str | None]:
+        """(system id or None, the name the span gave itself)."""
+        explicit = span.resource.get(SYSTEM_ATTRIBUTE)
+        service = span.resource.get("service.name")
+        for candidate in (explicit, service):
+            if isinstance(candidate, str) and candidate in self.names:
+                return self.names[candidate][0], candidate
+        named = explicit if isinstance(explicit, str) else service
+        return None, named if isinstance(named, str) else None
+
+    def policy(self, system_id: str | None) -> str:
+        if system_id is None:
+            return UNREGISTERED_POLICY
+        return self.names[system_id][1]
+
+
+_directory_cache: dict[tuple[str, int, Any], Directory] = {}
+
+
+def directory(session: Session) -> Directory:
+    """The current directory, rebuilt only when the inventory changed."""
+    count, latest = session.execute(
+        select(func.count(System.id), func.max(System.updated_at))
+    ).one()
+    key = (str(session.get_bind().engine.url), count, latest)
+    cached = _directory_cache.get(key)
+    if cached is not None:
+        return cached
+    names: dict[str, tuple[str, str]] = {}
+    for system_id, spec in session.execute(select(System.id, System.spec)):
+        telemetry = spec.get("telemetry") or {}
+        entry = (system_id, telemetry.get("content_policy", "full"))
+        for name in telemetry.get("service_names", []):
+            names.setdefault(name, entry)
+        names[system_id] = entry
+    built = Directory(names=names, ids=frozenset(n[0] for n in names.values()))
+    _directory_cache.clear()
+    _directory_cache[key] = built
+    return built
+
+
+# --- ingest -------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    rejected: int = 0
+    interactions: int = 0
+    context_spans: int = 0
+    errors: list[str] = field(default_factory=list)
+    unregistered: set[str] = field(default_factory=set)
+
+
+def _ns(value: int) -> datetime:
+    return datetime.fromtimestamp(value // 1000 / 1e6, tz=UTC)
+
+
+def ingest(session: Session, *, decoded: Decoded, key_system: str | None = None) -> IngestResult:
+    """Store the decoded spans in one transaction; answer what was kept and refused."""
+    result = IngestResult(rejected=decoded.rejected, errors=list(decoded.errors))
+    names = directory(session)
+    now = utcnow()
+    interactions: list[dict[str, Any]] = []
+    context: list[dict[str, Any]] = []
+    mismatched = 0
+    for span in decoded.spans:
+        system_id, named = names.resolve(span)
+        if key_system is not None:
+            explicit = span.resource.get(SYSTEM_ATTRIBUTE)
+            if isinstance(explicit, str) and explicit != key_system:
+                mismatched += 1
+                continue
+            system_id = key_system
+        elif system_id is None:
+            result.unregistered.add(named or "(no service.name)")
+        record = normalise(span)
+        if record is None:
+            context.append(
+                {
+                    "trace_id": span.trace_id,
+                    "span_id": span.span_id,
+                    "parent_span_id": span.parent_span_id,
+                    "system_id": system_id,
+                    "service_name": named,
+                    "name": span.name[:500],
+                    "kind": span.kind,
+                    "status_code": span.status_code,
+                    "start_time": _ns(span.start_ns),
+                    "end_time": _ns(span.end_ns),
+                    "attributes": span.attributes or None,
+                    "received_at": now,
+                }
+            )
+            continue
+        policy = names.policy(system_id)
+        if policy != "full":
+            record = apply_content_policy(record, policy)
+        record["system_id"] = system_id
+        record["service_name"] = (record.get("service_name") or named or "")[:200] or None
+        record["name"] = record["name"][:500]
+        record["content_policy"] = policy
+        record["received_at"] = now
+        interactions.append(record)
+    if mismatched:
+        result.rejected += mismatched
+        result.errors.append(
+            f"{mismatched} span(s) name another system in {SYSTEM_ATTRIBUTE} than the "
+            f"ingest key's ({key_system}); send them with that system's key"
+        )
+    if interactions:
+        session.execute(insert(Interaction), interactions)
+    if context:
+        session.execute(insert(ContextSpan), context)
+    if result.unregistered:
+        _report_unregistered(session, result.unregistered, now)
+    session.commit()
+    result.interactions = len(interactions)
+    result.context_spans = len(context)
+    result.accepted = len(interactions) + len(context)
+    return result
+
+
+def _report_unregistered(session: Session, names: set[str], now: datetime) -> None:
+    """Raise one signal per AI service seen that the inventory does not know (shadow AI)."""
+    fingerprints = {f"unregistered:{n}"[:200]: n for n in names}
+    known = set(
+        session.scalars(
+            select(Signal.fingerprint).where(
+                Signal.source == "telemetry",
+                Signal.fingerprint.in_(fingerprints),
+                Signal.status == "firing",
+            )
+        )
+    )
+    for fingerprint, name in fingerprints.items():
+        if fingerprint in known:
+            continue
+        log.warning("telemetry from an AI service not in the inventory: %s", name)
+        session.add(
+            Signal(
+                source="telemetry",
+                kind="unregistered_system",
+                system_id=None,
+                system_ref=name[:200],
+                archetype="unauthorised_use",
+                severity="warning",
+                status="firing",
+                summary=f"Telemetry from '{name}', which is not in the inventory. Register it "
+                "(blastwall inventory apply) or find out who runs it.",
+                attributes={"service_name": name},
+                fingerprint=fingerprint,
+                starts_at=now,
+                created_by="telemetry",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+# --- ingest keys --------------------------------------------------------------------------
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(session: Session, *, system_id: str, created_by: str) -> tuple[IngestKey, str]:
+    """Issue an ingest key for one system; the secret is answered this once."""
+    if session.get(System, system_id) is None:
+        raise NotFound(f"No AI system '{system_id}'. `blastwall inventory list` shows the ids.")
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = IngestKey(
+        system_id=system_id, key_hash=_hash(secret), prefix=secret[:10], created_by=created_by
+    )
+    session.add(row)
+    session.commit()
+    return row, secret
+
+
+def list_keys(session: Session, *, system_id: str | None = None) -> list[IngestKey]:
+    query = select(IngestKey).order_by(IngestKey.id)
+    if system_id:
+        query = query.where(IngestKey.system_id == system_id)
+    return list(session.scalars(query))
+
+
+def revoke_key(session: Session, *, key_id: int) -> IngestKey:
+    row = session.get(IngestKey, key_id)
+    if row is None:
+        raise NotFound(f"No ingest key {key_id}. `blastwall telemetry key list` shows them.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.commit()
+    return row
+
+
+def system_for_key(session: Session, *, key: str) -> str:
+    row = session.scalar(select(IngestKey).where(IngestKey.key_hash == _hash(key)))
+    if row is None or row.revoked_at is not None:
+        raise AuthenticationRequired(
+            "The ingest key is unknown or revoked. Issue one with "
+            "`blastwall telemetry key create --system SYSTEM`."
+        )
+    return row.system_id
+
+
+# --- queries ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InteractionFilter:
+    system_id: str | None = None
+    unregistered: bool = False
+    conversation_id: str | None = None
+    user_id: str | None = None
+    operation: str | None = None
+    model: str | None = None
+    tool: str | None = None
+    trace_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_interactions(
+    session: Session, *, where: InteractionFilter, limit: int, cursor: str | None = None
+) -> tuple[list[Interaction], str | None]:
+    """Interactions newest first (by start time)."""
+    q = select(Interaction).order_by(Interaction.start_time.desc(), Interaction.id.desc())
+    if where.system_id:
+        q = q.where(Interaction.system_id == where.system_id)
+    if where.unregistered:
+        q = q.where(Interaction.system_id.is_(None))
+    for column, value in (
+        (Interaction.conversation_id, where.conversation_id),
+        (Interaction.user_id, where.user_id),
+        (Interaction.operation, where.operation),
+        (Interaction.tool_name, where.tool),
+        (Interaction.trace_id, where.trace_id),
+    ):
+        if value:
+            q = q.where(column == value)
+    if where.model:
+        q = q.where(
+            or_(Interaction.request_model == where.model, Interaction.response_model == where.model)
+        )
+    if where.since:
+        q = q.where(Interaction.start_time >= where.since)
+    if where.until:
+        q = q.where(Interaction.start_time < where.until)
+    after = decode_cursor(cursor, types=(datetime, int))
+    if after:
+        at, last_id = after
+        q = q.where(
+            or_(
+                Interaction.start_time < at,
+                and_(Interaction.start_time == at, Interaction.id < last_id),
+            )
+        )
+    rows = list(session.scalars(q.limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor([last.start_time.isoformat(), last.id])
+    return rows[:limit], next_cursor
+
+
+def get_interaction(session: Session, *, interaction_id: int) -> Interaction:
+    row = session.get(Interaction, interaction_id)
+    if row is None:
+        raise NotFound(f"No interaction {interaction_id}.")
+    return row
+
+
+def trace_spans(session: Session, *, trace_id: str) -> tuple[list[Interaction], list[ContextSpan]]:
+    interactions = list(
+        session.scalars(
+            select(Interaction).where(Interaction.trace_id == trace_id).order_by(Interaction.id)
+        )
+    )
+    context = list(
+        session.scalars(
+            select(ContextSpan).where(ContextSpan.trace_id == trace_id).order_by(ContextSpan.id)
+        )
+    )
+    if not interactions and not context:
+        raise NotFound(f"No spans stored for trace {trace_id}.")
+    return interactions, context
+
+
+def unregistered_services(session: Session) -> list[dict[str, Any]]:
+    """AI services that sent telemetry but are not in the inventory, with counts."""
+    q = (
+        select(
+            Interaction.service_name,
+            func.count(),
+            func.min(Interaction.received_at),
+            func.max(Interaction.received_at),
+        )
+        .where(Interaction.system_id.is_(None))
+        .group_by(Interaction.service_name)
+        .order_by(func.count().desc())
+    )
+    return [
+        {"service_name": name, "interactions": count, "first_seen": first, "last_seen": last}
+        for name, count, first, last in session.execute(q)
+    ]
