@@ -8,11 +8,11 @@ answered only after the commit, so an acknowledged span is a stored span.
 from __future__ import annotations
 
 import hashlib
-from operator import itemgetter
 import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
