@@ -30,6 +30,8 @@ from blastwall.telemetry.otlp import Decoded, DecodedSpan
 from blastwall.telemetry.redact import apply_content_policy
 
 log = logging.getLogger("blastwall.telemetry")
+INTERACTIONS: Table = Interaction.metadata.tables["interactions"]
+CONTEXT_SPANS: Table = ContextSpan.metadata.tables["context_spans"]
 
 KEY_PREFIX = "bwi_"
 SYSTEM_ATTRIBUTE = "blastwall.system.id"
@@ -165,8 +167,8 @@ def ingest(session: Session, *, decoded: Decoded, key_system: str | None = None)
             f"{mismatched} span(s) name another system in {SYSTEM_ATTRIBUTE} than the "
             f"ingest key's ({key_system}); send them with that system's key"
         )
-    _insert(session, Interaction.__table__, interactions)
-    _insert(session, ContextSpan.__table__, context)
+    _insert(session, INTERACTIONS, interactions)
+    _insert(session, CONTEXT_SPANS, context)
     if result.unregistered:
         _report_unregistered(session, result.unregistered, now)
     session.commit()
