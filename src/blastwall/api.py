@@ -5,6 +5,7 @@ Errors are mapped to HTTP here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blastwall import __version__
@@ -20,7 +22,7 @@ from blastwall.audit import service as audit_service
 from blastwall.audit.api import router as audit_router
 from blastwall.auth.api import router as tokens_router
 from blastwall.db import Database
-from blastwall.errors import BlastwallError
+from blastwall.errors import BlastwallError, Unavailable
 from blastwall.incidents.api import router as incidents_router
 from blastwall.inventory.api import router as inventory_router
 from blastwall.settings import Settings, get_settings
@@ -138,6 +140,39 @@ def _route_template(request: Request) -> str:
     )
 
 
+async def _respond_and_audit(
+    app: FastAPI, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    response = await call_next(request)
+    principal = getattr(request.state, "principal", None)
+
+    def write() -> None:
+        with app.state.db.session() as session:
+            audit_service.record(
+                session,
+                actor=principal.name if principal else "anonymous",
+                role=principal.role.value if principal else None,
+                method=request.method,
+                route=_route_template(request),
+                path=request.url.path,
+                object=_audit_target(request),
+                status_code=response.status_code,
+            )
+
+    try:
+        await run_in_threadpool(write)
+    except Exception:
+        # The request's own change is committed already: answering 500 now would invite a
+        # retry that repeats it. The failure is logged instead.
+        log.exception(
+            "could not write the audit record of %s %s (status %s)",
+            request.method,
+            request.url.path,
+            response.status_code,
+        )
+    return response
+
+
 def create_app(db: Database | None = None, settings: Settings | None = None) -> FastAPI:
     """The Blastwall API. `db` defaults to the database the settings name."""
     settings = settings or get_settings()
@@ -149,6 +184,8 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = db or Database.from_url(settings.resolved_database_url)
+    app.state.write_lock = asyncio.Lock()
+    app.state.ingest_inflight = 0
 
     app.add_exception_handler(BlastwallError, _blastwall_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -157,30 +194,35 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     app.add_exception_handler(DataError, _database_refused)
     app.add_exception_handler(Exception, _unexpected)
 
+    serialise_writes = app.state.db.engine.dialect.name == "sqlite"
+
     @app.middleware("http")
-    async def audit(
+    async def writes(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
-        if request.method in MUTATING and request.url.path.startswith("/api/"):
-            principal = getattr(request.state, "principal", None)
-            from starlette.concurrency import run_in_threadpool
+        """Audit every mutating request; on SQLite, also run them one at a time.
 
-            def write() -> None:
-                with app.state.db.session() as session:
-                    audit_service.record(
-                        session,
-                        actor=principal.name if principal else "anonymous",
-                        role=principal.role.value if principal else None,
-                        method=request.method,
-                        route=_route_template(request),
-                        path=request.url.path,
-                        object=_audit_target(request),
-                        status_code=response.status_code,
-                    )
-
-            await run_in_threadpool(write)
-        return response
+        SQLite admits one writer. Queueing writers here, in the event loop, keeps them from
+        occupying worker threads while they wait, and hands the write slot over at once
+        instead of through SQLite's sleeping busy handler. Reads run beside them.
+        """
+        if request.method not in MUTATING:
+            return await call_next(request)
+        ingest = request.url.path == "/v1/traces"
+        if ingest:
+            if app.state.ingest_inflight >= settings.ingest_max_concurrency:
+                return await _blastwall_error(
+                    request, Unavailable("The receiver is busy; retry after Retry-After.")
+                )
+            app.state.ingest_inflight += 1
+        try:
+            if serialise_writes:
+                async with app.state.write_lock:
+                    return await _respond_and_audit(app, request, call_next)
+            return await _respond_and_audit(app, request, call_next)
+        finally:
+            if ingest:
+                app.state.ingest_inflight -= 1
 
     api = APIRouter(prefix="/api/v1")
 

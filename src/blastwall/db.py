@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engi
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -75,7 +76,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(connection: Connection) -> None:
     # A writer takes the lock up front (IMMEDIATE): a deferred transaction that reads and then
     # writes fails at once when another writer committed in between. Read-only sessions ask
-    # for DEFERRED and run beside the writer.
+    # for DEFERRED and run beside the writer (WAL).
     mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
     connection.exec_driver_sql(f"BEGIN {mode}")
 
@@ -103,6 +104,9 @@ def make_engine(url: str, **options: Any) -> Engine:
             "timeout": 10,
             **options.pop("connect_args", {}),
         }
+        # No pool: a connection costs little to open, and a pool smaller than the server's
+        # thread pool can starve the threads that would give connections back.
+        options.setdefault("poolclass", NullPool)
         engine = create_engine(url, connect_args=connect_args, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

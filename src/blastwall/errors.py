@@ -8,7 +8,8 @@
     │   ├── Conflict                409: the object's state forbids it
     │   │   └── InvalidTransition   409: a status change the state machine does not allow
     │   └── InvalidInput            422: the input is malformed; `problems` lists each one
-    └── ServerError                 500: Blastwall's own fault
+    ├── ServerError                 500: Blastwall's own fault
+    └── Unavailable                 503: busy; retry after a moment (Retry-After)
 
 Every message says what was wrong and what to do about it.
 """
@@ -115,3 +116,8 @@ class InvalidInput(ClientError):
 class ServerError(BlastwallError):
     status_code = 500
     title = "Internal error"
+
+
+class Unavailable(BlastwallError):
+    status_code = 503
+    title = "Service unavailable"

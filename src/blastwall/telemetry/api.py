@@ -58,11 +58,6 @@ class UndecodableBody(InvalidInput):
     title = "Undecodable body"
 
 
-class Overloaded(ClientError):
-    status_code = 503
-    title = "Overloaded"
-
-
 def _media_type(request: Request) -> str:
     value = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if value in (PROTOBUF, "application/protobuf"):
@@ -166,21 +161,15 @@ async def receive_traces(request: Request) -> Response:
             f"The body is {declared} bytes; the limit is {settings.ingest_max_body_bytes}. "
             "Send smaller batches (the exporter's max export batch size)."
         )
-    inflight = getattr(app.state, "ingest_inflight", 0)
-    if inflight >= settings.ingest_max_concurrency:
-        raise Overloaded("The receiver is busy; retry after the Retry-After interval.")
-    app.state.ingest_inflight = inflight + 1
-    try:
-        body = await request.body()
-        if len(body) > settings.ingest_max_body_bytes:
-            raise PayloadTooLarge(
-                f"The body exceeds {settings.ingest_max_body_bytes} bytes; send smaller batches."
-            )
-        result = await run_in_threadpool(
-            _receive, app.state.db, settings, request, body, media, key_system
+    # Requests beyond BLASTWALL_INGEST_MAX_CONCURRENCY were answered 503 before getting here.
+    body = await request.body()
+    if len(body) > settings.ingest_max_body_bytes:
+        raise PayloadTooLarge(
+            f"The body exceeds {settings.ingest_max_body_bytes} bytes; send smaller batches."
         )
-    finally:
-        app.state.ingest_inflight -= 1
+    result = await run_in_threadpool(
+        _receive, app.state.db, settings, request, body, media, key_system
+    )
     audit_object(request, f"spans:{result.accepted}")
     return _answer(result, media)
 

@@ -33,22 +33,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from blastwall.errors import InvalidInput, Problem
 
-__all__ = [
-    "MAX_DEPTH",
-    "Decoded",
-    "DecodedSpan",
-    "SpanEvent",
-    "decode_json",
-    "decode_protobuf",
-    "gunzip",
-]
-
 MAX_DEPTH = 32
 """Deepest nesting of array/kvlist attribute values accepted; deeper rejects the span."""
 
 _U64_MAX = (1 << 64) - 1
 _I64_MIN = -(1 << 63)
-_I64_MAX = (1 << 63) - 1
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _ZERO_TRACE_HEX = "0" * 32
@@ -95,32 +84,18 @@ class _Reject(Exception):
         self.message = message
 
 
-class _Tally:
-    """Counts rejected spans and keeps the first message of each kind."""
+# kind of rejection -> [first message, number of spans]
+_Tally = dict[str, list[Any]]
 
-    __slots__ = ("count", "first", "seen")
 
-    def __init__(self) -> None:
-        self.count = 0
-        self.first: dict[str, str] = {}
-        self.seen: dict[str, int] = {}
+def _tally(tally: _Tally, where: str, reject: _Reject, spans: int = 1) -> None:
+    if spans > 0:
+        tally.setdefault(reject.kind, [f"{where}: {reject.message}", 0])[1] += spans
 
-    def add(self, where: str, reject: _Reject, spans: int = 1) -> None:
-        if spans <= 0:
-            return
-        self.count += spans
-        if reject.kind in self.seen:
-            self.seen[reject.kind] += spans
-        else:
-            self.seen[reject.kind] = spans
-            self.first[reject.kind] = f"{where}: {reject.message}"
 
-    def errors(self) -> list[str]:
-        out = []
-        for kind, message in self.first.items():
-            more = self.seen[kind] - 1
-            out.append(f"{message} (and {more} more like it)" if more else message)
-        return out
+def _decoded(spans: list[DecodedSpan], tally: _Tally) -> Decoded:
+    errors = [m if n == 1 else f"{m} (and {n - 1} more like it)" for m, n in tally.values()]
+    return Decoded(spans, sum(n for _, n in tally.values()), errors)
 
 
 def _where(ri: int, si: int, pi: int) -> str:
@@ -175,9 +150,14 @@ def _pb_attrs(kvs: Any, depth: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in kvs:
         value = kv.value
+        # A non-empty string (non-zero int) can only mean the oneof holds a string (an int):
+        # the common cases skip WhichOneof, the costliest accessor.
         text = value.string_value
-        # A non-empty string_value can only mean the oneof holds a string: skip WhichOneof.
-        out[kv.key] = text if text else _pb_value(value, depth)
+        if text:
+            out[kv.key] = text
+            continue
+        number = value.int_value
+        out[kv.key] = number if number else _pb_value(value, depth)
     return out
 
 
@@ -185,12 +165,8 @@ def _pb_value(value: Any, depth: int) -> Any:
     which = value.WhichOneof("value")
     if which is None or which == "string_value_strindex":
         return None
-    if which == "string_value":
-        return value.string_value
-    if which == "int_value":
-        return value.int_value
-    if which == "bool_value":
-        return value.bool_value
+    if which in ("string_value", "int_value", "bool_value"):
+        return getattr(value, which)
     if which == "double_value":
         return _finite(value.double_value)
     if which == "bytes_value":
@@ -214,14 +190,14 @@ def decode_protobuf(body: bytes) -> Decoded:
             problems=[Problem("body", f"invalid protobuf: {exc}")],
         ) from None
     spans: list[DecodedSpan] = []
-    tally = _Tally()
+    tally: _Tally = {}
     append = spans.append
     for ri, resource_spans in enumerate(request.resource_spans):
         try:
             resource = _pb_attrs(resource_spans.resource.attributes, 0)
         except _Reject as reject:
             count = sum(len(ss.spans) for ss in resource_spans.scope_spans)
-            tally.add(f"resource {ri}", reject, count)
+            _tally(tally, f"resource {ri}", reject, count)
             continue
         for si, scope_spans in enumerate(resource_spans.scope_spans):
             scope_name = scope_spans.scope.name or None
@@ -229,8 +205,8 @@ def decode_protobuf(body: bytes) -> Decoded:
                 try:
                     append(_pb_span(span, resource, scope_name))
                 except _Reject as reject:
-                    tally.add(_where(ri, si, pi), reject)
-    return Decoded(spans, tally.count, tally.errors())
+                    _tally(tally, _where(ri, si, pi), reject)
+    return _decoded(spans, tally)
 
 
 def _pb_span(span: Any, resource: dict[str, Any], scope_name: str | None) -> DecodedSpan:
@@ -250,58 +226,29 @@ def _pb_span(span: Any, resource: dict[str, Any], scope_name: str | None) -> Dec
     if end < start:
         raise _Reject("time", "end_time_unix_nano is before start_time_unix_nano")
     status = span.status
-    events = [
-        SpanEvent(event.name, event.time_unix_nano, _pb_attrs(event.attributes, 0))
-        for event in span.events
-    ]
+    events = [SpanEvent(e.name, e.time_unix_nano, _pb_attrs(e.attributes, 0)) for e in span.events]
     return DecodedSpan(
-        resource,
-        scope_name,
-        trace_id.hex(),
-        span_id.hex(),
-        parent.hex() if parent and parent != _ZERO_SPAN else None,
-        span.name,
-        span.kind,
-        start,
-        end,
-        status.code,
-        status.message or None,
-        _pb_attrs(span.attributes, 0),
-        events,
-    )
+        resource, scope_name, trace_id.hex(), span_id.hex(),
+        parent.hex() if parent and parent != _ZERO_SPAN else None, span.name, span.kind,
+        start, end, status.code, status.message or None, _pb_attrs(span.attributes, 0), events,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------
 # JSON
 
-_KIND_NAMES = {
-    "SPAN_KIND_UNSPECIFIED": 0,
-    "SPAN_KIND_INTERNAL": 1,
-    "SPAN_KIND_SERVER": 2,
-    "SPAN_KIND_CLIENT": 3,
-    "SPAN_KIND_PRODUCER": 4,
-    "SPAN_KIND_CONSUMER": 5,
-}
+# fmt: off
+_KIND_NAMES = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2,
+               "SPAN_KIND_CLIENT": 3, "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
-
 # AnyValue JSON member -> kind of value; lowerCamelCase and the proto field names.
 _STR, _BOOL, _INT, _DOUBLE, _BYTES, _ARRAY, _KVLIST = range(7)
-_VALUE_KINDS = {
-    "stringValue": _STR,
-    "string_value": _STR,
-    "boolValue": _BOOL,
-    "bool_value": _BOOL,
-    "intValue": _INT,
-    "int_value": _INT,
-    "doubleValue": _DOUBLE,
-    "double_value": _DOUBLE,
-    "bytesValue": _BYTES,
-    "bytes_value": _BYTES,
-    "arrayValue": _ARRAY,
-    "array_value": _ARRAY,
-    "kvlistValue": _KVLIST,
-    "kvlist_value": _KVLIST,
-}
+_VALUE_KINDS = {"stringValue": _STR, "string_value": _STR, "boolValue": _BOOL,
+                "bool_value": _BOOL, "intValue": _INT, "int_value": _INT, "doubleValue": _DOUBLE,
+                "double_value": _DOUBLE, "bytesValue": _BYTES, "bytes_value": _BYTES,
+                "arrayValue": _ARRAY, "array_value": _ARRAY, "kvlistValue": _KVLIST,
+                "kvlist_value": _KVLIST}
+# fmt: on
 _SPECIAL_DOUBLES = {"NaN": "NaN", "Infinity": "Infinity", "-Infinity": "-Infinity"}
 
 
@@ -334,39 +281,25 @@ def _object(value: Any, location: str, what: str) -> dict[str, Any]:
     return value
 
 
-def _uint64(value: Any, field: str) -> int:
-    if value is None:
-        return 0
-    if type(value) is int:
-        number = value
-    elif type(value) is str:
-        if not (0 < len(value) <= 20 and value.isascii() and value.isdigit()):
-            raise _Reject("field", f"{field} must be an unsigned 64-bit integer")
-        number = int(value)
-    elif type(value) is float and value.is_integer():
-        number = int(value)
-    else:
-        raise _Reject("field", f"{field} must be an unsigned 64-bit integer")
-    if not 0 <= number <= _U64_MAX:
-        raise _Reject("field", f"{field} must be an unsigned 64-bit integer")
-    return number
-
-
-def _int64(value: Any) -> int:
+def _integer(value: Any, signed: bool, kind: str, message: str) -> int:
+    """A proto3 JSON int64/uint64: a JSON number or a string of decimal digits."""
+    number = None
     if type(value) is int:
         number = value
     elif type(value) is str and 0 < len(value) <= 20 and value.isascii():
-        digits = value[1:] if value[0] == "-" else value
-        if not (digits and digits.isdigit()):
-            raise _Reject("value", "intValue must be a 64-bit integer")
-        number = int(value)
+        digits = value[1:] if signed and value[0] == "-" else value
+        number = int(value) if digits.isdigit() else None
     elif type(value) is float and value.is_integer():
         number = int(value)
-    else:
-        raise _Reject("value", "intValue must be a 64-bit integer")
-    if not _I64_MIN <= number <= _I64_MAX:
-        raise _Reject("value", "intValue must be a 64-bit integer")
+    if number is None or not (_I64_MIN if signed else 0) <= number <= _U64_MAX >> signed:
+        raise _Reject(kind, message)
     return number
+
+
+def _uint64(value: Any, field: str) -> int:
+    if value is None:
+        return 0
+    return _integer(value, False, field, f"{field} must be an unsigned 64-bit integer")
 
 
 def _double(value: Any) -> float | str:
@@ -409,7 +342,7 @@ def _json_value(value: Any, depth: int) -> Any:
                 return raw
             raise _Reject("value", "stringValue must be a string")
         if kind == _INT:
-            return _int64(raw)
+            return _integer(raw, True, "value", "intValue must be a 64-bit integer")
         if kind == _BOOL:
             if type(raw) is bool:
                 return raw
@@ -473,20 +406,20 @@ def _enum(value: Any, names: dict[str, int], field: str) -> int:
         return value
     if type(value) is str and value in names:
         return names[value]
-    raise _Reject("field", f"{field} must be an enum number or name")
+    raise _Reject(field, f"{field} must be an enum number or name")
 
 
 def _optional_str(value: Any, field: str) -> str:
     if value is None:
         return ""
     if type(value) is not str:
-        raise _Reject("field", f"{field} must be a string")
+        raise _Reject(field, f"{field} must be a string")
     return value
 
 
 def _json_span(span: Any, resource: dict[str, Any], scope_name: str | None) -> DecodedSpan:
     if type(span) is not dict:
-        raise _Reject("field", "a span must be a JSON object")
+        raise _Reject("span", "a span must be a JSON object")
     trace_id = _hex_id(_get(span, "traceId", "trace_id"), "trace_id", 16)
     span_id = _hex_id(_get(span, "spanId", "span_id"), "span_id", 8)
     if trace_id == _ZERO_TRACE_HEX or span_id == _ZERO_SPAN_HEX:
@@ -504,42 +437,27 @@ def _json_span(span: Any, resource: dict[str, Any], scope_name: str | None) -> D
     end = _uint64(_get(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
     if end < start:
         raise _Reject("time", "end_time_unix_nano is before start_time_unix_nano")
-    status = span.get("status")
-    if status is None:
-        status = {}
-    elif type(status) is not dict:
-        raise _Reject("field", "status must be an object")
-    events_raw = span.get("events")
-    if events_raw is None:
-        events_raw = []
-    elif type(events_raw) is not list:
-        raise _Reject("field", "events must be a list")
-    events = []
-    for event in events_raw:
-        if type(event) is not dict:
-            raise _Reject("field", "an event must be an object")
-        events.append(
-            SpanEvent(
-                _optional_str(event.get("name"), "event name"),
-                _uint64(_get(event, "timeUnixNano", "time_unix_nano"), "timeUnixNano"),
-                _json_attrs(event.get("attributes"), 0),
-            )
+    status = span.get("status") or {}
+    if type(status) is not dict:
+        raise _Reject("status", "status must be an object")
+    events_raw = span.get("events") or []
+    if type(events_raw) is not list or not all(type(e) is dict for e in events_raw):
+        raise _Reject("events", "events must be a list of objects")
+    events = [
+        SpanEvent(
+            _optional_str(event.get("name"), "event name"),
+            _uint64(_get(event, "timeUnixNano", "time_unix_nano"), "timeUnixNano"),
+            _json_attrs(event.get("attributes"), 0),
         )
+        for event in events_raw
+    ]
     return DecodedSpan(
-        resource,
-        scope_name,
-        trace_id,
-        span_id,
-        parent,
-        _optional_str(span.get("name"), "name"),
-        _enum(span.get("kind"), _KIND_NAMES, "kind"),
-        start,
-        end,
+        resource, scope_name, trace_id, span_id, parent, _optional_str(span.get("name"), "name"),
+        _enum(span.get("kind"), _KIND_NAMES, "kind"), start, end,
         _enum(status.get("code"), _STATUS_NAMES, "status.code"),
         _optional_str(status.get("message"), "status.message") or None,
-        _json_attrs(span.get("attributes"), 0),
-        events,
-    )
+        _json_attrs(span.get("attributes"), 0), events,
+    )  # fmt: skip
 
 
 def decode_json(body: bytes) -> Decoded:
@@ -554,7 +472,7 @@ def decode_json(body: bytes) -> Decoded:
     if type(document) is not dict:
         raise _fatal("$", "the top level must be an object")
     spans: list[DecodedSpan] = []
-    tally = _Tally()
+    tally: _Tally = {}
     append = spans.append
     for ri, resource_spans in enumerate(_list(document, "resourceSpans", "resource_spans", "$")):
         where_r = f"$.resourceSpans[{ri}]"
@@ -569,8 +487,8 @@ def decode_json(body: bytes) -> Decoded:
         try:
             resource = _json_attrs(resource_obj.get("attributes"), 0)
         except _Reject as reject:
-            count = sum(len(_get(ss, "spans", "spans") or ()) for ss in scopes if ss)
-            tally.add(f"resource {ri}", reject, count)
+            count = sum(len(ss.get("spans") or ()) for ss in scopes if ss)
+            _tally(tally, f"resource {ri}", reject, count)
             continue
         for si, scope_spans in enumerate(scopes):
             if not scope_spans:
@@ -583,5 +501,5 @@ def decode_json(body: bytes) -> Decoded:
                 try:
                     append(_json_span(span, resource, scope_name))
                 except _Reject as reject:
-                    tally.add(_where(ri, si, pi), reject)
-    return Decoded(spans, tally.count, tally.errors())
+                    _tally(tally, _where(ri, si, pi), reject)
+    return _decoded(spans, tally)
