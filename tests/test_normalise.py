@@ -12,8 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blastwall.telemetry.normalise import MAX_ATTRIBUTE_CHARS, OPERATIONS, normalise, system_id_hint
-from blastwall.telemetry.otlp import DecodedSpan, SpanEvent
+from blastwall.telemetry.normalise import (
+    MAX_ATTRIBUTE_CHARS,
+    OPERATIONS,
+    normalise,
+    system_id_hint,
+    trim_attributes,
+)
+from blastwall.telemetry.otlp import MAX_DEPTH, DecodedSpan, SpanEvent
 from blastwall.telemetry.redact import apply_content_policy
 
 START = 1_750_000_000_123_456_789
@@ -533,6 +539,93 @@ def test_leftover_attributes_stay_small() -> None:
         "custom.small": "z",
     }
     assert len("[5000 characters omitted]") < MAX_ATTRIBUTE_CHARS
+
+
+def nested(levels: int) -> Any:
+    """A value with `levels` levels of lists and dicts around a string."""
+    value: Any = "leaf"
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_trim_attributes_keeps_context_attributes_small() -> None:
+    statement = "SELECT * FROM orders WHERE id IN (" + "1, " * 34_000 + "1)"
+    attributes = {
+        "db.system": "postgresql",
+        "db.statement": statement,
+        "db.rows": 3,
+        "http.ok": True,
+        "ratio": 0.5,
+        "exact": "x" * MAX_ATTRIBUTE_CHARS,
+        "tags": ["a", "b"],
+        "headers": {"accept": "application/json"},
+        "gen_ai.prompt.0.content": "not a GenAI span: kept as it is",
+        "llm.tools.0.name": "kept too",
+        "empty": "",
+        "none": None,
+    }
+    original = dict(attributes)
+    trimmed = trim_attributes(attributes)
+    assert len(statement) > 100_000
+    assert trimmed == {
+        **attributes,
+        "db.statement": f"[{len(statement)} characters omitted]",
+    }
+    assert attributes == original  # the input is not changed
+
+
+def test_trim_attributes_of_nothing_is_none() -> None:
+    assert trim_attributes({}) is None
+
+
+def test_trim_attributes_lets_nothing_deeper_than_max_depth_through() -> None:
+    trimmed = trim_attributes({"ok": nested(MAX_DEPTH), "deep": nested(MAX_DEPTH + 1)})
+    assert trimmed is not None
+    assert trimmed["ok"] == nested(MAX_DEPTH)
+    assert trimmed["deep"] == f"[value nested deeper than {MAX_DEPTH} levels]"
+    orjson.dumps(trimmed)
+
+
+def test_trim_attributes_follows_the_rules_for_leftover_attributes() -> None:
+    leftover = {
+        "custom.blob": "y" * 5000,
+        "custom.small": "z",
+        "custom.list": [1, 2, 3],
+        "custom.deep": nested(MAX_DEPTH + 5),
+    }
+    record = normalise(span({"gen_ai.operation.name": "chat", **leftover}))
+    assert record is not None
+    assert record["attributes"] == trim_attributes(leftover)
+    assert record["attributes"]["custom.deep"] == f"[value nested deeper than {MAX_DEPTH} levels]"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=20),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=2 * MAX_ATTRIBUTE_CHARS),
+            lambda inner: (
+                st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3)
+            ),
+            max_leaves=10,
+        ),
+        max_size=8,
+    )
+)
+def test_trim_attributes_keeps_every_key_and_short_strings(attributes: dict[str, Any]) -> None:
+    trimmed = trim_attributes(attributes)
+    if not attributes:
+        assert trimmed is None
+        return
+    assert trimmed is not None
+    assert trimmed.keys() == attributes.keys()
+    for key, value in attributes.items():
+        if type(value) is str and len(value) > MAX_ATTRIBUTE_CHARS:
+            assert trimmed[key] == f"[{len(value)} characters omitted]"
+        else:
+            assert trimmed[key] == value
 
 
 def test_unparseable_json_content_is_kept_as_text() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -141,7 +142,7 @@ def _route_template(request: Request) -> str:
 
 
 async def _respond_and_audit(
-    app: FastAPI, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    app: FastAPI, call_next: Callable[[Request], Awaitable[Response]], request: Request
 ) -> Response:
     response = await call_next(request)
     principal = getattr(request.state, "principal", None)
@@ -215,11 +216,14 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
                     request, Unavailable("The receiver is busy; retry after Retry-After.")
                 )
             app.state.ingest_inflight += 1
+        # OTLP batches are data arriving, not acts of a person: they are not audited one by
+        # one (each batch would cost a write of its own on the hot ingest path).
+        respond = call_next if ingest else partial(_respond_and_audit, app, call_next)
         try:
             if serialise_writes:
                 async with app.state.write_lock:
-                    return await _respond_and_audit(app, request, call_next)
-            return await _respond_and_audit(app, request, call_next)
+                    return await respond(request)
+            return await respond(request)
         finally:
             if ingest:
                 app.state.ingest_inflight -= 1

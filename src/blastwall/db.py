@@ -18,7 +18,6 @@ from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engi
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -70,6 +69,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache per connection
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 
@@ -104,9 +105,11 @@ def make_engine(url: str, **options: Any) -> Engine:
             "timeout": 10,
             **options.pop("connect_args", {}),
         }
-        # No pool: a connection costs little to open, and a pool smaller than the server's
-        # thread pool can starve the threads that would give connections back.
-        options.setdefault("poolclass", NullPool)
+        # A pool larger than the server's worker threads (40), so that no thread ever waits
+        # for a connection another thread must give back. Connections stay open: closing the
+        # last one would checkpoint the whole WAL each time.
+        options.setdefault("pool_size", 48)
+        options.setdefault("max_overflow", 16)
         engine = create_engine(url, connect_args=connect_args, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

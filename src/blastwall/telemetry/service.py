@@ -25,7 +25,7 @@ from blastwall.inventory.models import System
 from blastwall.pagination import decode_cursor, encode_cursor
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
-from blastwall.telemetry.normalise import normalise
+from blastwall.telemetry.normalise import normalise, trim_attributes
 from blastwall.telemetry.otlp import Decoded, DecodedSpan
 from blastwall.telemetry.redact import apply_content_policy
 
@@ -147,7 +147,7 @@ def ingest(session: Session, *, decoded: Decoded, key_system: str | None = None)
                     "status_code": span.status_code,
                     "start_time": _ns(span.start_ns),
                     "end_time": _ns(span.end_ns),
-                    "attributes": span.attributes or None,
+                    "attributes": trim_attributes(span.attributes),
                     "received_at": now,
                 }
             )
