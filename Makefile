@@ -38,6 +38,8 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/decode.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) .blastwall .pytest_cache .mypy_cache .ruff_cache .hypothesis
