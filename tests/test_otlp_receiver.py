@@ -125,7 +125,10 @@ def test_sdk_exporter_protobuf(
     url, _ = live
     spans = make_spans("support-chatbot")
     exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", headers=admin, timeout=10)
-    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    try:
+        assert exporter.export(spans) == SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
     client = clients.client
     items = client.get("/api/v1/interactions?system=support-chatbot", headers=admin).json()["items"]
     by_op = {i["operation"]: i for i in items}
