@@ -84,23 +84,23 @@ def test_openai_v2_spans_become_complete_interactions(
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     try:
-        with serve(fake_openai()) as openai_url:
-            with openai.OpenAI(
-                base_url=f"{openai_url}/v1", api_key="test-key", max_retries=0
-            ) as client:
-                client.chat.completions.create(
-                    model="gpt-4o",
-                    messages=[
-                        {"role": "system", "content": "You issue refunds within policy."},
-                        {"role": "user", "content": "Refund order 1182 in full please"},
-                    ],
-                    tools=[
-                        {
-                            "type": "function",
-                            "function": {"name": "issue-refund", "parameters": {"type": "object"}},
-                        }
-                    ],
-                )
+        with (
+            serve(fake_openai()) as openai_url,
+            openai.OpenAI(base_url=f"{openai_url}/v1", api_key="test-key", max_retries=0) as client,
+        ):
+            client.chat.completions.create(
+                model="gpt-4o",
+                messages=[
+                    {"role": "system", "content": "You issue refunds within policy."},
+                    {"role": "user", "content": "Refund order 1182 in full please"},
+                ],
+                tools=[
+                    {
+                        "type": "function",
+                        "function": {"name": "issue-refund", "parameters": {"type": "object"}},
+                    }
+                ],
+            )
         provider.force_flush()
     finally:
         instrumentor.uninstrument()

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
 
 from blastwall.errors import InvalidInput, Problem
 
@@ -58,3 +61,21 @@ def decode_cursor(cursor: str | None, *, types: tuple[type, ...]) -> list[Any] |
             "The cursor is not one this server issued.",
             [Problem("query.cursor", "use the `next` value of the previous page, unchanged")],
         ) from None
+
+
+def by_id(row: Any) -> list[Any]:
+    return [row.id]
+
+
+def fetch_page(
+    session: Session,
+    query: Select[T],
+    *,
+    limit: int,
+    key: Callable[[T], list[Any]] = by_id,
+) -> tuple[list[T], str | None]:
+    """Up to `limit` rows of the ordered `query`, and the cursor of the next page (None when
+    this is the last): `key` gives the sort key of a row, as the cursor stores it."""
+    rows = list(session.scalars(query.limit(limit + 1)))
+    next_cursor = encode_cursor(key(rows[limit - 1])) if len(rows) > limit else None
+    return rows[:limit], next_cursor

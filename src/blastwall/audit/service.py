@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from blastwall.audit.models import AuditEntry
 from blastwall.db import utcnow
-from blastwall.pagination import decode_cursor, encode_cursor
+from blastwall.pagination import decode_cursor, fetch_page
 
 
 class AuditOut(BaseModel):
@@ -68,6 +68,4 @@ def list_entries(
         query = query.where(AuditEntry.actor == actor)
     if object:
         query = query.where(AuditEntry.object == object)
-    rows = list(session.scalars(query.limit(limit + 1)))
-    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return fetch_page(session, query, limit=limit)

@@ -12,7 +12,7 @@ from blastwall.auth.models import ApiToken
 from blastwall.auth.roles import Principal, Role
 from blastwall.db import utcnow
 from blastwall.errors import AuthenticationRequired, NotFound
-from blastwall.pagination import decode_cursor, encode_cursor
+from blastwall.pagination import decode_cursor, fetch_page
 
 TOKEN_PREFIX = "bw_"
 
@@ -53,9 +53,7 @@ def list_tokens(
     after = decode_cursor(cursor, types=(int,))
     if after:
         query = query.where(ApiToken.id > after[0])
-    rows = list(session.scalars(query.limit(limit + 1)))
-    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return fetch_page(session, query, limit=limit)
 
 
 def revoke_token(session: Session, *, token_id: int) -> ApiToken:

@@ -39,7 +39,7 @@ from blastwall.incidents.schemas import (
     Visibility,
 )
 from blastwall.inventory.service import existing_system_ids
-from blastwall.pagination import decode_cursor, encode_cursor
+from blastwall.pagination import decode_cursor, fetch_page
 
 
 def _check_systems(session: Session, systems: list[str], field: str) -> list[str]:
@@ -178,9 +178,7 @@ def list_incidents(
                 IncidentSystem.incident_id == Incident.id, IncidentSystem.system_id == system_id
             )
         )
-    rows = list(session.scalars(query.limit(limit + 1)))
-    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return fetch_page(session, query, limit=limit)
 
 
 def systems_of(session: Session, *, incident_ids: list[int]) -> dict[int, list[str]]:
@@ -437,9 +435,7 @@ def list_timeline(
         query = query.where(TimelineEntry.id > after[0])
     if kind:
         query = query.where(TimelineEntry.kind == kind)
-    rows = list(session.scalars(query.order_by(TimelineEntry.id).limit(limit + 1)))
-    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-    rows = rows[:limit]
+    rows, next_cursor = fetch_page(session, query.order_by(TimelineEntry.id), limit=limit)
     states = {r.id: "open" for r in rows if r.kind == EntryKind.hypothesis.value}
     if states:
         verdicts = session.execute(
@@ -535,6 +531,4 @@ def list_tasks(
         query = query.where(Task.id > after[0])
     if state:
         query = query.where(Task.state == state)
-    rows = list(session.scalars(query.order_by(Task.id).limit(limit + 1)))
-    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return fetch_page(session, query.order_by(Task.id), limit=limit)

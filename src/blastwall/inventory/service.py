@@ -13,7 +13,7 @@ from blastwall.db import utcnow
 from blastwall.errors import InvalidInput, NotFound, Problem
 from blastwall.inventory.models import Change, System, SystemComponent
 from blastwall.inventory.schemas import ApplyResult, ChangeIn, ChangeKind, SystemSpec
-from blastwall.pagination import decode_cursor, encode_cursor
+from blastwall.pagination import decode_cursor, fetch_page
 
 _LIST_KEYS = {
     "models": "id",
@@ -145,15 +145,13 @@ def get_system(session: Session, *, system_id: str) -> System:
 def list_systems(
     session: Session, *, limit: int, cursor: str | None = None, type: str | None = None
 ) -> tuple[list[System], str | None]:
-    query = select(System).order_by(System.id).limit(limit + 1)
+    query = select(System).order_by(System.id)
     after = decode_cursor(cursor, types=(str,))
     if after:
         query = query.where(System.id > after[0])
     if type:
         query = query.where(System.type == type)
-    rows = list(session.scalars(query))
-    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return fetch_page(session, query, limit=limit)
 
 
 def systems_sharing(session: Session, *, kind: str, key: str) -> list[str]:
@@ -203,7 +201,7 @@ def list_changes(
     kind: str | None = None,
 ) -> tuple[list[Change], str | None]:
     """Changes newest first, filtered by system, kind and time range [since, until)."""
-    query = select(Change).order_by(Change.at.desc(), Change.id.desc()).limit(limit + 1)
+    query = select(Change).order_by(Change.at.desc(), Change.id.desc())
     if system_id:
         query = query.where(Change.system_id == system_id)
     if kind:
@@ -218,9 +216,4 @@ def list_changes(
         query = query.where(
             or_(Change.at < last_at, and_(Change.at == last_at, Change.id < last_id))
         )
-    rows = list(session.scalars(query))
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor([last.at.isoformat(), last.id])
-    return rows[:limit], next_cursor
+    return fetch_page(session, query, limit=limit, key=lambda c: [c.at.isoformat(), c.id])

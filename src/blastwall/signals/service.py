@@ -19,7 +19,7 @@ from blastwall.auth.roles import Permission, Principal
 from blastwall.db import utcnow
 from blastwall.errors import NotFound
 from blastwall.inventory.models import System
-from blastwall.pagination import decode_cursor, encode_cursor
+from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.signals import alertmanager
 from blastwall.signals.models import Signal
 from blastwall.signals.schemas import (
@@ -336,9 +336,7 @@ def list_signals(
         query = query.where(Signal.system_id.is_(None), Signal.system_ref.is_not(None))
     elif unregistered is False:
         query = query.where(or_(Signal.system_id.is_not(None), Signal.system_ref.is_(None)))
-    rows = list(session.scalars(query.limit(limit + 1)))
-    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return fetch_page(session, query, limit=limit)
 
 
 def to_out(row: Signal) -> SignalOut:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from blastwall.db import UTCDateTime, utcnow
 from blastwall.errors import AuthenticationRequired, NotFound
 from blastwall.inventory.models import System
-from blastwall.pagination import decode_cursor, encode_cursor
+from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
 from blastwall.telemetry.normalise import normalise, trim_attributes
@@ -348,12 +348,7 @@ def list_interactions(
                 and_(Interaction.start_time == at, Interaction.id < last_id),
             )
         )
-    rows = list(session.scalars(q.limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor([last.start_time.isoformat(), last.id])
-    return rows[:limit], next_cursor
+    return fetch_page(session, q, limit=limit, key=lambda i: [i.start_time.isoformat(), i.id])
 
 
 def get_interaction(session: Session, *, interaction_id: int) -> Interaction:
