@@ -23,7 +23,7 @@ from blastwall.audit import service as audit_service
 from blastwall.audit.api import router as audit_router
 from blastwall.auth.api import router as tokens_router
 from blastwall.db import Database
-from blastwall.errors import BlastwallError, Unavailable
+from blastwall.errors import BlastwallError, Unavailable, field_path
 from blastwall.incidents.api import router as incidents_router
 from blastwall.inventory.api import router as inventory_router
 from blastwall.settings import Settings, get_settings
@@ -54,13 +54,6 @@ def problem(request: Request, status: int, title: str, detail: str, **extra: Any
     )
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 async def _blastwall_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BlastwallError)
     answer = problem(request, exc.status_code, exc.title, exc.detail, **exc.extra())
@@ -72,7 +65,7 @@ async def _blastwall_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"field": _field(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+        {"field": field_path(e["loc"]), "message": e["msg"], "type": e["type"]}
         for e in exc.errors()
     ]
     fields = ", ".join(e["field"] for e in errors[:5])

@@ -20,6 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A validation location as a path: ("body", "tools", 0, "name") -> body.tools[0].name"""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem in an input: where it is and what is wrong."""

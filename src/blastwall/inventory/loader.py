@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from blastwall.errors import InvalidInput, Problem
+from blastwall.errors import InvalidInput, Problem, field_path
 from blastwall.inventory.schemas import SystemSpec
 
 
@@ -45,10 +45,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(document)"
+    return field_path(loc) or "(document)"
 
 
 def yaml_files(path: Path) -> list[Path]:

@@ -7,7 +7,6 @@ answered only after the commit, so an acknowledged span is a stored span.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import orjson
 from sqlalchemy import JSON, Table, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from blastwall.auth.service import hash_token
 from blastwall.db import UTCDateTime, utcnow
 from blastwall.errors import AuthenticationRequired, NotFound
 from blastwall.inventory.models import System
@@ -252,17 +252,13 @@ def _report_unregistered(session: Session, names: set[str], now: datetime) -> No
 # --- ingest keys --------------------------------------------------------------------------
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def create_key(session: Session, *, system_id: str, created_by: str) -> tuple[IngestKey, str]:
     """Issue an ingest key for one system; the secret is answered this once."""
     if session.get(System, system_id) is None:
         raise NotFound(f"No AI system '{system_id}'. `blastwall inventory list` shows the ids.")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     row = IngestKey(
-        system_id=system_id, key_hash=_hash(secret), prefix=secret[:10], created_by=created_by
+        system_id=system_id, key_hash=hash_token(secret), prefix=secret[:10], created_by=created_by
     )
     session.add(row)
     session.commit()
@@ -287,7 +283,7 @@ def revoke_key(session: Session, *, key_id: int) -> IngestKey:
 
 
 def system_for_key(session: Session, *, key: str) -> str:
-    row = session.scalar(select(IngestKey).where(IngestKey.key_hash == _hash(key)))
+    row = session.scalar(select(IngestKey).where(IngestKey.key_hash == hash_token(key)))
     if row is None or row.revoked_at is not None:
         raise AuthenticationRequired(
             "The ingest key is unknown or revoked. Issue one with "
