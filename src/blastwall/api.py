@@ -23,6 +23,8 @@ from blastwall.audit import service as audit_service
 from blastwall.audit.api import router as audit_router
 from blastwall.auth.api import router as tokens_router
 from blastwall.db import Database
+from blastwall.detection.api import router as detection_router
+from blastwall.detection.engine import DetectionEngine
 from blastwall.errors import BlastwallError, Unavailable, field_path
 from blastwall.incidents.api import router as incidents_router
 from blastwall.inventory.api import router as inventory_router
@@ -180,6 +182,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     app.state.db = db or Database.from_url(settings.resolved_database_url)
     app.state.write_lock = asyncio.Lock()
     app.state.ingest_inflight = 0
+    app.state.detection = DetectionEngine() if settings.detection else None
 
     app.add_exception_handler(BlastwallError, _blastwall_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -234,6 +237,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(audit_router)
     api.include_router(signals_router)
     api.include_router(telemetry_router)
+    api.include_router(detection_router)
     app.include_router(api)
     app.include_router(otlp_router)
     return app

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from blastwall import __version__
 from blastwall.auth.commands import app as token_app
 from blastwall.console import err, out, print_json, print_table, session_scope
+from blastwall.detection.commands import canary_app, detectors, scan
 from blastwall.errors import BlastwallError
 from blastwall.incidents.commands import app as incident_app
 from blastwall.inventory.commands import app as inventory_app
@@ -32,6 +33,9 @@ app.add_typer(incident_app, name="incident")
 app.add_typer(signals_app, name="signals")
 app.add_typer(telemetry_app, name="telemetry")
 app.command("interactions")(interactions)
+app.add_typer(canary_app, name="canary")
+app.command("scan")(scan)
+app.command("detectors")(detectors)
 
 
 @app.command()

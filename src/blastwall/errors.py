@@ -9,6 +9,7 @@
     │   │   └── InvalidTransition   409: a status change the state machine does not allow
     │   └── InvalidInput            422: the input is malformed; `problems` lists each one
     ├── ServerError                 500: Blastwall's own fault
+    │   └── PluginError             500: a plugin failed to load or misbehaved
     └── Unavailable                 503: busy; retry after a moment (Retry-After)
 
 Every message says what was wrong and what to do about it.
@@ -124,6 +125,10 @@ class InvalidInput(ClientError):
 class ServerError(BlastwallError):
     status_code = 500
     title = "Internal error"
+
+
+class PluginError(ServerError):
+    title = "Plugin error"
 
 
 class Unavailable(BlastwallError):

@@ -3,6 +3,7 @@
 from blastwall.audit.models import AuditEntry
 from blastwall.auth.models import ApiToken
 from blastwall.db import Base
+from blastwall.detection.models import CanaryToken
 from blastwall.incidents.models import (
     Incident,
     IncidentSystem,
@@ -19,6 +20,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "CanaryToken",
     "Change",
     "ContextSpan",
     "Incident",

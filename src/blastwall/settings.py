@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         description="OTLP requests processed at once per server process; more answer 503 "
         "with Retry-After.",
     )
+    detection: bool = Field(
+        default=True,
+        description="Run the detectors over interactions as they are ingested.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

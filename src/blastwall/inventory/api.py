@@ -88,6 +88,7 @@ async def import_cyclonedx(
     principal.require(Permission.write_inventory)
     body = await request.body()
     spec = from_cyclonedx(body.decode("utf-8", errors="replace"))
+    spec = service.keep_prompt_texts(session, spec)
     audit_object(request, f"system:{spec.id}")
     return await run_in_threadpool(
         service.apply_specs, session, specs=[spec], actor=principal.name, source="cyclonedx"

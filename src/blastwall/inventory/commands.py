@@ -149,6 +149,7 @@ def import_(
 
     spec = from_cyclonedx(path.read_text(encoding="utf-8"))
     with session_scope() as session:
+        spec = service.keep_prompt_texts(session, spec)
         result = service.apply_specs(
             session, specs=[spec], actor=operator().name, source=f"cyclonedx:{path}"
         )

@@ -7,7 +7,9 @@ Export (`to_cyclonedx`) writes a CycloneDX 1.6 JSON BOM with cyclonedx-python-li
     models[]               components, type `machine-learning-model`, bom-ref `model:<id>`;
                            name, version native; provider is `supplier.name` and `publisher`
     prompts[]              components, type `data`, bom-ref `prompt:<id>`, name = id, version;
-                           content_hash `sha256:<hex>` is a `SHA-256` entry in `hashes`
+                           content_hash `sha256:<hex>` is a `SHA-256` entry in `hashes`;
+                           the prompt's text (`content`) is not exported, as BOMs travel;
+                           import keeps the stored text of a prompt whose hash is unchanged
     data_sources[]         components, type `data`, bom-ref `data:<id>`, name = id, description
     tools[]                services, bom-ref `tool:<name>`, name, description
     dependencies           the system depends on every model, prompt, data source and tool
@@ -19,7 +21,8 @@ values are left out:
     system component       type, risk_tier, eu_ai_act_high_risk (`true`/`false`), risk_notes,
                            owner_contacts, on_call, approved_uses, depends_on (other systems),
                            fallback, controls, vendors (CycloneDX has no list of organisations),
-                           telemetry (service names and content policy)
+                           telemetry (service names and content policy), agents,
+                           detection (detector settings)
     every part             index (its position in the spec's list; the library sorts parts)
     data sources           kind, sensitivity
     tools                  connector, permissions, constraints
@@ -111,6 +114,8 @@ def to_cyclonedx(spec: SystemSpec) -> str:
             controls=data["controls"],
             vendors=data["components"]["vendors"],
             telemetry=data["telemetry"],
+            agents=data["agents"],
+            detection=data["detection"],
         ),
     )
     bom = Bom()
@@ -400,6 +405,8 @@ def from_cyclonedx(text: str) -> SystemSpec:
         "fallback": props.get("fallback"),
         "controls": r.decoded(at, props, "controls", []),
         "telemetry": r.decoded(at, props, "telemetry", {}),
+        "agents": r.decoded(at, props, "agents", []),
+        "detection": r.decoded(at, props, "detection", {}),
     }
     if r.problems:
         raise InvalidInput(

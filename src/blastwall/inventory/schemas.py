@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 Slug = Annotated[
     str,
@@ -88,6 +96,11 @@ class Prompt(Strict):
     id: Slug
     version: Text
     content_hash: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+    content: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = Field(
+        default=None,
+        description="The prompt's text, for detecting its leakage in outputs. Only where the "
+        "system's content policy is `full` or `redacted`; its SHA-256 must be `content_hash`.",
+    )
 
 
 class DataSource(Strict):
@@ -119,6 +132,14 @@ class Vendor(Strict):
     name: Slug
     contacts: list[Contact] = Field(default_factory=list)
     support: str | None = None
+
+
+class Agent(Strict):
+    """An agent of the system and the tools it may call (names from `components.tools`)."""
+
+    name: Text
+    description: str | None = None
+    tools: list[Slug] = Field(default_factory=list)
 
 
 class Components(Strict):
@@ -181,6 +202,55 @@ class SystemSpec(Strict):
     fallback: str | None = None
     controls: list[Control] = Field(default_factory=list)
     telemetry: Telemetry = Field(default_factory=Telemetry)
+    agents: list[Agent] = Field(
+        default_factory=list,
+        description="The system's agents and the tools each may call; without agents, any "
+        "agent may call any tool of `components.tools`.",
+    )
+    detection: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per detector id, its settings (enabled, allowlist, thresholds); see "
+        "docs/detection.md.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SystemSpec:
+        tools = {tool.name for tool in self.components.tools}
+        for agent in self.agents:
+            unknown = sorted(set(agent.tools) - tools)
+            if unknown:
+                raise ValueError(
+                    f"agent '{agent.name}' names tools not in components.tools: "
+                    f"{', '.join(unknown)}"
+                )
+        for prompt in self.components.prompts:
+            if prompt.content is None:
+                continue
+            if self.telemetry.content_policy is ContentPolicy.hashes:
+                raise ValueError(
+                    f"prompt '{prompt.id}' has content, but the content policy is 'hashes': "
+                    "remove the content or relax the policy"
+                )
+            digest = "sha256:" + hashlib.sha256(prompt.content.encode()).hexdigest()
+            if digest != prompt.content_hash:
+                raise ValueError(
+                    f"prompt '{prompt.id}': content_hash does not match the content "
+                    f"(its SHA-256 is {digest})"
+                )
+        return self
+
+    @field_validator("detection")
+    @classmethod
+    def _detectors_known(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if value:
+            from blastwall.detection.engine import validate_settings
+            from blastwall.errors import InvalidInput
+
+            try:
+                validate_settings(value)
+            except InvalidInput as exc:
+                raise ValueError("; ".join(str(p) for p in exc.problems)) from None
+        return value
 
 
 class SystemOut(BaseModel):

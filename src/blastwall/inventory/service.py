@@ -71,6 +71,27 @@ def _dump(spec: SystemSpec) -> dict[str, Any]:
     return spec.model_dump(mode="json", exclude_none=True)
 
 
+def keep_prompt_texts(session: Session, spec: SystemSpec) -> SystemSpec:
+    """A spec imported from a BOM, with the stored text of each prompt whose id and hash are
+    unchanged: BOMs carry a prompt's hash, never its text, and importing one must not erase
+    the text that prompt-leak detection compares outputs with."""
+    row = session.get(System, spec.id)
+    if row is None or not spec.components.prompts:
+        return spec
+    stored = {
+        (p.get("id"), p.get("content_hash")): p.get("content")
+        for p in (row.spec.get("components") or {}).get("prompts") or []
+    }
+    prompts = [
+        p.model_copy(update={"content": stored.get((p.id, p.content_hash))})
+        if p.content is None and stored.get((p.id, p.content_hash))
+        else p
+        for p in spec.components.prompts
+    ]
+    components = spec.components.model_copy(update={"prompts": prompts})
+    return spec.model_copy(update={"components": components})
+
+
 def apply_specs(
     session: Session, *, specs: Iterable[SystemSpec], actor: str, source: str | None = None
 ) -> ApplyResult:

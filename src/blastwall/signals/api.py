@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from blastwall.dependencies import PageDep, PrincipalDep, SessionDep, audit_object
+from blastwall.incidents.schemas import Archetype
 from blastwall.pagination import Page
 from blastwall.signals import alertmanager, service
 from blastwall.signals.schemas import (
@@ -35,6 +36,11 @@ def list_signals(
         Query(max_length=200, description="An inventory system id, or a name as sent."),
     ] = None,
     source: Annotated[str | None, Query(max_length=100)] = None,
+    detector: Annotated[
+        str | None, Query(max_length=100, description="Only findings of this detector.")
+    ] = None,
+    kind: Annotated[str | None, Query(max_length=200)] = None,
+    archetype: Annotated[Archetype | None, Query()] = None,
     severity: Annotated[SignalSeverity | None, Query()] = None,
     status: Annotated[SignalStatus | None, Query()] = None,
     since: Annotated[
@@ -56,6 +62,9 @@ def list_signals(
         cursor=page.cursor,
         system=system,
         source=source,
+        detector=detector,
+        kind=kind,
+        archetype=archetype.value if archetype else None,
         severity=severity.value if severity else None,
         status=status.value if status else None,
         since=since,

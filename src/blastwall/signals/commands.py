@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from blastwall.console import operator, out, print_json, print_table, session_scope
+from blastwall.incidents.schemas import Archetype
 from blastwall.signals import service
 from blastwall.signals.schemas import SignalSeverity, SignalStatus
 
@@ -31,6 +32,9 @@ def list_(
         str | None, typer.Option(help="Only signals about this system (id or name as sent).")
     ] = None,
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    detector: Annotated[str | None, typer.Option(help="Only findings of this detector.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
+    archetype: Annotated[Archetype | None, typer.Option(help="Only this archetype.")] = None,
     severity: Annotated[SignalSeverity | None, typer.Option(help="Only this severity.")] = None,
     status: Annotated[SignalStatus | None, typer.Option(help="firing or resolved.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 50,
@@ -44,6 +48,9 @@ def list_(
             limit=limit,
             system=system,
             source=source,
+            detector=detector,
+            kind=kind,
+            archetype=archetype.value if archetype else None,
             severity=severity.value if severity else None,
             status=status.value if status else None,
         )
@@ -102,6 +109,16 @@ def show(
             )
         ],
     )
+    if s.detector:
+        out.print(
+            f"detector {s.detector} {s.detector_version} · confidence {s.confidence} · "
+            f"OWASP {', '.join(s.owasp or []) or '-'} · ATLAS {', '.join(s.atlas or []) or '-'}"
+            f" · interactions {', '.join(map(str, s.interaction_ids or [])) or '-'}",
+            markup=False,
+            highlight=False,
+        )
+    if s.excerpt:
+        out.print(f"excerpt: {s.excerpt}", markup=False, highlight=False)
     if s.attributes:
         out.print(
             orjson.dumps(s.attributes, option=orjson.OPT_INDENT_2).decode(),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from blastwall.db import Base, JSONType, UTCDateTime, utcnow
@@ -19,6 +19,7 @@ class Signal(Base):
         Index("ix_signals_source_fingerprint", "source", "fingerprint"),
         Index("ix_signals_conversation", "conversation_id"),
         Index("ix_signals_trace", "trace_id"),
+        Index("ix_signals_detector_created", "detector", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -37,6 +38,13 @@ class Signal(Base):
     conversation_id: Mapped[str | None] = mapped_column(String(200), default=None)
     fingerprint: Mapped[str | None] = mapped_column(String(200), default=None)
     reference: Mapped[str | None] = mapped_column(String(40), default=None, unique=True)
+    detector: Mapped[str | None] = mapped_column(String(100), default=None)
+    detector_version: Mapped[str | None] = mapped_column(String(40), default=None)
+    confidence: Mapped[float | None] = mapped_column(Float, default=None)
+    excerpt: Mapped[str | None] = mapped_column(Text, default=None)
+    interaction_ids: Mapped[list[int] | None] = mapped_column(JSONType, default=None)
+    owasp: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
+    atlas: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_by: Mapped[str] = mapped_column(String(200))

@@ -200,6 +200,19 @@ class SignalOut(BaseModel):
     conversation_id: str | None
     fingerprint: str | None
     reference: str | None
+    detector: str | None = Field(description="The detector that raised it, for findings.")
+    detector_version: str | None
+    confidence: float | None = Field(description="The detector's confidence, 0 to 1.")
+    excerpt: str | None = Field(
+        description="A short piece of what matched, with personal data masked."
+    )
+    interaction_ids: list[int] | None = Field(
+        description="The stored interactions the finding rests on."
+    )
+    owasp: list[str] | None = Field(
+        description="OWASP Top 10 for LLM Applications codes with edition, e.g. LLM01:2025."
+    )
+    atlas: list[str] | None = Field(description="MITRE ATLAS technique ids.")
     starts_at: datetime | None
     ends_at: datetime | None
     created_by: str

@@ -301,6 +301,9 @@ def list_signals(
     cursor: str | None = None,
     system: str | None = None,
     source: str | None = None,
+    detector: str | None = None,
+    kind: str | None = None,
+    archetype: str | None = None,
     severity: str | None = None,
     status: str | None = None,
     since: datetime | None = None,
@@ -320,6 +323,12 @@ def list_signals(
         query = query.where(or_(Signal.system_id == system, Signal.system_ref == system))
     if source:
         query = query.where(Signal.source == source)
+    if detector:
+        query = query.where(Signal.detector == detector)
+    if kind:
+        query = query.where(Signal.kind == kind)
+    if archetype:
+        query = query.where(Signal.archetype == archetype)
     if severity:
         query = query.where(Signal.severity == severity)
     if status:
@@ -359,6 +368,13 @@ def to_out(row: Signal) -> SignalOut:
                     "conversation_id",
                     "fingerprint",
                     "reference",
+                    "detector",
+                    "detector_version",
+                    "confidence",
+                    "excerpt",
+                    "interaction_ids",
+                    "owasp",
+                    "atlas",
                     "starts_at",
                     "ends_at",
                     "created_by",

@@ -109,7 +109,12 @@ def _receive(
     except InvalidInput as exc:
         raise UndecodableBody(exc.detail, exc.problems) from None
     with db.session() as session:
-        return service.ingest(session, decoded=decoded, key_system=key_system)
+        return service.ingest(
+            session,
+            decoded=decoded,
+            key_system=key_system,
+            detection=request.app.state.detection,
+        )
 
 
 def _answer(result: service.IngestResult, media: str) -> Response:

@@ -26,7 +26,15 @@ import orjson
 
 from blastwall.errors import InvalidInput, Problem
 
-__all__ = ["CONTENT_FIELDS", "MAX_DEPTH", "POLICIES", "apply_content_policy", "redact_text"]
+__all__ = [
+    "CONTENT_FIELDS",
+    "MAX_DEPTH",
+    "POLICIES",
+    "apply_content_policy",
+    "iban_valid",
+    "luhn_valid",
+    "redact_text",
+]
 
 CONTENT_FIELDS = (
     "system_instructions",
@@ -81,7 +89,7 @@ def _has_digit(text: str) -> bool:
     )  # fmt: skip
 
 
-def _luhn(digits: str) -> bool:
+def luhn_valid(digits: str) -> bool:
     total = 0
     for position, char in enumerate(reversed(digits)):
         value = ord(char) - 48
@@ -100,10 +108,10 @@ def _number(match: re.Match[str]) -> str:
         return _phone(match)
     text = match.group()
     digits = text.replace(" ", "").replace("-", "")
-    return "[CARD]" if _luhn(digits) else text
+    return "[CARD]" if luhn_valid(digits) else text
 
 
-def _iban_valid(compact: str) -> bool:
+def iban_valid(compact: str) -> bool:
     if not 15 <= len(compact) <= 34:
         return False
     rearranged = compact[4:] + compact[:4]
@@ -114,7 +122,7 @@ def _iban(match: re.Match[str]) -> str:
     text = match.group()
     candidate = text
     while True:  # the match may run into a following word in capitals: try shorter
-        if _iban_valid(candidate.replace(" ", "")):
+        if iban_valid(candidate.replace(" ", "")):
             return "[IBAN]" + text[len(candidate) :]
         cut = candidate.rfind(" ")
         if cut < 0:
@@ -218,7 +226,7 @@ def _redact(value: Any, depth: int) -> Any:
         return {key: _redact(item, depth + 1) for key, item in value.items()}
     if kind is list:
         return [_redact(item, depth + 1) for item in value]
-    if kind is int and 10**12 <= abs(value) < 10**19 and _luhn(str(abs(value))):
+    if kind is int and 10**12 <= abs(value) < 10**19 and luhn_valid(str(abs(value))):
         return "[CARD]"
     return value
 

@@ -20,6 +20,10 @@ from sqlalchemy.orm import Session
 
 from blastwall.auth.service import hash_token
 from blastwall.db import UTCDateTime, utcnow
+from blastwall.detection.base import Item
+from blastwall.detection.engine import DetectionEngine
+from blastwall.detection.items import item_from_record
+from blastwall.detection.service import refresh_canaries, store_detections
 from blastwall.errors import AuthenticationRequired, NotFound
 from blastwall.inventory.models import System
 from blastwall.pagination import decode_cursor, fetch_page
@@ -56,6 +60,7 @@ class Directory:
 
     names: dict[str, tuple[str, str]]
     ids: frozenset[str]
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def resolve(self, span: DecodedSpan) -> tuple[str | None, str | None]:
         """(system id or None, the name the span gave itself)."""
@@ -66,6 +71,10 @@ class Directory:
                 return self.names[candidate][0], candidate
         named = explicit if isinstance(explicit, str) else service
         return None, named if isinstance(named, str) else None
+
+    def spec(self, system_id: str | None) -> dict[str, Any] | None:
+        """The system's inventory entry; None for an unregistered system."""
+        return self.specs.get(system_id) if system_id is not None else None
 
     def policy(self, system_id: str | None) -> str:
         if system_id is None:
@@ -86,13 +95,15 @@ def directory(session: Session) -> Directory:
     if cached is not None:
         return cached
     names: dict[str, tuple[str, str]] = {}
+    specs: dict[str, dict[str, Any]] = {}
     for system_id, spec in session.execute(select(System.id, System.spec)):
+        specs[system_id] = spec
         telemetry = spec.get("telemetry") or {}
         entry = (system_id, telemetry.get("content_policy", "full"))
         for name in telemetry.get("service_names", []):
             names.setdefault(name, entry)
         names[system_id] = entry
-    built = Directory(names=names, ids=frozenset(n[0] for n in names.values()))
+    built = Directory(names=names, ids=frozenset(n[0] for n in names.values()), specs=specs)
     _directory_cache.clear()
     _directory_cache[key] = built
     return built
@@ -107,6 +118,7 @@ class IngestResult:
     rejected: int = 0
     interactions: int = 0
     context_spans: int = 0
+    signals: int = 0
     errors: list[str] = field(default_factory=list)
     unregistered: set[str] = field(default_factory=set)
 
@@ -115,11 +127,20 @@ def _ns(value: int) -> datetime:
     return datetime.fromtimestamp(value // 1000 / 1e6, tz=UTC)
 
 
-def ingest(session: Session, *, decoded: Decoded, key_system: str | None = None) -> IngestResult:
-    """Store the decoded spans in one transaction; answer what was kept and refused."""
+def ingest(
+    session: Session,
+    *,
+    decoded: Decoded,
+    key_system: str | None = None,
+    detection: DetectionEngine | None = None,
+) -> IngestResult:
+    """Store the decoded spans in one transaction; answer what was kept and refused. With a
+    detection engine, the interactions go through the detectors and their findings are
+    stored as signals in the same transaction."""
     result = IngestResult(rejected=decoded.rejected, errors=list(decoded.errors))
     names = directory(session)
     now = utcnow()
+    items: list[Item] = []
     interactions: list[dict[str, Any]] = []
     context: list[dict[str, Any]] = []
     mismatched = 0
@@ -152,10 +173,12 @@ def ingest(session: Session, *, decoded: Decoded, key_system: str | None = None)
                 }
             )
             continue
+        record["system_id"] = system_id
+        if detection is not None:  # detectors read the content as sent, before the policy
+            items.append(item_from_record(record, ref=len(interactions)))
         policy = names.policy(system_id)
         if policy != "full":
             record = apply_content_policy(record, policy)
-        record["system_id"] = system_id
         record["service_name"] = (record.get("service_name") or named or "")[:200] or None
         record["name"] = record["name"][:500]
         record["content_policy"] = policy
@@ -171,6 +194,13 @@ def ingest(session: Session, *, decoded: Decoded, key_system: str | None = None)
     _insert(session, CONTEXT_SPANS, context)
     if result.unregistered:
         _report_unregistered(session, result.unregistered, now)
+    if items and detection is not None:
+        refresh_canaries(session, detection)
+        found = detection.run(items, names.spec)
+        for detected in found:
+            if names.policy(detected.system_id) == "hashes":
+                detected.finding.excerpt = None  # the system's policy keeps no content
+        result.signals = len(store_detections(session, found, now=now))
     session.commit()
     result.interactions = len(interactions)
     result.context_spans = len(context)

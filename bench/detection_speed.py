@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Detection speed: interactions per second through the detectors, on one core.
+
+Builds interactions of about 2 KB (a user message of ~500 characters, a retrieved document of
+~500, an answer of ~1,000; some with tool calls, a few with personal data) and times, in this
+one process (`--cpu N` pins it to one CPU):
+
+  (a) stateless   the stateless default detectors (injection, sensitive data, canary, system
+                  prompt leak, tool policy, guardrail) through the engine, with the example
+                  support chatbot's settings (its prompt text registered, a live canary)
+  (b) all         every default detector, the stateful ones (runaway, service levels, drift)
+                  included
+  (c) hyperscan   the injection rule pack alone, compiled into one Hyperscan database, over
+                  the three texts of each interaction
+  (d) python re   the same rule pack through Python's `re`, one pattern after another
+  (e) ingest      decoded OTLP batches stored by `telemetry.service.ingest` into a fresh
+                  SQLite database, with and without detection, so the overhead shows
+
+Goals: (a) at least 20,000 interactions/s per core; detection adding at most 30% to (e).
+
+  python bench/detection_speed.py [--items 5000] [--batches 40] [--cpu N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from decode import _sentence, make_batches
+
+from blastwall.db import make_engine
+from blastwall.detection.base import Item, ToolCall
+from blastwall.detection.builtin.canary import token_hash
+from blastwall.detection.builtin.injection import RULE_SET
+from blastwall.detection.engine import DetectionEngine, detector_classes
+from blastwall.inventory import service as inventory_service
+from blastwall.inventory.loader import load_path
+from blastwall.migrate import upgrade
+from blastwall.telemetry.otlp import decode_protobuf
+from blastwall.telemetry.service import ingest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "inventory"
+GOAL_RATE = 20_000
+GOAL_OVERHEAD = 0.30
+
+
+_LEAKS = (
+    "You can reach the customer at jane.doe{n}@example.net.",
+    "The card on file is 4111 1111 1111 1111.",
+    "Call them on +44 20 7946 {n:04d}.",
+)
+
+
+def _paragraph(rng: random.Random, size: int, leak: bool = False) -> str:
+    parts: list[str] = []
+    length = 0
+    while length < size:
+        part = _sentence(rng, rng.randint(6, 16))
+        parts.append(part)
+        length += len(part) + 1
+    if leak:
+        parts.insert(rng.randint(0, len(parts)), rng.choice(_LEAKS).format(n=rng.randint(0, 9999)))
+    return " ".join(parts)
+
+
+def make_items(count: int, seed: int = 7) -> list[Item]:
+    """Interactions of ~2 KB; one in fifty answers carries personal data."""
+    rng = random.Random(seed)
+    items: list[Item] = []
+    start = time.time() - count
+    for n in range(count):
+        calls = []
+        if n % 5 == 0:
+            calls = [ToolCall("create-handover", {"reason": _paragraph(rng, 60)}, f"c{n}")]
+        items.append(
+            Item(
+                inputs=[_paragraph(rng, 500)],
+                context=[_paragraph(rng, 500)],
+                outputs=[_paragraph(rng, 1000, leak=n % 50 == 0)],
+                tool_calls=calls,
+                system_id="support-chatbot",
+                conversation_id=f"conv-{n // 4}",
+                operation="chat",
+                time=start + n,
+                latency_ms=rng.uniform(300, 2500),
+                input_tokens=rng.randint(200, 900),
+                output_tokens=rng.randint(100, 400),
+                finish_reasons=["stop"],
+                ref=n,
+            )
+        )
+    return items
+
+
+def fresh(items: list[Item]) -> list[Item]:
+    """Copies with empty `hits`: the engine fills them in."""
+    copies = []
+    for item in items:
+        copy = Item(**{f: getattr(item, f) for f in Item.__slots__ if f != "hits"})
+        copies.append(copy)
+    return copies
+
+
+def rate_engine(engine: DetectionEngine, items: list[Item], spec: dict[str, Any]) -> float:
+    specs = {"support-chatbot": spec}
+    engine.run(fresh(items[:200]), specs.get)  # build the detectors, warm the caches
+    batch = fresh(items)
+    started = time.perf_counter()
+    engine.run(batch, specs.get)
+    return len(items) / (time.perf_counter() - started)
+
+
+def rate_hyperscan(items: list[Item]) -> float:
+    texts = ["\n".join(t).encode() for i in items for t in (i.inputs, i.context, i.outputs)]
+    started = time.perf_counter()
+    for data in texts:
+        RULE_SET.scan(data)
+    return len(items) / (time.perf_counter() - started)
+
+
+def rate_re(items: list[Item], limit: int = 300) -> float:
+    sample = items[:limit]
+    texts = ["\n".join(t) for i in sample for t in (i.inputs, i.context, i.outputs)]
+    started = time.perf_counter()
+    for text in texts:
+        RULE_SET.scan_re(text)
+    return len(sample) / (time.perf_counter() - started)
+
+
+def rate_ingest(bodies: list[bytes], detection: bool) -> tuple[float, int]:
+    """Spans per second through decode + ingest into a fresh SQLite file, and signals made."""
+    from sqlalchemy import func, select
+
+    from blastwall.db import Database
+    from blastwall.signals.models import Signal
+
+    with tempfile.TemporaryDirectory() as folder:
+        engine = make_engine(f"sqlite:///{folder}/bench.db")
+        upgrade(engine)
+        db = Database(engine)
+        specs = [loaded.spec for loaded in load_path(EXAMPLES)]
+        for spec in specs:
+            if spec.id == "support-chatbot":
+                spec.telemetry.service_names = ["support-bot-0", "support-bot-1", "support-bot-2"]
+        with db.session() as session:
+            inventory_service.apply_specs(session, specs=specs, actor="bench")
+        detector = DetectionEngine() if detection else None
+        spans = 0
+        started = time.perf_counter()
+        for body in bodies:
+            decoded = decode_protobuf(body)
+            with db.session() as session:
+                result = ingest(session, decoded=decoded, detection=detector)
+            spans += result.accepted
+        elapsed = time.perf_counter() - started
+        with db.session() as session:
+            query = select(func.count(Signal.id)).where(Signal.source == "detector")
+            signals = session.scalar(query)
+        engine.dispose()
+    return spans / elapsed, int(signals or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--spans", type=int, default=500)
+    parser.add_argument("--cpu", type=int, default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+
+    spec = yaml.safe_load((EXAMPLES / "support-chatbot.yaml").read_text())
+    items = make_items(args.items)
+    size = sum(len("".join([*i.inputs, *i.context, *i.outputs])) for i in items) / len(items)
+    stateless = [cls for cls in detector_classes() if not cls.stateful]
+    canary_engine = DetectionEngine(stateless)
+    canary_engine.canaries.replace({token_hash("bwc_" + "a" * 24): "support-chatbot"}, 1)
+    results: dict[str, Any] = {
+        "python": platform.python_version(),
+        "items": len(items),
+        "average_chars": round(size),
+        "stateless_per_s": rate_engine(canary_engine, items, spec),
+        "all_per_s": rate_engine(DetectionEngine(), items, spec),
+        "hyperscan_rules_per_s": rate_hyperscan(items),
+        "python_re_rules_per_s": rate_re(items),
+    }
+    bodies = make_batches(args.batches, args.spans)
+    plain, _ = rate_ingest(bodies, detection=False)
+    detected, signals = rate_ingest(bodies, detection=True)
+    results.update(
+        ingest_without_detection_spans_per_s=plain,
+        ingest_with_detection_spans_per_s=detected,
+        ingest_signals=signals,
+        detection_overhead=plain / detected - 1,
+    )
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"Python {results['python']}, {len(items)} interactions of ~{size:.0f} characters")
+    print(f"  stateless detectors     {results['stateless_per_s']:>10,.0f} interactions/s")
+    print(f"  all detectors           {results['all_per_s']:>10,.0f} interactions/s")
+    print(f"  injection rules (hs)    {results['hyperscan_rules_per_s']:>10,.0f} interactions/s")
+    print(f"  injection rules (re)    {results['python_re_rules_per_s']:>10,.0f} interactions/s")
+    print(f"  ingest, no detection    {plain:>10,.0f} spans/s")
+    print(f"  ingest, detection       {detected:>10,.0f} spans/s ({signals} signals)")
+    overhead = results["detection_overhead"]
+    print(f"  detection overhead      {overhead:>10.1%} of the ingest path's cost")
+    verdict_rate = "PASS" if results["stateless_per_s"] >= GOAL_RATE else "FAIL"
+    verdict_cost = "PASS" if overhead <= GOAL_OVERHEAD else "FAIL"
+    print(f"goal ≥{GOAL_RATE:,}/s stateless: {verdict_rate}; overhead ≤30%: {verdict_cost}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The only way into detection storage: canary tokens, and findings stored as signals."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from blastwall.auth.roles import Permission, Principal
+from blastwall.db import utcnow
+from blastwall.detection.builtin.canary import PREFIX, token_hash
+from blastwall.detection.engine import Detection, DetectionEngine
+from blastwall.detection.models import CanaryToken
+from blastwall.errors import NotFound
+from blastwall.inventory.models import System
+from blastwall.signals.models import Signal
+from blastwall.telemetry.models import Interaction
+
+__all__ = [
+    "SOURCE",
+    "issue_canary",
+    "list_canaries",
+    "refresh_canaries",
+    "revoke_canary",
+    "store_detections",
+]
+
+SOURCE = "detector"
+
+
+# --- canary tokens ------------------------------------------------------------------------
+
+
+def issue_canary(
+    session: Session, *, system_id: str, note: str | None, actor: Principal
+) -> tuple[CanaryToken, str]:
+    """A new canary token for a system; the token is answered this once."""
+    actor.require(Permission.write_inventory)
+    if session.get(System, system_id) is None:
+        raise NotFound(f"No AI system '{system_id}'. `blastwall inventory list` shows the ids.")
+    token = PREFIX + secrets.token_hex(12)
+    row = CanaryToken(
+        system_id=system_id,
+        token_hash=token_hash(token),
+        prefix=token[:8],
+        note=note,
+        created_by=actor.name,
+    )
+    session.add(row)
+    session.commit()
+    return row, token
+
+
+def list_canaries(
+    session: Session, *, principal: Principal, system_id: str | None = None
+) -> list[CanaryToken]:
+    principal.require(Permission.read)
+    query = select(CanaryToken).order_by(CanaryToken.id)
+    if system_id:
+        query = query.where(CanaryToken.system_id == system_id)
+    return list(session.scalars(query))
+
+
+def revoke_canary(session: Session, *, canary_id: int, actor: Principal) -> CanaryToken:
+    """Stop watching for a canary token (e.g. it was published on purpose)."""
+    actor.require(Permission.write_inventory)
+    row = session.get(CanaryToken, canary_id)
+    if row is None:
+        raise NotFound(f"No canary token {canary_id}. `blastwall canary list` shows them.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.commit()
+    return row
+
+
+def refresh_canaries(session: Session, engine: DetectionEngine) -> None:
+    """Give the engine the live canary hashes when they changed since it last looked."""
+    version = tuple(
+        session.execute(
+            select(
+                func.count(CanaryToken.id),
+                func.max(CanaryToken.id),
+                func.max(CanaryToken.revoked_at),
+            )
+        ).one()
+    )
+    if version == engine.canaries.version:
+        return
+    live = session.execute(
+        select(CanaryToken.token_hash, CanaryToken.system_id).where(
+            CanaryToken.revoked_at.is_(None)
+        )
+    )
+    engine.canaries.replace({digest: system for digest, system in live}, version)
+
+
+# --- findings as signals ------------------------------------------------------------------
+
+
+def _interaction_ids(session: Session, detections: list[Detection]) -> dict[tuple[str, str], int]:
+    """The stored interaction of each (trace id, span id) the detections rest on."""
+    wanted = {
+        (item.trace_id, item.span_id)
+        for detection in detections
+        for item in detection.items
+        if item.trace_id and item.span_id
+    }
+    found: dict[tuple[str, str], int] = {}
+    traces = sorted({trace for trace, _ in wanted})
+    for start in range(0, len(traces), 500):
+        rows = session.execute(
+            select(Interaction.id, Interaction.trace_id, Interaction.span_id).where(
+                Interaction.trace_id.in_(traces[start : start + 500])
+            )
+        )
+        for row_id, trace, span in rows:
+            key = (trace, span)
+            if key in wanted and row_id > found.get(key, 0):
+                found[key] = row_id
+    return found
+
+
+def _when(value: float | None, default: datetime) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC) if value is not None else default
+
+
+def store_detections(
+    session: Session, detections: Iterable[Detection], *, now: datetime | None = None
+) -> list[Signal]:
+    """One signal per detection, added to the session (the caller commits)."""
+    detections = list(detections)
+    if not detections:
+        return []
+    now = now or utcnow()
+    ids = _interaction_ids(session, detections)
+    rows: list[Signal] = []
+    for detection in detections:
+        finding, items = detection.finding, detection.items
+        interaction_ids = [
+            ids[(i.trace_id, i.span_id)]
+            for i in items
+            if i.trace_id and i.span_id and (i.trace_id, i.span_id) in ids
+        ]
+        attributes: dict[str, Any] = dict(finding.attributes)
+        if len(items) > len(interaction_ids):
+            attributes.setdefault("interactions_not_stored", len(items) - len(interaction_ids))
+        times = [i.time for i in items if i.time is not None]
+        rows.append(
+            Signal(
+                source=SOURCE,
+                kind=finding.kind,
+                system_id=detection.system_id,
+                archetype=finding.archetype,
+                severity=finding.severity,
+                status="firing",
+                summary=finding.summary,
+                attributes=attributes,
+                trace_id=next((i.trace_id for i in items if i.trace_id), None),
+                conversation_id=next((i.conversation_id for i in items if i.conversation_id), None),
+                fingerprint=detection.fingerprint,
+                detector=detection.detector,
+                detector_version=detection.version,
+                confidence=round(float(finding.confidence), 4),
+                excerpt=finding.excerpt,
+                interaction_ids=interaction_ids or None,
+                owasp=list(finding.owasp) or None,
+                atlas=list(finding.atlas) or None,
+                starts_at=_when(min(times) if times else None, now),
+                created_by=f"{SOURCE}:{detection.detector}",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    session.add_all(rows)
+    return rows
