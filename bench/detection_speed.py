@@ -52,6 +52,7 @@ from blastwall.telemetry.service import ingest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "inventory"
+DATA = ROOT / "bench" / "data"
 GOAL_RATE = 20_000
 GOAL_OVERHEAD = 0.30
 
@@ -63,21 +64,57 @@ _LEAKS = (
 )
 
 
-def _paragraph(rng: random.Random, size: int, leak: bool = False) -> str:
+def _paragraph(rng: random.Random, size: int) -> str:
     parts: list[str] = []
     length = 0
     while length < size:
         part = _sentence(rng, rng.randint(6, 16))
         parts.append(part)
         length += len(part) + 1
-    if leak:
-        parts.insert(rng.randint(0, len(parts)), rng.choice(_LEAKS).format(n=rng.randint(0, 9999)))
     return " ".join(parts)
 
 
-def make_items(count: int, seed: int = 7) -> list[Item]:
-    """Interactions of ~2 KB; one in fifty answers carries personal data."""
+def _corpus() -> dict[str, list[str]]:
+    """Benign texts by channel: the people's messages, documents and answers of the quality
+    benchmark's benign set, and BIPIA's e-mails and tables as retrieved documents."""
+    texts: dict[str, list[str]] = {"inputs": [], "context": [], "outputs": []}
+    for line in (DATA / "injection" / "benign_chat.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if entry["kind"] != "hard_negative":
+            texts[entry["channel"]].append(entry["text"])
+    for name in ("email", "table"):
+        for line in (DATA / "bipia" / name / "test.jsonl").read_text().splitlines():
+            entry = json.loads(line)
+            texts["context"].append(entry["context"])
+            if len(entry.get("ideal", "")) > 40:
+                texts["outputs"].append(entry["ideal"])
+    texts["outputs"].extend(texts["context"][::3])  # answers that quote documents
+    return texts
+
+
+def _fill(rng: random.Random, pool: list[str], size: int) -> str:
+    parts: list[str] = []
+    length = 0
+    while length < size:
+        part = rng.choice(pool)[: size - length + 200]
+        parts.append(part)
+        length += len(part) + 1
+    return "\n".join(parts)
+
+
+def make_items(count: int, seed: int = 7, synthetic: bool = False) -> list[Item]:
+    """Interactions of ~2 KB: ~500 characters of user messages, ~500 of retrieved documents,
+    ~1,000 of answer; one answer in fifty carries personal data. `synthetic`: word salad from
+    bench/decode.py's support vocabulary instead of the benign corpus."""
     rng = random.Random(seed)
+    corpus = _corpus()
+
+    def text(rng: random.Random, channel: str, size: int) -> str:
+        return _paragraph(rng, size) if synthetic else _fill(rng, corpus[channel], size)
+
+    def leak(rng: random.Random, n: int) -> str:
+        return " " + rng.choice(_LEAKS).format(n=rng.randint(0, 9999)) if n % 50 == 0 else ""
+
     items: list[Item] = []
     start = time.time() - count
     for n in range(count):
@@ -86,9 +123,9 @@ def make_items(count: int, seed: int = 7) -> list[Item]:
             calls = [ToolCall("create-handover", {"reason": _paragraph(rng, 60)}, f"c{n}")]
         items.append(
             Item(
-                inputs=[_paragraph(rng, 500)],
-                context=[_paragraph(rng, 500)],
-                outputs=[_paragraph(rng, 1000, leak=n % 50 == 0)],
+                inputs=[text(rng, "inputs", 500)],
+                context=[text(rng, "context", 500)],
+                outputs=[text(rng, "outputs", 1000) + leak(rng, n)],
                 tool_calls=calls,
                 system_id="support-chatbot",
                 conversation_id=f"conv-{n // 4}",
@@ -178,13 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--spans", type=int, default=500)
     parser.add_argument("--cpu", type=int, default=None)
+    parser.add_argument(
+        "--synthetic", action="store_true", help="Word salad instead of the benign corpus."
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
 
     spec = yaml.safe_load((EXAMPLES / "support-chatbot.yaml").read_text())
-    items = make_items(args.items)
+    items = make_items(args.items, synthetic=args.synthetic)
     size = sum(len("".join([*i.inputs, *i.context, *i.outputs])) for i in items) / len(items)
     stateless = [cls for cls in detector_classes() if not cls.stateful]
     canary_engine = DetectionEngine(stateless)

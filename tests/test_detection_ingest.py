@@ -139,3 +139,20 @@ def test_hashes_policy_keeps_no_excerpt(clients: Clients, admin: H, inventory: l
     send(client, admin, "fraud-scoring", span(attack))
     found = signals(client, admin, detector="prompt_injection", system="fraud-scoring")
     assert found and all(s["excerpt"] is None for s in found)
+
+
+def test_one_finding_on_many_interactions_of_a_batch_is_one_signal(
+    clients: Clients, admin: H, inventory: list[str]
+) -> None:
+    client = clients.client
+    leaks = [
+        span(chat("my details?", f"Your card 4111 1111 1111 1111 is on file, ref {n}."))
+        for n in range(3)
+    ]
+    send(client, admin, "support-chatbot", *leaks)
+    (signal,) = signals(client, admin, detector="sensitive_data")
+    assert signal["attributes"]["occurrences"] == 3
+    assert len(signal["interaction_ids"]) == 3 and "3 times in one batch" in signal["summary"]
+    assert "4111 1111" not in signal["excerpt"]
+    send(client, admin, "support-chatbot", leaks[0])
+    assert len(signals(client, admin, detector="sensitive_data")) == 2

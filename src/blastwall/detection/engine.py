@@ -30,6 +30,7 @@ from blastwall.detection.base import (
     SystemContext,
 )
 from blastwall.errors import InvalidInput, PluginError, Problem, field_path
+from blastwall.incidents.schemas import Archetype
 from blastwall.plugins import plugin_manager
 from blastwall.telemetry.redact import redact_text
 
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("blastwall.detection")
+SEVERITIES = frozenset(["info", "warning", "high", "critical"])
+ARCHETYPES = frozenset([*(a.value for a in Archetype), None])
 MAX_RESTS_ON = 50
 
 
@@ -217,6 +220,15 @@ class DetectionEngine:
                     for detector in system.stateful:
                         found.extend((detector, f) for f in self._run(detector, item))
             for detector, finding in found:
+                if finding.severity not in SEVERITIES or finding.archetype not in ARCHETYPES:
+                    self.failures[detector.id] += 1
+                    log.error(
+                        "detector %s answered severity %r, archetype %r: finding dropped",
+                        detector.id,
+                        finding.severity,
+                        finding.archetype,
+                    )
+                    continue
                 allowed = system.allowlists.get(detector.id)
                 if allowed and finding.matched:
                     value = finding.matched.lower()

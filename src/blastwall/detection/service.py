@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 SOURCE = "detector"
+MAX_INTERACTIONS = 50
+_SEVERITY_ORDER = ["info", "warning", "high", "critical"]
 
 
 # --- canary tokens ------------------------------------------------------------------------
@@ -128,52 +130,77 @@ def _when(value: float | None, default: datetime) -> datetime:
     return datetime.fromtimestamp(value, tz=UTC) if value is not None else default
 
 
+def _merge(detections: list[Detection]) -> list[list[Detection]]:
+    """Detections grouped by fingerprint, in order of first appearance: the same finding
+    on many interactions of one batch is one signal that counts them."""
+    groups: dict[str, list[Detection]] = {}
+    for detection in detections:
+        groups.setdefault(detection.fingerprint, []).append(detection)
+    return list(groups.values())
+
+
 def store_detections(
     session: Session, detections: Iterable[Detection], *, now: datetime | None = None
-) -> list[Signal]:
-    """One signal per detection, added to the session (the caller commits)."""
+) -> int:
+    """Store the detections as signals (the caller commits); answer how many. Detections
+    with the same fingerprint in one call (one ingest batch) become one signal: the first's
+    summary and excerpt, the highest severity and confidence, `attributes.occurrences`
+    counting them and `interaction_ids` listing up to 50 of the interactions."""
     detections = list(detections)
     if not detections:
-        return []
+        return 0
     now = now or utcnow()
     ids = _interaction_ids(session, detections)
-    rows: list[Signal] = []
-    for detection in detections:
-        finding, items = detection.finding, detection.items
-        interaction_ids = [
-            ids[(i.trace_id, i.span_id)]
-            for i in items
-            if i.trace_id and i.span_id and (i.trace_id, i.span_id) in ids
-        ]
-        attributes: dict[str, Any] = dict(finding.attributes)
-        if len(items) > len(interaction_ids):
-            attributes.setdefault("interactions_not_stored", len(items) - len(interaction_ids))
-        times = [i.time for i in items if i.time is not None]
-        rows.append(
-            Signal(
-                source=SOURCE,
-                kind=finding.kind,
-                system_id=detection.system_id,
-                archetype=finding.archetype,
-                severity=finding.severity,
-                status="firing",
-                summary=finding.summary,
-                attributes=attributes,
-                trace_id=next((i.trace_id for i in items if i.trace_id), None),
-                conversation_id=next((i.conversation_id for i in items if i.conversation_id), None),
-                fingerprint=detection.fingerprint,
-                detector=detection.detector,
-                detector_version=detection.version,
-                confidence=round(float(finding.confidence), 4),
-                excerpt=finding.excerpt,
-                interaction_ids=interaction_ids or None,
-                owasp=list(finding.owasp) or None,
-                atlas=list(finding.atlas) or None,
-                starts_at=_when(min(times) if times else None, now),
-                created_by=f"{SOURCE}:{detection.detector}",
-                created_at=now,
-                updated_at=now,
+    rows: list[dict[str, Any]] = []
+    for group in _merge(detections):
+        first = group[0]
+        finding = first.finding
+        items = [item for d in group for item in d.items]
+        interaction_ids = list(
+            dict.fromkeys(
+                ids[(i.trace_id, i.span_id)]
+                for i in items
+                if i.trace_id and i.span_id and (i.trace_id, i.span_id) in ids
             )
+        )[:MAX_INTERACTIONS]
+        attributes: dict[str, Any] = dict(finding.attributes)
+        if len(group) > 1:
+            attributes["occurrences"] = len(group)
+            conversations = {i.conversation_id for i in items if i.conversation_id}
+            attributes["conversations"] = len(conversations)
+        times = [i.time for i in items if i.time is not None]
+        severity = max((d.finding.severity for d in group), key=_SEVERITY_ORDER.index)
+        rows.append(
+            {
+                "source": SOURCE,
+                "kind": finding.kind,
+                "system_id": first.system_id,
+                "system_ref": None,
+                "archetype": finding.archetype,
+                "severity": severity,
+                "status": "firing",
+                "summary": finding.summary
+                + (f" ({len(group)} times in one batch)" if len(group) > 1 else ""),
+                "attributes": attributes,
+                "trace_id": next((i.trace_id for i in items if i.trace_id), None),
+                "conversation_id": next(
+                    (i.conversation_id for i in items if i.conversation_id), None
+                ),
+                "fingerprint": first.fingerprint,
+                "reference": None,
+                "detector": first.detector,
+                "detector_version": first.version,
+                "confidence": round(max(float(d.finding.confidence) for d in group), 4),
+                "excerpt": finding.excerpt,
+                "interaction_ids": interaction_ids or None,
+                "owasp": list(finding.owasp) or None,
+                "atlas": list(finding.atlas) or None,
+                "starts_at": _when(min(times) if times else None, now),
+                "ends_at": None,
+                "created_by": f"{SOURCE}:{first.detector}",
+                "created_at": now,
+                "updated_at": now,
+            }
         )
-    session.add_all(rows)
-    return rows
+    session.execute(insert(Signal), rows)
+    return len(rows)

@@ -200,7 +200,7 @@ def ingest(
         for detected in found:
             if names.policy(detected.system_id) == "hashes":
                 detected.finding.excerpt = None  # the system's policy keeps no content
-        result.signals = len(store_detections(session, found, now=now))
+        result.signals = store_detections(session, found, now=now)
     session.commit()
     result.interactions = len(interactions)
     result.context_spans = len(context)
