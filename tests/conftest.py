@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
 from blastwall.api import create_app
 from blastwall.auth import service as auth_service
@@ -19,7 +20,7 @@ from blastwall.db import Database, make_engine
 from blastwall.inventory import service as inventory_service
 from blastwall.inventory.loader import load_path
 from blastwall.migrate import upgrade
-from blastwall.settings import Settings
+from blastwall.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "inventory"
@@ -124,3 +125,13 @@ def clients(db: Database, app_client: TestClient) -> Clients:
 @pytest.fixture
 def admin(clients: Clients) -> dict[str, str]:
     return clients.headers("admin", "alice")
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """The command line on a fresh SQLite data dir (not initialised)."""
+    monkeypatch.setenv("BLASTWALL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("BLASTWALL_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()

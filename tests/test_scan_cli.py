@@ -5,25 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from blastwall.cli import app
-from blastwall.settings import get_settings
 from tests.conftest import EXAMPLES
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("BLASTWALL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("BLASTWALL_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def scan(cli: CliRunner, text: str, *args: str, code: int = 0) -> list[dict[str, Any]]:

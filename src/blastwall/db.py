@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engine, event
@@ -118,6 +118,33 @@ def make_engine(url: str, **options: Any) -> Engine:
     options.setdefault("max_overflow", 20)
     options.setdefault("pool_pre_ping", True)
     return create_engine(url, **options)
+
+
+class Revocable(Protocol):
+    """A row that can be revoked: API tokens, ingest keys, canary tokens."""
+
+    @property
+    def revoked_at(self) -> datetime | None: ...
+
+    @revoked_at.setter
+    def revoked_at(self, value: datetime | None) -> None: ...
+
+
+R = TypeVar("R", bound=Revocable)
+
+
+def revoke(session: Session, model: type[R], row_id: int, *, missing: str) -> R:
+    """Revoke a row (a no-op when it already is) and commit; NotFound(`missing`) when
+    there is no such row."""
+    from blastwall.errors import NotFound
+
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(missing)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.commit()
+    return row
 
 
 class Database:

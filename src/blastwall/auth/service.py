@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from blastwall.auth.models import ApiToken
 from blastwall.auth.roles import Principal, Role
-from blastwall.db import utcnow
-from blastwall.errors import AuthenticationRequired, NotFound
+from blastwall.db import revoke, utcnow
+from blastwall.errors import AuthenticationRequired
 from blastwall.pagination import decode_cursor, fetch_page
 
 TOKEN_PREFIX = "bw_"
@@ -57,13 +57,12 @@ def list_tokens(
 
 
 def revoke_token(session: Session, *, token_id: int) -> ApiToken:
-    row = session.get(ApiToken, token_id)
-    if row is None:
-        raise NotFound(f"No token with id {token_id}. `blastwall token list` shows the ids.")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        session.commit()
-    return row
+    return revoke(
+        session,
+        ApiToken,
+        token_id,
+        missing=f"No token with id {token_id}. `blastwall token list` shows the ids.",
+    )
 
 
 def authenticate(session: Session, *, token: str | None) -> Principal:

@@ -72,7 +72,8 @@ def _output(messages: list[dict[str, Any]] | None, item: Item) -> None:
 
 
 def _documents(value: Any, into: list[str]) -> None:
-    """Retrieved documents (dicts with content or text, or strings) as texts."""
+    """Documents (dicts with content or text, or strings; one or a list) as texts: retrieved
+    documents in telemetry, and the texts of a `blastwall scan` line."""
     if value is None:
         return
     for document in value if type(value) is list else [value]:
@@ -169,16 +170,8 @@ class ScanLine(BaseModel):
 
 
 def _texts(value: Texts | None) -> list[str]:
-    if value is None:
-        return []
-    values = value if isinstance(value, list) else [value]
     out: list[str] = []
-    for entry in values:
-        if isinstance(entry, dict):
-            content = entry.get("content", entry.get("text"))
-            out.append(as_text(content if content is not None else entry))
-        elif entry is not None:
-            out.append(as_text(entry))
+    _documents(value, out)
     return [t for t in out if t]
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
-from blastwall.db import utcnow
+from blastwall.db import revoke, utcnow
 from blastwall.detection.builtin.canary import PREFIX, token_hash
 from blastwall.detection.engine import Detection, DetectionEngine
 from blastwall.detection.models import CanaryToken
@@ -70,13 +70,12 @@ def list_canaries(
 def revoke_canary(session: Session, *, canary_id: int, actor: Principal) -> CanaryToken:
     """Stop watching for a canary token (e.g. it was published on purpose)."""
     actor.require(Permission.write_inventory)
-    row = session.get(CanaryToken, canary_id)
-    if row is None:
-        raise NotFound(f"No canary token {canary_id}. `blastwall canary list` shows them.")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        session.commit()
-    return row
+    return revoke(
+        session,
+        CanaryToken,
+        canary_id,
+        missing=f"No canary token {canary_id}. `blastwall canary list` shows them.",
+    )
 
 
 def refresh_canaries(session: Session, engine: DetectionEngine) -> None:

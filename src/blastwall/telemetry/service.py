@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Table, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.service import hash_token
-from blastwall.db import UTCDateTime, utcnow
+from blastwall.db import UTCDateTime, revoke, utcnow
 from blastwall.detection.base import Item
 from blastwall.detection.engine import DetectionEngine
 from blastwall.detection.items import item_from_record
@@ -303,13 +303,12 @@ def list_keys(session: Session, *, system_id: str | None = None) -> list[IngestK
 
 
 def revoke_key(session: Session, *, key_id: int) -> IngestKey:
-    row = session.get(IngestKey, key_id)
-    if row is None:
-        raise NotFound(f"No ingest key {key_id}. `blastwall telemetry key list` shows them.")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        session.commit()
-    return row
+    return revoke(
+        session,
+        IngestKey,
+        key_id,
+        missing=f"No ingest key {key_id}. `blastwall telemetry key list` shows them.",
+    )
 
 
 def system_for_key(session: Session, *, key: str) -> str:
