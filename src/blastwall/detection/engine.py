@@ -39,6 +39,7 @@ __all__ = [
     "DetectionEngine",
     "LiveMapping",
     "detector_classes",
+    "redact_excerpt",
     "validate_settings",
 ]
 
@@ -195,55 +196,86 @@ class DetectionEngine:
                 current = self._systems[system_id] = self._build(system_id, spec)
         return current
 
-    def _run(self, detector: Detector, item: Item) -> list[Finding]:
-        try:
-            return detector.detect(item)
-        except Exception:
-            self.failures[detector.id] += 1
-            log.exception("detector %s failed on an interaction of %s", detector.id, item.system_id)
-            return []
+    def _failed(self, detector: Detector, item: Item) -> list[Finding]:
+        self.failures[detector.id] += 1
+        log.exception("detector %s failed on an interaction of %s", detector.id, item.system_id)
+        return []
 
-    def run(self, items: Iterable[Item], spec_of: Callable[[str | None], Any]) -> list[Detection]:
+    def run(
+        self,
+        items: Iterable[Item],
+        spec_of: Callable[[str | None], Any],
+        *,
+        redact: bool = True,
+    ) -> list[Detection]:
         """Every finding on `items`, in order. `spec_of(system_id)` is the system's inventory
-        entry (a dict) or None."""
+        entry (a dict) or None. With `redact=False` the excerpts are left as found, for a
+        caller that keeps only some of them and masks those itself (`redact_excerpt`)."""
         detections: list[Detection] = []
         for item in items:
             system = self.detectors(item.system_id, spec_of(item.system_id))
-            found: list[tuple[Detector, Finding]] = []
+            found: list[tuple[Detector, Finding]] | None = None
             for detector in system.stateless:
-                findings = self._run(detector, item)
+                try:
+                    findings = detector.detect(item)
+                except Exception:
+                    findings = self._failed(detector, item)
                 if findings:
                     item.hits.append(detector.id)
+                    found = found or []
                     found.extend((detector, f) for f in findings)
             if system.stateful:
                 with system.lock:
                     for detector in system.stateful:
-                        found.extend((detector, f) for f in self._run(detector, item))
-            for detector, finding in found:
-                if finding.severity not in SEVERITIES or finding.archetype not in ARCHETYPES:
-                    self.failures[detector.id] += 1
-                    log.error(
-                        "detector %s answered severity %r, archetype %r: finding dropped",
-                        detector.id,
-                        finding.severity,
-                        finding.archetype,
-                    )
-                    continue
-                allowed = system.allowlists.get(detector.id)
-                if allowed and finding.matched:
-                    value = finding.matched.lower()
-                    if any(entry in value for entry in allowed):
-                        continue
-                if finding.excerpt:
-                    finding.excerpt = redact_text(finding.excerpt)[: EXCERPT_CHARS * 2]
-                rests_on = finding.rests_on if finding.rests_on else [item]
-                detections.append(
-                    Detection(
-                        detector.id,
-                        detector.version,
-                        finding,
-                        rests_on[:MAX_RESTS_ON],
-                        item.system_id,
-                    )
-                )
+                        try:
+                            findings = detector.detect(item)
+                        except Exception:
+                            findings = self._failed(detector, item)
+                        if findings:
+                            found = found or []
+                            found.extend((detector, f) for f in findings)
+            if found:
+                self._collect(found, item, system, detections, redact)
         return detections
+
+    def _collect(
+        self,
+        found: list[tuple[Detector, Finding]],
+        item: Item,
+        system: _SystemDetectors,
+        into: list[Detection],
+        redact: bool,
+    ) -> None:
+        for detector, finding in found:
+            if finding.severity not in SEVERITIES or finding.archetype not in ARCHETYPES:
+                self.failures[detector.id] += 1
+                log.error(
+                    "detector %s answered severity %r, archetype %r: finding dropped",
+                    detector.id,
+                    finding.severity,
+                    finding.archetype,
+                )
+                continue
+            allowed = system.allowlists.get(detector.id)
+            if allowed and finding.matched:
+                value = finding.matched.lower()
+                if any(entry in value for entry in allowed):
+                    continue
+            if redact:
+                redact_excerpt(finding)
+            rests_on = finding.rests_on if finding.rests_on else [item]
+            into.append(
+                Detection(
+                    detector.id,
+                    detector.version,
+                    finding,
+                    rests_on[:MAX_RESTS_ON],
+                    item.system_id,
+                )
+            )
+
+
+def redact_excerpt(finding: Finding) -> None:
+    """Mask the personal data in a finding's excerpt (and bound its length)."""
+    if finding.excerpt:
+        finding.excerpt = redact_text(finding.excerpt)[: EXCERPT_CHARS * 2]

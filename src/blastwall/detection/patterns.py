@@ -15,6 +15,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import hyperscan
 
@@ -32,8 +33,10 @@ class Rule:
     caseless: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
+    """Where a rule matched: the rule's index in the set, start and end in the bytes. A
+    tuple, as one is made for every match a scan reports."""
+
     rule: int
     start: int
     end: int

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from blastwall.auth.roles import Permission, Principal
 from blastwall.db import revoke, utcnow
 from blastwall.detection.builtin.canary import PREFIX, token_hash
-from blastwall.detection.engine import Detection, DetectionEngine
+from blastwall.detection.engine import Detection, DetectionEngine, redact_excerpt
 from blastwall.detection.models import CanaryToken
 from blastwall.errors import NotFound
 from blastwall.inventory.models import System
@@ -154,6 +154,7 @@ def store_detections(
     for group in _merge(detections):
         first = group[0]
         finding = first.finding
+        redact_excerpt(finding)  # only the stored one: the others' excerpts are dropped
         items = [item for d in group for item in d.items]
         interaction_ids = list(
             dict.fromkeys(

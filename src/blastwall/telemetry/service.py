@@ -196,7 +196,7 @@ def ingest(
         _report_unregistered(session, result.unregistered, now)
     if items and detection is not None:
         refresh_canaries(session, detection)
-        found = detection.run(items, names.spec)
+        found = detection.run(items, names.spec, redact=False)  # store_detections masks
         for detected in found:
             if names.policy(detected.system_id) == "hashes":
                 detected.finding.excerpt = None  # the system's policy keeps no content
