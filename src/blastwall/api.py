@@ -30,6 +30,7 @@ from blastwall.incidents.api import router as incidents_router
 from blastwall.inventory.api import router as inventory_router
 from blastwall.settings import Settings, get_settings
 from blastwall.signals.api import router as signals_router
+from blastwall.taxonomy.api import router as taxonomy_router
 from blastwall.telemetry.api import otlp_router
 from blastwall.telemetry.api import router as telemetry_router
 
@@ -236,6 +237,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(tokens_router)
     api.include_router(audit_router)
     api.include_router(signals_router)
+    api.include_router(taxonomy_router)
     api.include_router(telemetry_router)
     api.include_router(detection_router)
     app.include_router(api)

@@ -18,6 +18,7 @@ from blastwall.inventory.commands import app as inventory_app
 from blastwall.inventory.commands import changes_app
 from blastwall.settings import get_settings
 from blastwall.signals.commands import app as signals_app
+from blastwall.taxonomy.commands import app as taxonomy_app
 from blastwall.telemetry.commands import app as telemetry_app
 from blastwall.telemetry.commands import interactions
 
@@ -34,6 +35,7 @@ app.add_typer(signals_app, name="signals")
 app.add_typer(telemetry_app, name="telemetry")
 app.command("interactions")(interactions)
 app.add_typer(canary_app, name="canary")
+app.add_typer(taxonomy_app, name="taxonomy")
 app.command("scan")(scan)
 app.command("detectors")(detectors)
 

@@ -32,6 +32,7 @@ from blastwall.detection.base import (
 from blastwall.errors import InvalidInput, PluginError, Problem, field_path
 from blastwall.incidents.schemas import Archetype
 from blastwall.plugins import plugin_manager
+from blastwall.taxonomy import taxonomy
 from blastwall.telemetry.redact import redact_text
 
 __all__ = [
@@ -256,6 +257,7 @@ class DetectionEngine:
                     finding.archetype,
                 )
                 continue
+            self._check_taxonomy(detector, finding)
             allowed = system.allowlists.get(detector.id)
             if allowed and finding.matched:
                 value = finding.matched.lower()
@@ -273,6 +275,19 @@ class DetectionEngine:
                     item.system_id,
                 )
             )
+
+    def _check_taxonomy(self, detector: Detector, finding: Finding) -> None:
+        """Keep only the OWASP and ATLAS ids that are in the taxonomy tables: a wrong id
+        stored on a signal would send people to the wrong technique."""
+        tables = taxonomy()
+        owasp, atlas = finding.owasp, finding.atlas
+        unknown = tables.unknown((*owasp, *atlas))
+        if not unknown:
+            return
+        self.failures[detector.id] += 1
+        log.error("detector %s answered unknown taxonomy ids %s: dropped", detector.id, unknown)
+        finding.owasp = tuple(i for i in owasp if i in tables)
+        finding.atlas = tuple(i for i in atlas if i in tables)
 
 
 def redact_excerpt(finding: Finding) -> None:
