@@ -28,6 +28,7 @@ from blastwall.detection.engine import DetectionEngine
 from blastwall.errors import BlastwallError, Unavailable, field_path
 from blastwall.incidents.api import router as incidents_router
 from blastwall.inventory.api import router as inventory_router
+from blastwall.playbooks.api import router as playbooks_router
 from blastwall.settings import Settings, get_settings
 from blastwall.signals.api import router as signals_router
 from blastwall.taxonomy.api import router as taxonomy_router
@@ -238,6 +239,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(audit_router)
     api.include_router(signals_router)
     api.include_router(taxonomy_router)
+    api.include_router(playbooks_router)
     api.include_router(telemetry_router)
     api.include_router(detection_router)
     app.include_router(api)

@@ -16,6 +16,7 @@ from blastwall.errors import BlastwallError
 from blastwall.incidents.commands import app as incident_app
 from blastwall.inventory.commands import app as inventory_app
 from blastwall.inventory.commands import changes_app
+from blastwall.playbooks.commands import app as playbook_app
 from blastwall.settings import get_settings
 from blastwall.signals.commands import app as signals_app
 from blastwall.taxonomy.commands import app as taxonomy_app
@@ -36,6 +37,7 @@ app.add_typer(telemetry_app, name="telemetry")
 app.command("interactions")(interactions)
 app.add_typer(canary_app, name="canary")
 app.add_typer(taxonomy_app, name="taxonomy")
+app.add_typer(playbook_app, name="playbook")
 app.command("scan")(scan)
 app.command("detectors")(detectors)
 

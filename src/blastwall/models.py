@@ -13,6 +13,7 @@ from blastwall.incidents.models import (
     TimelineEntry,
 )
 from blastwall.inventory.models import Change, System, SystemComponent
+from blastwall.playbooks.models import ChecklistStep
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
 
@@ -22,6 +23,7 @@ __all__ = [
     "Base",
     "CanaryToken",
     "Change",
+    "ChecklistStep",
     "ContextSpan",
     "Incident",
     "IncidentSystem",

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         default=True,
         description="Run the detectors over interactions as they are ingested.",
     )
+    playbook_dir: Path | None = Field(
+        default=None,
+        description="A folder of the organisation's playbooks (YAML): a file with the id of a "
+        "shipped playbook replaces it.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,0 +1,105 @@
+"""Routes of playbooks: the library, CACAO export, and an incident's checklist."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+
+from blastwall.auth.roles import Permission
+from blastwall.dependencies import IncidentId, ItemId, PrincipalDep, SessionDep, audit_object
+from blastwall.pagination import Page
+from blastwall.playbooks import service
+from blastwall.playbooks.cacao import to_cacao
+from blastwall.playbooks.library import Library, Playbook, library
+from blastwall.playbooks.schemas import (
+    AttachIn,
+    ChecklistStepOut,
+    PlaybookSummary,
+    StepCompletion,
+)
+from blastwall.settings import get_settings
+
+router = APIRouter(tags=["playbooks"])
+PlaybookId = Annotated[str, Path(max_length=80)]
+
+
+def _library() -> Library:
+    return library(get_settings().playbook_dir)
+
+
+@router.get("/playbooks", response_model=Page[PlaybookSummary])
+def list_playbooks(principal: PrincipalDep) -> Page[PlaybookSummary]:
+    """Every playbook: the shipped ones and the organisation's (all on one page)."""
+    principal.require(Permission.read)
+    found = _library()
+    items = [
+        PlaybookSummary.of(p, custom=p.id in found.custom)
+        for p in sorted(found.playbooks.values(), key=lambda p: p.id)
+    ]
+    return Page(items=items, next=None)
+
+
+@router.get("/playbooks/{playbook_id}", response_model=Playbook)
+def show_playbook(playbook_id: PlaybookId, principal: PrincipalDep) -> Playbook:
+    """One playbook with its steps and their conditions."""
+    principal.require(Permission.read)
+    return _library().get(playbook_id)
+
+
+@router.get("/playbooks/{playbook_id}/cacao")
+def export_cacao(playbook_id: PlaybookId, principal: PrincipalDep) -> dict[str, Any]:
+    """The playbook as an OASIS CACAO Security Playbook 2.0 document."""
+    principal.require(Permission.read)
+    return to_cacao(_library().get(playbook_id))
+
+
+@router.post(
+    "/incidents/{incident_id}/playbooks", response_model=list[ChecklistStepOut], status_code=201
+)
+def attach_playbook(
+    request: Request,
+    incident_id: IncidentId,
+    body: AttachIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> list[ChecklistStepOut]:
+    """Attach a playbook (by default the incident archetype's); its steps that apply to the
+    incident's severity and systems become a checklist."""
+    rows = service.attach(
+        session,
+        incident_id=incident_id,
+        library=_library(),
+        playbook_id=body.playbook,
+        actor=principal,
+    )
+    audit_object(request, f"incident:{incident_id}")
+    return [ChecklistStepOut.model_validate(r) for r in rows]
+
+
+@router.get("/incidents/{incident_id}/checklist", response_model=Page[ChecklistStepOut])
+def get_checklist(
+    incident_id: IncidentId, session: SessionDep, principal: PrincipalDep
+) -> Page[ChecklistStepOut]:
+    """The checklist of the playbooks attached to the incident (all on one page)."""
+    rows = service.checklist(session, incident_id=incident_id, principal=principal)
+    return Page(items=[ChecklistStepOut.model_validate(r) for r in rows], next=None)
+
+
+@router.post(
+    "/incidents/{incident_id}/checklist/{item_id}/complete", response_model=ChecklistStepOut
+)
+def complete_step(
+    request: Request,
+    incident_id: IncidentId,
+    item_id: ItemId,
+    body: StepCompletion,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> ChecklistStepOut:
+    """Mark a step done, or skipped; a decision step takes one of its options as outcome."""
+    row = service.complete(
+        session, incident_id=incident_id, item_id=item_id, completion=body, actor=principal
+    )
+    audit_object(request, f"incident:{incident_id}/checklist:{item_id}")
+    return ChecklistStepOut.model_validate(row)

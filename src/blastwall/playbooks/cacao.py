@@ -1,0 +1,120 @@
+"""A playbook as an OASIS CACAO Security Playbook 2.0 document (JSON), for SOAR tools.
+
+The steps become a linear workflow: `start`, one `action` step per check, containment,
+evidence or communication step (a manual command saying what to do), a `switch-condition`
+per decision (one case per option, each going on to the next step; the decision is the
+playbook variable the switch reads), and `end`. A step's `when` conditions are written in
+its description. Identifiers are UUIDv5 of the playbook id, its version and the step id, so
+the same playbook always exports to the same document.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from blastwall.playbooks.library import Playbook, Step, StepKind
+
+__all__ = ["to_cacao"]
+
+_NAMESPACE = uuid.UUID("5d0b2a63-7d3e-4c0b-9a43-2f1f6f8e4b17")
+_TYPES = {
+    StepKind.check: "investigation",
+    StepKind.containment: "mitigation",
+    StepKind.evidence: "investigation",
+    StepKind.communication: "notification",
+    StepKind.decision: "investigation",
+}
+
+
+def _id(kind: str, *parts: object) -> str:
+    return f"{kind}--{uuid.uuid5(_NAMESPACE, '/'.join(map(str, (kind, *parts))))}"
+
+
+def _description(step: Step) -> str:
+    lines = [step.detail] if step.detail else []
+    if step.control is not None:
+        lines.append(f"Containment control: {step.control.value}.")
+    if step.audience:
+        lines.append(f"Audience: {step.audience}.")
+    if step.when.severity:
+        lines.append("Applies at severity " + ", ".join(s.value for s in step.when.severity) + ".")
+    if step.when.system_types:
+        types = ", ".join(t.value for t in step.when.system_types)
+        lines.append(f"Applies to {types} systems.")
+    return " ".join(lines) or step.title
+
+
+def _variable(step: Step) -> str:
+    return f"__{step.id.replace('-', '_')}_decision__"
+
+
+def to_cacao(playbook: Playbook, *, created: datetime | None = None) -> dict[str, Any]:
+    """The CACAO 2.0 document of a playbook."""
+    when = (created or datetime(2026, 1, 1, tzinfo=UTC)).astimezone(UTC)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    key = (playbook.id, playbook.version)
+    start, end = _id("start", *key), _id("end", *key)
+    ids = [
+        _id("switch-condition" if s.kind is StepKind.decision else "action", *key, s.id)
+        for s in playbook.steps
+    ]
+    workflow: dict[str, Any] = {start: {"type": "start", "name": "Start", "on_completion": ids[0]}}
+    variables: dict[str, Any] = {}
+    for index, step in enumerate(playbook.steps):
+        following = ids[index + 1] if index + 1 < len(ids) else end
+        if step.kind is StepKind.decision:
+            variable = _variable(step)
+            decider = (step.decided_by.value if step.decided_by else "incident_commander").replace(
+                "_", " "
+            )
+            variables[variable] = {
+                "type": "string",
+                "description": f"{step.title} Options: {', '.join(step.options)}. "
+                f"Decided by the {decider}.",
+                "constant": False,
+                "external": True,
+            }
+            workflow[ids[index]] = {
+                "type": "switch-condition",
+                "name": step.title,
+                "description": _description(step),
+                "switch": variable,
+                "cases": {option: [following] for option in step.options},
+                "on_completion": following,
+            }
+            continue
+        workflow[ids[index]] = {
+            "type": "action",
+            "name": step.title,
+            "description": _description(step),
+            "commands": [{"type": "manual", "command": step.title}],
+            "on_completion": following,
+        }
+    workflow[end] = {"type": "end", "name": "End"}
+    kinds = sorted({_TYPES[s.kind] for s in playbook.steps})
+    document: dict[str, Any] = {
+        "type": "playbook",
+        "spec_version": "cacao-2.0",
+        "id": _id("playbook", *key),
+        "name": playbook.name,
+        "description": playbook.description or playbook.name,
+        "playbook_types": kinds,
+        "created_by": _id("identity", "blastwall"),
+        "created": stamp,
+        "modified": stamp,
+        "revoked": False,
+        "labels": [f"archetype:{a.value}" for a in playbook.archetypes],
+        "external_references": [
+            {
+                "name": "Blastwall playbook",
+                "description": f"{playbook.id} version {playbook.version}",
+            }
+        ],
+        "workflow_start": start,
+        "workflow": workflow,
+    }
+    if variables:
+        document["playbook_variables"] = variables
+    return document

@@ -1,0 +1,162 @@
+"""`blastwall playbook`: the library, CACAO export, and an incident's checklist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.markup import escape
+
+from blastwall.console import audit, operator, out, print_json, print_table, session_scope
+from blastwall.playbooks import service
+from blastwall.playbooks.cacao import to_cacao
+from blastwall.playbooks.library import Library, library
+from blastwall.playbooks.schemas import ChecklistStepOut, PlaybookSummary, StepCompletion
+from blastwall.settings import get_settings
+
+app = typer.Typer(help="Playbooks: the library, CACAO export, incident checklists.")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+IncidentArg = Annotated[int, typer.Argument(help="The incident's number.", min=1)]
+
+
+def _library() -> Library:
+    return library(get_settings().playbook_dir)
+
+
+@app.command("list")
+def list_playbooks(json: JsonOpt = False) -> None:
+    """The playbooks: shipped, and the organisation's (BLASTWALL_PLAYBOOK_DIR)."""
+    found = _library()
+    rows = [
+        PlaybookSummary.of(p, custom=p.id in found.custom)
+        for p in sorted(found.playbooks.values(), key=lambda p: p.id)
+    ]
+    if json:
+        print_json([r.model_dump() for r in rows])
+        return
+    print_table(
+        ["id", "name", "archetypes", "steps", "version", "source"],
+        [
+            (
+                r.id,
+                escape(r.name),
+                r.archetypes,
+                r.steps,
+                r.version,
+                "own" if r.custom else "shipped",
+            )
+            for r in rows
+        ],
+    )
+
+
+@app.command("show")
+def show(
+    playbook_id: Annotated[str, typer.Argument(help="The playbook's id.")], json: JsonOpt = False
+) -> None:
+    """A playbook's steps with their kinds and conditions."""
+    playbook = _library().get(playbook_id)
+    if json:
+        print_json(playbook.model_dump(mode="json"))
+        return
+    out.print(f"[bold]{escape(playbook.name)}[/bold] ({playbook.id}, version {playbook.version})")
+    if playbook.description:
+        out.print(escape(playbook.description), highlight=False)
+    rows = []
+    for number, step in enumerate(playbook.steps, start=1):
+        what = step.control.value if step.control else ""
+        if step.options:
+            what = (
+                " / ".join(step.options) + f" ({step.decided_by.value if step.decided_by else ''})"
+            )
+        when = ", ".join(
+            [*(s.value for s in step.when.severity), *(t.value for t in step.when.system_types)]
+        )
+        rows.append((number, step.id, step.kind.value, escape(step.title), what, when or "always"))
+    print_table(["#", "step", "kind", "title", "control / options", "when"], rows)
+
+
+@app.command("export")
+def export(
+    playbook_id: Annotated[str, typer.Argument(help="The playbook's id.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Export a playbook as OASIS CACAO 2.0 JSON."""
+    document = orjson.dumps(to_cacao(_library().get(playbook_id)), option=orjson.OPT_INDENT_2)
+    if output is None:
+        typer.echo(document.decode())
+        return
+    output.write_bytes(document + b"\n")
+    out.print(f"CACAO 2.0 playbook written to {output}")
+
+
+@app.command("attach")
+def attach(
+    incident_id: IncidentArg,
+    playbook: Annotated[
+        str | None, typer.Option(help="The playbook's id; by default the archetype's.")
+    ] = None,
+) -> None:
+    """Attach a playbook to an incident: its applicable steps become the checklist."""
+    with session_scope() as session:
+        rows = service.attach(
+            session,
+            incident_id=incident_id,
+            library=_library(),
+            playbook_id=playbook,
+            actor=operator(),
+        )
+        audit(session, command="playbook attach", object=f"incident:{incident_id}")
+        attached = [ChecklistStepOut.model_validate(r) for r in rows]
+    out.print(f"incident {incident_id}: {len(attached)} checklist steps")
+    _print_checklist(attached)
+
+
+@app.command("checklist")
+def show_checklist(incident_id: IncidentArg, json: JsonOpt = False) -> None:
+    """The checklist of the playbooks attached to an incident."""
+    with session_scope() as session:
+        rows = service.checklist(session, incident_id=incident_id, principal=operator())
+        items = [ChecklistStepOut.model_validate(r) for r in rows]
+    if json:
+        print_json([i.model_dump() for i in items])
+        return
+    _print_checklist(items)
+
+
+@app.command("done")
+def done(
+    incident_id: IncidentArg,
+    item_id: Annotated[int, typer.Argument(help="The checklist step's number.", min=1)],
+    outcome: Annotated[str | None, typer.Option(help="The option chosen (decision steps).")] = None,
+    note: Annotated[str | None, typer.Option(help="What was done or found.")] = None,
+    skip: Annotated[bool, typer.Option("--skip", help="Skip the step instead.")] = False,
+) -> None:
+    """Mark a checklist step done (or skipped); it goes on the incident's timeline."""
+    completion = StepCompletion(outcome=outcome, note=note, skip=skip)
+    with session_scope() as session:
+        row = service.complete(
+            session,
+            incident_id=incident_id,
+            item_id=item_id,
+            completion=completion,
+            actor=operator(),
+        )
+        audit(session, command="playbook done", object=f"incident:{incident_id}")
+        state, result = row.state, row.outcome
+    out.print(f"step {item_id}: {state}" + (f" → {result}" if result else ""))
+
+
+def _print_checklist(items: list[ChecklistStepOut]) -> None:
+    rows = []
+    for item in items:
+        what = item.control or ""
+        if item.options:
+            what = " / ".join(item.options) + f" ({item.decided_by})"
+        state = item.state + (f" → {item.outcome}" if item.outcome else "")
+        rows.append((item.id, item.playbook_id, item.kind, escape(item.title), what, state))
+    print_table(["#", "playbook", "kind", "step", "control / options", "state"], rows)

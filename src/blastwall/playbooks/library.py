@@ -1,0 +1,218 @@
+"""Playbooks as YAML files: the ones shipped in `data/`, and an organisation's own.
+
+A playbook answers one archetype (or several) with ordered steps of five kinds: `check`,
+`containment` (naming the control it applies), `evidence`, `communication` and `decision`
+(a gate with options and the incident role that decides). A step's `when` selects it by the
+incident's severity and by the types of the systems involved (generative, agentic,
+predictive), so that a SEV1 on an agent gets the agentic priorities first: revoke
+permissions, audit actions, roll back what was done without approval, review the goal.
+
+Files in `BLASTWALL_PLAYBOOK_DIR` are read after the shipped ones: a file with the id of a
+shipped playbook replaces it, a new id adds one. A bad file is refused with its path and the
+field, and no playbook is read from a folder that has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from blastwall.errors import InvalidInput, NotFound, Problem, field_path
+from blastwall.incidents.schemas import Archetype, IncidentRole, Severity
+from blastwall.inventory.schemas import Control, SystemType
+
+__all__ = ["Playbook", "Step", "StepKind", "When", "library", "load_folder", "select_steps"]
+
+
+class StepKind(StrEnum):
+    check = "check"
+    containment = "containment"
+    evidence = "evidence"
+    communication = "communication"
+    decision = "decision"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class When(_Strict):
+    """A step applies when every condition given holds."""
+
+    severity: list[Severity] = Field(
+        default_factory=list, description="The incident's severity is one of these."
+    )
+    system_types: list[SystemType] = Field(
+        default_factory=list,
+        description="One of the incident's systems is of one of these types (a step with this "
+        "condition applies to an incident with no system, which cannot rule it out).",
+    )
+
+
+class Step(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$")
+    kind: StepKind
+    title: str = Field(min_length=1, max_length=300)
+    detail: str = ""
+    control: Control | None = Field(
+        default=None, description="The containment control the step applies (containment)."
+    )
+    audience: str | None = Field(
+        default=None, description="Who is told (communication): responders, executives, ..."
+    )
+    options: list[str] = Field(default_factory=list, description="The choices of a decision.")
+    decided_by: IncidentRole | None = Field(
+        default=None, description="The incident role that decides (decision)."
+    )
+    when: When = Field(default_factory=When)
+
+    @model_validator(mode="after")
+    def _by_kind(self) -> Step:
+        if self.kind is StepKind.containment and self.control is None:
+            raise ValueError("a containment step names its `control`")
+        if self.kind is not StepKind.containment and self.control is not None:
+            raise ValueError("only a containment step names a `control`")
+        if self.kind is StepKind.decision:
+            if len(self.options) < 2 or self.decided_by is None:
+                raise ValueError("a decision step has two `options` or more and `decided_by`")
+            if len(set(self.options)) != len(self.options):
+                raise ValueError("the options of a decision differ from each other")
+        elif self.options or self.decided_by is not None:
+            raise ValueError("only a decision step has `options` and `decided_by`")
+        return self
+
+
+class Playbook(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$")
+    name: str = Field(min_length=1, max_length=200)
+    version: int = Field(1, ge=1)
+    description: str = ""
+    archetypes: list[Archetype] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> Playbook:
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.id in seen:
+                raise ValueError(f"the step id {step.id} is used twice")
+            seen.add(step.id)
+        return self
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise NotFound(f"Playbook {self.id} has no step '{step_id}'.")
+
+
+def select_steps(playbook: Playbook, *, severity: str, system_types: Iterable[str]) -> list[Step]:
+    """The steps that apply to an incident of this severity whose systems are of these types,
+    in the playbook's order."""
+    types = set(system_types)
+    chosen: list[Step] = []
+    for step in playbook.steps:
+        if step.when.severity and severity not in step.when.severity:
+            continue
+        if step.when.system_types and types and not types & set(step.when.system_types):
+            continue
+        chosen.append(step)
+    return chosen
+
+
+def _parse(text: str, source: str) -> Playbook:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{source}: not valid YAML ({exc})") from None
+    if not isinstance(document, dict):
+        raise InvalidInput(f"{source}: a playbook file holds one mapping (id, name, steps)")
+    try:
+        return Playbook.model_validate(document)
+    except ValidationError as exc:
+        problems = [Problem(f"{source}: {field_path(e['loc'])}", e["msg"]) for e in exc.errors()]
+        raise InvalidInput(f"{source}: not a valid playbook", problems=problems) from None
+
+
+def load_folder(folder: Path) -> dict[str, Playbook]:
+    """The playbooks of the `*.yaml` files of a folder; InvalidInput names every bad file."""
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder}: the playbook folder does not exist")
+    found: dict[str, Playbook] = {}
+    problems: list[Problem] = []
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        try:
+            playbook = _parse(path.read_text("utf-8"), str(path))
+        except InvalidInput as exc:
+            problems.extend(exc.problems or [Problem(str(path), exc.detail)])
+            continue
+        if playbook.id in found:
+            problems.append(Problem(str(path), f"the id {playbook.id} is used by another file"))
+        found[playbook.id] = playbook
+    if problems:
+        raise InvalidInput(f"{folder}: {len(problems)} problem(s) in playbooks", problems=problems)
+    return found
+
+
+@dataclass(frozen=True)
+class Library:
+    playbooks: dict[str, Playbook]
+    custom: frozenset[str]
+    """Ids read from the organisation's folder."""
+
+    def get(self, playbook_id: str) -> Playbook:
+        found = self.playbooks.get(playbook_id)
+        if found is None:
+            raise NotFound(
+                f"No playbook '{playbook_id}'. `blastwall playbook list` shows them: "
+                f"{', '.join(sorted(self.playbooks))}."
+            )
+        return found
+
+    def for_archetype(self, archetype: str) -> Playbook:
+        """The playbook of an archetype: an organisation's own first, then the shipped one."""
+        matching = [p for p in self.playbooks.values() if archetype in p.archetypes]
+        if not matching:
+            raise NotFound(
+                f"No playbook answers the archetype '{archetype}'; name one with --playbook."
+            )
+        matching.sort(key=lambda p: (p.id not in self.custom, p.id))
+        return matching[0]
+
+
+def _shipped() -> dict[str, Playbook]:
+    data = resources.files(__package__).joinpath("data")
+    found: dict[str, Playbook] = {}
+    for entry in sorted(data.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            playbook = _parse(entry.read_text("utf-8"), f"blastwall/playbooks/data/{entry.name}")
+            found[playbook.id] = playbook
+    return found
+
+
+_cache: dict[Any, Library] = {}
+
+
+def library(folder: Path | None = None) -> Library:
+    """The shipped playbooks, with those of `folder` (BLASTWALL_PLAYBOOK_DIR) over them.
+    Read again when a file of the folder changed."""
+    stamp: Any = None
+    if folder is not None:
+        files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
+        stamp = (str(folder), tuple((str(p), p.stat().st_mtime_ns) for p in files))
+    cached = _cache.get(stamp)
+    if cached is not None:
+        return cached
+    playbooks = _shipped()
+    custom = load_folder(folder) if folder is not None else {}
+    built = Library({**playbooks, **custom}, frozenset(custom))
+    _cache.clear()
+    _cache[stamp] = built
+    return built
