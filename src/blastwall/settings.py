@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         default=True,
         description="Run the detectors over interactions as they are ingested.",
     )
+    correlation_policy: Path | None = Field(
+        default=None,
+        description="A YAML file whose sections replace those of the default correlation and "
+        "severity policy.",
+    )
 
     @property
     def resolved_database_url(self) -> str:
