@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from itertools import pairwise
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
