@@ -33,30 +33,22 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from blastwall.auth.roles import Principal, Role
-from blastwall.correlation import flows
-from blastwall.correlation import service as correlation
-from blastwall.correlation.models import Candidate
-from blastwall.correlation.policy import load_policy
+from blastwall.correlation import replay
 from blastwall.correlation.scenarios import Event, Scenario, generate
-from blastwall.correlation.schemas import MaintenanceCreate, Match, SnoozeCreate
 from blastwall.db import Database, make_engine
-from blastwall.incidents import service as incidents
-from blastwall.incidents.lifecycle import Status
-from blastwall.incidents.schemas import StatusChange
 from blastwall.inventory import service as inventory
 from blastwall.inventory.loader import load_path
 from blastwall.migrate import upgrade
-from blastwall.signals.models import Signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import percentile  # noqa: E402
+from harness import percentile
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "inventory"
 RESPONDER = Principal(name="bench-responder", role=Role.admin)
@@ -78,107 +70,25 @@ class Outcome:
 # --- Blastwall ------------------------------------------------------------------------------
 
 
-def replay(scenario: Scenario, db: Database, start: datetime) -> Outcome:
-    policy = load_policy()
+def blastwall_run(scenario: Scenario, db: Database, start: datetime) -> Outcome:
     out = Outcome()
     truth_of: dict[int, str | None] = {}
-    firing: dict[str, Signal] = {}
     with db.session() as session:
         inventory.apply_specs(session, specs=[i.spec for i in load_path(EXAMPLES)], actor="bench")
-        for w in scenario.maintenance:
-            correlation.add_maintenance(
-                session,
-                data=MaintenanceCreate(
-                    system=w.system,
-                    starts_at=start + timedelta(seconds=w.start),
-                    ends_at=start + timedelta(seconds=w.end),
-                    reason=w.reason,
-                ),
-                actor=RESPONDER,
-            )
-        for s in scenario.snoozes:
-            correlation.add_snooze(
-                session,
-                data=SnoozeCreate(
-                    match=Match.model_validate(s.match),
-                    reason=s.reason,
-                    until=start + timedelta(days=365),
-                ),
-                actor=RESPONDER,
-                now=start,
-            )
-        session.commit()
-    opened: set[int] = set()
+        replay.declare(session, scenario, start=start, actor=RESPONDER)
     with db.session() as session:
-        for event in scenario.events:
-            now = start + timedelta(seconds=event.at)
-            if event.action == "signal":
-                began = time.perf_counter()
-                row = _signal(event, now)
-                session.add(row)
-                session.flush()
-                if row.source == "report":
-                    row.reference = f"RPT-{row.id:06d}"
-                flows.correlate(session, [row], now=now, policy=policy)
-                session.commit()
-                took = time.perf_counter() - began
-                out.wall += took
-                out.signals += 1
-                truth_of[row.id] = event.truth
-                if event.alert:
-                    firing[event.alert] = row
-                if row.candidate_id is not None:
-                    out.candidate_at.setdefault(row.candidate_id, event.at + took)
-                    candidate = session.get(Candidate, row.candidate_id)
-                    if candidate and candidate.status == "opened" and candidate.id not in opened:
-                        opened.add(candidate.id)
-                        out.pages.append(candidate.id)
-            elif event.action == "resolve" and event.alert in firing:
-                row = firing.pop(event.alert)
-                row.status, row.ends_at = "resolved", now
-                flows.resolve(session, [row], now=now)
-                session.commit()
-            elif event.action == "settle":
-                _settle(session, event.truth, truth_of)
-        for signal_id, candidate_id in session.execute(
-            select(Signal.id, Signal.candidate_id).where(Signal.candidate_id.is_not(None))
-        ):
-            out.candidates[candidate_id].append(truth_of.get(signal_id))
+        for r in replay.replay(session, scenario, start=start, actor=RESPONDER):
+            out.wall += r.took
+            out.signals += 1
+            truth_of[r.signal_id] = r.truth
+            if r.candidate_id is not None:
+                out.candidate_at.setdefault(r.candidate_id, r.at + r.took)
+                if r.opened and r.candidate_id not in out.pages:
+                    out.pages.append(r.candidate_id)
+        for signal_id, candidate_id in replay.candidates_of(session, list(truth_of)).items():
+            if candidate_id is not None:
+                out.candidates[candidate_id].append(truth_of[signal_id])
     return out
-
-
-def _signal(event: Event, now: datetime) -> Signal:
-    fields: dict[str, Any] = {"attributes": {}, **event.signal}
-    system = fields.pop("system", None)
-    return Signal(
-        system_id=system,
-        system_ref=system,
-        status="firing",
-        created_by="bench",
-        created_at=now,
-        updated_at=now,
-        starts_at=now,
-        **fields,
-    )
-
-
-def _settle(session: Any, truth: str | None, truth_of: dict[int, str | None]) -> None:
-    """The responders resolve the incidents carrying this true incident's signals."""
-    ids = [i for i, t in truth_of.items() if t == truth]
-    found = session.scalars(
-        select(Candidate.incident_id)
-        .join(Signal, Signal.candidate_id == Candidate.id)
-        .where(Signal.id.in_(ids), Candidate.incident_id.is_not(None))
-        .distinct()
-    )
-    for incident_id in list(found):
-        if incidents.active_incident(session, incident_id=incident_id) is not None:
-            incidents.change_status(
-                session,
-                incident_id=incident_id,
-                change=StatusChange(status=Status.resolved),
-                actor=RESPONDER,
-            )
 
 
 # --- the baseline ---------------------------------------------------------------------------
@@ -302,7 +212,7 @@ def main() -> None:
                 c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         upgrade(engine)
         start = datetime.now(UTC).replace(microsecond=0)
-        ours = figures(scenario, replay(scenario, Database.from_url(url), start))
+        ours = figures(scenario, blastwall_run(scenario, Database.from_url(url), start))
         engine.dispose()
     theirs = figures(scenario, baseline(scenario))
     report(scenario, ours, theirs, args.json)

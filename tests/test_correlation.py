@@ -329,6 +329,17 @@ def test_decline_records_the_reason_and_snoozes_the_signals(
     assert again["held_by"] == f"snooze:{rule['id']}" and again["candidate_id"] is None
     twice = client.post(f"/api/v1/candidates/{cid}/decline", json={"reason": "x"}, headers=admin)
     assert twice.status_code == 409
+    # taken up after all: accepting ends the snooze, and the signals are the incident's
+    accepted = client.post(f"/api/v1/candidates/{cid}/accept", json={}, headers=admin).json()
+    assert accepted["status"] == "accepted"
+    ended = client.get("/api/v1/noise-rules", headers=admin).json()["items"][0]
+    assert ended["active"] is False and ended["ended_by"] == "alice"
+    third = signal(client, admin, system="code-assistant", severity="warning", kind="lint_bot")
+    assert third["held_by"] is None and third["candidate_id"] == cid
+    listed = client.get(f"/api/v1/candidates/{cid}/signals", headers=admin).json()["items"]
+    assert [x["id"] for x in listed] == [third["id"], s["id"]]  # the snoozed one never joined
+    by_incident = candidates(client, admin, incident_id=accepted["incident_id"])
+    assert [c["id"] for c in by_incident] == [cid]
 
 
 def test_merge_into_an_incident_and_restricted_stays_hidden(

@@ -25,6 +25,8 @@ from blastwall.correlation.schemas import (
 from blastwall.dependencies import PageDep, PrincipalDep, SessionDep, audit_object
 from blastwall.incidents.schemas import Archetype, Severity
 from blastwall.pagination import Page
+from blastwall.signals import service as signals
+from blastwall.signals.schemas import SignalOut
 
 router = APIRouter(tags=["correlation"])
 
@@ -41,6 +43,9 @@ def list_candidates(
     severity: Annotated[Severity | None, Query()] = None,
     archetype: Annotated[Archetype | None, Query()] = None,
     system: Annotated[str | None, Query(max_length=200, description="Covers this system.")] = None,
+    incident_id: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="Carried on by this incident.")
+    ] = None,
 ) -> Page[CandidateOut]:
     """Incident candidates, newest first. A candidate that became a restricted incident is
     listed only for those who may see the incident."""
@@ -53,6 +58,7 @@ def list_candidates(
         severity=severity.value if severity else None,
         archetype=archetype.value if archetype else None,
         system=system,
+        incident_id=incident_id,
     )
     return Page(items=service.describe(session, rows), next=next_cursor)
 
@@ -79,6 +85,22 @@ def list_groups(
         cursor=page.cursor,
     )
     return Page(items=[GroupOut.model_validate(r) for r in rows], next=next_cursor)
+
+
+@router.get("/candidates/{candidate_id}/signals", response_model=Page[SignalOut])
+def list_signals(
+    candidate_id: CandidateId, session: SessionDep, principal: PrincipalDep, page: PageDep
+) -> Page[SignalOut]:
+    """The signals of a candidate, newest first. Signals an inhibition held back here say so
+    in `held_by`; snoozed signals and those of a maintenance window join no candidate."""
+    rows, next_cursor = service.list_signals(
+        session,
+        principal=principal,
+        candidate_id=candidate_id,
+        limit=page.limit,
+        cursor=page.cursor,
+    )
+    return Page(items=[signals.to_out(r) for r in rows], next=next_cursor)
 
 
 def _decided(request: Request, session: SessionDep, row: Any) -> CandidateOut:

@@ -485,6 +485,9 @@ def _waiting(session: Session, candidate_id: int, actor: Principal, verb: str) -
             + (f" (incident {candidate.incident_id})" if candidate.incident_id else "")
             + f"; only pending or declined candidates can be {verb}."
         )
+    if candidate.status == CandidateStatus.declined.value:
+        # taken up after all: its signals are no longer snoozed
+        service.end_snoozes_of(session, candidate_id=candidate.id, actor=actor)
     return candidate
 
 
@@ -517,9 +520,14 @@ def decline(
 ) -> Candidate:
     """Record that a candidate is no incident, and why; by default its signals are snoozed
     for the policy's `decline_snooze`, with the same reason."""
-    candidate = _waiting(session, candidate_id, actor, "declined")
-    if candidate.status == CandidateStatus.declined.value:
-        raise Conflict(f"Candidate {candidate.id} is declined already.")
+    actor.require(Permission.write_incidents)
+    candidate = service.get_candidate(session, candidate_id=candidate_id, principal=actor)
+    if candidate.status != CandidateStatus.pending.value:
+        raise Conflict(
+            f"Candidate {candidate.id} is {candidate.status}"
+            + (f" (incident {candidate.incident_id})" if candidate.incident_id else "")
+            + "; only pending candidates can be declined."
+        )
     now = utcnow()
     _decide(candidate, CandidateStatus.declined, actor, now)
     candidate.decision_reason = data.reason

@@ -174,10 +174,11 @@ class _Round:
             {
                 "source": "report",
                 "kind": "user_report",
-                "system": None,
+                # as `create_report` finds it: from the conversation's telemetry
+                "system": "support-chatbot",
                 "severity": "warning",
                 "summary": "The assistant showed me its hidden instructions",
-                "conversation_id": conversations[3],
+                "conversation_id": self.rng.choice(conversations),
             },
         )
         self.settle(truth)
@@ -375,7 +376,7 @@ def generate(*, seed: int = 7, rounds: int = 5) -> Scenario:
                 "fraud-scoring",
                 start + 3 * 3600,
                 start + 3 * 3600 + 45 * MINUTE,
-                "retraining deploy (change RISK-DEPLOY-%d)" % n,
+                f"retraining deploy (change RISK-DEPLOY-{n})",
             )
         )
     events.sort(key=lambda e: (e.at, e.action != "signal"))

@@ -116,6 +116,23 @@ def list_groups(
     return fetch_page(session, query.order_by(SignalGroup.id), limit=limit)
 
 
+def list_signals(
+    session: Session,
+    *,
+    principal: Principal,
+    candidate_id: int,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[list[Signal], str | None]:
+    """The signals of a candidate, newest first."""
+    candidate = get_candidate(session, candidate_id=candidate_id, principal=principal)
+    query = select(Signal).where(Signal.candidate_id == candidate.id)
+    after = decode_cursor(cursor, types=(int,))
+    if after:
+        query = query.where(Signal.id < after[0])
+    return fetch_page(session, query.order_by(Signal.id.desc()), limit=limit)
+
+
 # --- candidates -----------------------------------------------------------------------------
 
 
@@ -214,8 +231,9 @@ def list_candidates(
     severity: str | None = None,
     system: str | None = None,
     archetype: str | None = None,
+    incident_id: int | None = None,
 ) -> tuple[list[Candidate], str | None]:
-    """Candidates the principal may see, the most recently active first."""
+    """Candidates the principal may see, newest first."""
     principal.require(Permission.read)
     query = (
         select(Candidate)
@@ -232,6 +250,8 @@ def list_candidates(
         query = query.where(Candidate.severity == severity)
     if archetype:
         query = query.where(Candidate.archetype == archetype)
+    if incident_id is not None:
+        query = query.where(Candidate.incident_id == incident_id)
     if system:
         query = query.where(
             select(CandidateSystem.candidate_id)
@@ -339,6 +359,23 @@ def add_maintenance(session: Session, *, data: MaintenanceCreate, actor: Princip
     session.add(rule)
     session.flush()
     return rule
+
+
+def end_snoozes_of(session: Session, *, candidate_id: int, actor: Principal) -> list[int]:
+    """End the snoozes a candidate's decline made (it is accepted or merged after all)."""
+    now = utcnow()
+    rules = session.scalars(
+        select(NoiseRule).where(
+            NoiseRule.candidate_id == candidate_id,
+            NoiseRule.ended_at.is_(None),
+            NoiseRule.ends_at > now,
+        )
+    )
+    ended = []
+    for rule in rules:
+        rule.ended_at, rule.ended_by = now, actor.name
+        ended.append(rule.id)
+    return ended
 
 
 def end_rule(session: Session, *, rule_id: int, actor: Principal) -> NoiseRule:
