@@ -37,8 +37,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
 from blastwall.auth.roles import Principal, Role
 from blastwall.correlation import replay
 from blastwall.correlation.scenarios import Event, Scenario, generate
@@ -46,9 +44,10 @@ from blastwall.db import Database, make_engine
 from blastwall.inventory import service as inventory
 from blastwall.inventory.loader import load_path
 from blastwall.migrate import upgrade
+from blastwall.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import percentile
+from harness import percentile, prepare_postgres
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "inventory"
 RESPONDER = Principal(name="bench-responder", role=Role.admin)
@@ -200,19 +199,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--database-url", help="PostgreSQL URL of a scratch database")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL URL of a database of its own (created if missing, emptied first)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     scenario = generate(seed=args.seed, rounds=args.rounds)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
-        engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-        if engine.dialect.name == "postgresql":
-            with engine.begin() as c:
-                c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        if args.database_url:
+            prepare_postgres(args.database_url)  # refuses shared databases such as `test`
+            url = Settings(database_url=args.database_url).resolved_database_url
+        engine = make_engine(url)
         upgrade(engine)
         start = datetime.now(UTC).replace(microsecond=0)
-        ours = figures(scenario, blastwall_run(scenario, Database.from_url(url), start))
+        ours = figures(scenario, blastwall_run(scenario, Database(engine), start))
         engine.dispose()
     theirs = figures(scenario, baseline(scenario))
     report(scenario, ours, theirs, args.json)

@@ -41,12 +41,13 @@ from blastwall.correlation.schemas import (
     Merge,
     SnoozeCreate,
 )
+from blastwall.correlation.service import SystemFacts
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, InvalidInput, Problem
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.incidents.schemas import IncidentCreate, Severity
-from blastwall.inventory.models import System
+from blastwall.inventory.service import existing_system_ids
 from blastwall.settings import get_settings
 from blastwall.signals.models import Signal
 
@@ -125,21 +126,17 @@ class _Run:
         self.now = now
         self.window = policy.grouping.window
         self._rules: list[NoiseRule] | None = None
-        self._facts: dict[str, tuple[System, set[tuple[str, str]]] | None] = {}
+        self._incidents: dict[int, Incident | None] = {}
+        service.INVENTORY.refresh(session)
 
     # -- lookups --------------------------------------------------------------------------
 
-    def facts(self, system: str | None) -> tuple[System, set[tuple[str, str]]] | None:
-        if system is None:
-            return None
-        if system not in self._facts:
-            found = service.inventory_facts(self.session, system_ids=[system])
-            self._facts[system] = found.get(system)
-        return self._facts[system]
+    def facts(self, system: str | None) -> SystemFacts | None:
+        return service.INVENTORY.get(self.session, system) if system else None
 
-    def components(self, system: str | None) -> set[tuple[str, str]]:
+    def components(self, system: str | None) -> frozenset[tuple[str, str]]:
         facts = self.facts(system)
-        return facts[1] if facts else set()
+        return facts.components if facts else frozenset()
 
     def rules(self) -> list[NoiseRule]:
         if self._rules is None:
@@ -149,7 +146,11 @@ class _Run:
     def incident_of(self, candidate: Candidate) -> Incident | None:
         if candidate.incident_id is None:
             return None
-        return incidents.active_incident(self.session, incident_id=candidate.incident_id)
+        if candidate.incident_id not in self._incidents:
+            self._incidents[candidate.incident_id] = incidents.active_incident(
+                self.session, incident_id=candidate.incident_id
+            )
+        return self._incidents[candidate.incident_id]
 
     def live(self, candidate: Candidate | None) -> Candidate | None:
         """The candidate, while it still takes signals: waiting and active within the window,
@@ -289,6 +290,12 @@ class _Run:
 
     def one(self, signal: Signal, fingerprint: str, key: Key) -> None:
         group = self.group(signal, fingerprint)
+        # The signal's and group's changes are flushed once, when the signal is done.
+        with self.session.no_autoflush:
+            self._one(signal, fingerprint, key, group)
+        self.session.flush()
+
+    def _one(self, signal: Signal, fingerprint: str, key: Key, group: SignalGroup) -> None:
         signal.group_id = group.id
         held = matching.holding_rule(self.rules(), signal, fingerprint)
         if held is not None:
@@ -330,11 +337,13 @@ class _Run:
         if isinstance(counted, int) and counted > candidate.reported_affected:
             candidate.reported_affected = counted
         system = matching.system_of(signal)
-        added = system is not None and service.add_system(
-            self.session, candidate=candidate, system=system
-        )
+        systems = service.systems_of(self.session, candidate_ids=[candidate.id])[candidate.id]
+        added = system is not None and system not in systems
+        if system is not None and added:
+            service.add_system(self.session, candidate=candidate, system=system)
+            systems.append(system)
         before = candidate.severity
-        self.assess(candidate)
+        self.assess(candidate, systems)
         incident = self.incident_of(candidate)
         if incident is not None:
             if added and signal.system_id:
@@ -373,10 +382,9 @@ class _Run:
         elif candidate.status == CandidateStatus.pending.value and self.opens(candidate):
             self.open(candidate)
 
-    def assess(self, candidate: Candidate) -> None:
-        systems = service.systems_of(self.session, candidate_ids=[candidate.id])[candidate.id]
+    def assess(self, candidate: Candidate, systems: list[str]) -> None:
         facts = [f for f in (self.facts(s) for s in systems) if f is not None]
-        specs: list[dict[str, Any]] = [f[0].spec or {} for f in facts]
+        specs: list[dict[str, Any]] = [f.spec for f in facts]
         components = [s.get("components") or {} for s in specs]
         impact = Impact(
             top_signal_severity=candidate.top_signal_severity,
@@ -393,8 +401,8 @@ class _Run:
                 for t in c.get("tools") or []
                 for p in t.get("permissions") or []
             ],
-            risk_tiers=[f[0].risk_tier for f in facts],
-            high_risk=any(f[0].eu_ai_act_high_risk for f in facts),
+            risk_tiers=[f.risk_tier for f in facts],
+            high_risk=any(f.high_risk for f in facts),
             ongoing=candidate.last_signal_at
             >= self.now - self.policy.severity.factors.ongoing.within,
             controls=[c for s in specs for c in s.get("controls") or []],
@@ -445,8 +453,9 @@ def _incident_from(
             f"Candidate {candidate.id} has no archetype; say which it is.",
             [Problem("body.archetype", "give one of the incident archetypes")],
         )
+    session.flush()  # the systems the candidate took just now
     systems = service.systems_of(session, candidate_ids=[candidate.id])[candidate.id]
-    registered = sorted(service.inventory_facts(session, system_ids=systems))
+    registered = sorted(existing_system_ids(session, ids=systems))
     incident = incidents.add_incident(
         session,
         data=IncidentCreate(

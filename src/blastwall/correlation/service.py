@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
@@ -45,25 +46,56 @@ def lock(session: Session, keys: list[str]) -> None:
 # --- inventory facts -----------------------------------------------------------------------
 
 
-def inventory_facts(
-    session: Session, *, system_ids: list[str]
-) -> dict[str, tuple[System, set[tuple[str, str]]]]:
-    """Each registered system among `system_ids`, with its components as (kind, key)."""
-    wanted = sorted(set(system_ids))
-    if not wanted:
-        return {}
-    systems = {s.id: s for s in session.scalars(select(System).where(System.id.in_(wanted)))}
-    out: dict[str, tuple[System, set[tuple[str, str]]]] = {
-        k: (v, set()) for k, v in systems.items()
-    }
-    rows = session.execute(
-        select(SystemComponent.system_id, SystemComponent.kind, SystemComponent.key).where(
-            SystemComponent.system_id.in_(list(systems))
+@dataclass(frozen=True)
+class SystemFacts:
+    """What correlation needs to know of an inventory system."""
+
+    id: str
+    risk_tier: str
+    high_risk: bool
+    spec: dict[str, Any]
+    components: frozenset[tuple[str, str]]
+
+
+class InventoryFacts:
+    """The inventory as correlation reads it, kept between calls and read again when the
+    systems change (their count or latest update). Thread-safe enough: a refresh swaps the
+    whole mapping."""
+
+    def __init__(self) -> None:
+        self._version: tuple[Any, ...] | None = None
+        self._facts: dict[str, SystemFacts | None] = {}
+
+    def refresh(self, session: Session) -> None:
+        version = tuple(
+            session.execute(select(func.count(System.id), func.max(System.updated_at))).one()
         )
-    )
-    for system_id, kind, key in rows:
-        out[system_id][1].add((kind, key))
-    return out
+        if version != self._version:
+            self._facts, self._version = {}, version
+
+    def get(self, session: Session, system_id: str) -> SystemFacts | None:
+        facts = self._facts
+        if system_id not in facts:
+            row = session.get(System, system_id)
+            found = None
+            if row is not None:
+                components = session.execute(
+                    select(SystemComponent.kind, SystemComponent.key).where(
+                        SystemComponent.system_id == system_id
+                    )
+                )
+                found = SystemFacts(
+                    id=row.id,
+                    risk_tier=row.risk_tier,
+                    high_risk=row.eu_ai_act_high_risk,
+                    spec=row.spec or {},
+                    components=frozenset((kind, key) for kind, key in components),
+                )
+            facts[system_id] = found
+        return facts[system_id]
+
+
+INVENTORY = InventoryFacts()
 
 
 # --- groups ---------------------------------------------------------------------------------
@@ -194,11 +226,9 @@ def systems_of(session: Session, *, candidate_ids: list[int]) -> dict[int, list[
     return out
 
 
-def add_system(session: Session, *, candidate: Candidate, system: str) -> bool:
-    if session.get(CandidateSystem, (candidate.id, system)) is not None:
-        return False
+def add_system(session: Session, *, candidate: Candidate, system: str) -> None:
+    """Add a system the candidate does not cover yet (`systems_of` says which it does)."""
     session.add(CandidateSystem(candidate_id=candidate.id, system=system))
-    return True
 
 
 def get_candidate(session: Session, *, candidate_id: int, principal: Principal) -> Candidate:
