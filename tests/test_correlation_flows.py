@@ -26,8 +26,12 @@ from blastwall.errors import InvalidInput
 from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.schemas import StatusChange
+from blastwall.inventory import service as inventory_service
+from blastwall.inventory.loader import load_path
+from blastwall.inventory.schemas import Vendor
 from blastwall.settings import Settings
 from blastwall.signals.models import Signal
+from tests.conftest import EXAMPLES
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 ADMIN = Principal(name="ops", role=Role.admin)
@@ -276,3 +280,30 @@ def test_random_streams_keep_counts_and_windows(
         for before, after in pairwise(chain):
             # a key gets a new candidate only once the one before has gone quiet
             assert after.first_signal_at - before.last_signal_at > POLICY.grouping.window
+
+
+def test_a_changed_inventory_is_read_again(session: Session, inventory: list[str]) -> None:
+    def names(vendor: str, at: datetime, kind: str) -> Signal:
+        return emit(
+            session,
+            at,
+            system_id="code-assistant",
+            archetype="vendor_failure",
+            severity="warning",
+            kind=kind,
+            attributes={"vendor": vendor},
+        )
+
+    before = names("acme", T0, "upstream_errors")
+    candidate = session.get(Candidate, before.candidate_id)
+    assert candidate is not None and candidate.basis == "system"  # acme is not declared
+    loaded = {i.spec.id: i.spec for i in load_path(EXAMPLES)}
+    spec = loaded["code-assistant"]
+    vendors = [*spec.components.vendors, Vendor(name="acme")]
+    changed = spec.model_copy(
+        update={"components": spec.components.model_copy(update={"vendors": vendors})}
+    )
+    inventory_service.apply_specs(session, specs=[changed], actor="test")
+    after = names("acme", T0 + timedelta(minutes=1), "upstream_timeouts")
+    again = session.get(Candidate, after.candidate_id)
+    assert again is not None and again.component == "vendor:acme"

@@ -59,17 +59,16 @@ class SystemFacts:
 
 class InventoryFacts:
     """The inventory as correlation reads it, kept between calls and read again when the
-    systems change (their count or latest update). Thread-safe enough: a refresh swaps the
-    whole mapping."""
+    systems change (the database, their count or their latest update). A refresh swaps the
+    whole mapping, so concurrent readers see one version or the other."""
 
     def __init__(self) -> None:
         self._version: tuple[Any, ...] | None = None
         self._facts: dict[str, SystemFacts | None] = {}
 
     def refresh(self, session: Session) -> None:
-        version = tuple(
-            session.execute(select(func.count(System.id), func.max(System.updated_at))).one()
-        )
+        counted = session.execute(select(func.count(System.id), func.max(System.updated_at)))
+        version = (str(session.connection().engine.url), *counted.one())
         if version != self._version:
             self._facts, self._version = {}, version
 
