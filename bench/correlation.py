@@ -21,7 +21,8 @@ Figures, for both:
   time to candidate     first signal of a true incident to its first candidate (p50, p99)
   signals/s             signals processed per second of wall time
 
-    .venv/bin/python bench/correlation.py [--rounds 5] [--seed 7] [--database-url URL] [--json]
+    .venv/bin/python bench/correlation.py [--rounds 5] [--seed 7] [--stray-warnings 0]
+        [--database-url URL] [--json]
 """
 
 from __future__ import annotations
@@ -203,9 +204,15 @@ def main() -> None:
         "--database-url",
         help="PostgreSQL URL of a database of its own (created if missing, emptied first)",
     )
+    parser.add_argument(
+        "--stray-warnings",
+        type=int,
+        default=0,
+        help="benign one-off warnings per round, besides the usual noise (default 0)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    scenario = generate(seed=args.seed, rounds=args.rounds)
+    scenario = generate(seed=args.seed, rounds=args.rounds, stray_warnings=args.stray_warnings)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
         if args.database_url:

@@ -13,7 +13,8 @@ One round of a scenario, times from the round's start:
     3:00  maintenance window on fraud-scoring (declared): scoring errors and feature lag
     4:00  slow drift of code-assistant's answers: a finding every 30 minutes for 5 hours
     all   evaluation notes (info), low-confidence detector findings, and canary hits from a
-          red-team exercise (covered by a snooze declared with the scenario)
+          red-team exercise (covered by a snooze declared with the scenario); optionally,
+          benign one-off guardrail warnings (`stray_warnings`)
 
 Responders resolve each incident 20 minutes after its last signal (`settle` events).
 """
@@ -347,14 +348,33 @@ class _Round:
                 ),
             )
 
+    def stray(self, count: int) -> None:
+        """Benign one-off warnings that look like the start of an incident to any rule: a
+        person declines them, or a stricter policy waits for more."""
+        for k in range(count):
+            system = ("support-chatbot", "code-assistant", "fraud-scoring")[k % 3]
+            self.add(
+                self.rng.uniform(0, ROUND_SECONDS - 3600),
+                None,
+                {
+                    "source": "guardrail",
+                    "kind": f"policy_flag_{k}",
+                    "system": system,
+                    "archetype": "toxicity_abuse",
+                    "severity": "warning",
+                    "summary": "Guardrail flagged an answer as possibly offensive",
+                },
+            )
+
     def truth(self, name: str, archetype: str, systems: tuple[str, ...], text: str) -> str:
         key = f"{name}-{self.n}"
         self.incidents[key] = Incident(key, archetype, systems, text)
         return key
 
 
-def generate(*, seed: int = 7, rounds: int = 5) -> Scenario:
-    """A scenario of `rounds` rounds of ten hours, reproducible from `seed`."""
+def generate(*, seed: int = 7, rounds: int = 5, stray_warnings: int = 0) -> Scenario:
+    """A scenario of `rounds` rounds of ten hours, reproducible from `seed`; with
+    `stray_warnings` benign one-off warnings per round besides the usual noise."""
     if rounds < 1:
         raise ValueError("a scenario has at least one round")
     rng = random.Random(seed)
@@ -369,6 +389,7 @@ def generate(*, seed: int = 7, rounds: int = 5) -> Scenario:
         r.runaway(2 * 3600)
         r.drift(4 * 3600)
         r.noise()
+        r.stray(stray_warnings)
         events += r.events
         incidents.update(r.incidents)
         maintenance.append(
