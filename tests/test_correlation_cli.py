@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from blastwall.auth.roles import Principal, Role
 from blastwall.cli import app
 from blastwall.console import open_database
+from blastwall.settings import get_settings
 from blastwall.signals import service as signals
 from blastwall.signals.schemas import SignalCreate
 from tests.conftest import EXAMPLES, Clients
@@ -125,3 +128,18 @@ def test_candidates_on_the_command_line(cli: CliRunner) -> None:
     for command in ("candidates accept", "noise maintenance", "noise snooze", "noise end"):
         assert command in routes
     assert '"open_incident_at": "SEV2"' in run(cli, "candidates", "policy")
+
+
+def test_serve_refuses_an_invalid_policy(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(cli, "init")
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("grouping:\n  window: soon\n")
+    refused = cli.invoke(app, ["candidates", "policy", "--check", str(bad)])
+    assert refused.exit_code != 0 and "'soon' is not a duration" in str(refused.exception)
+    monkeypatch.setenv("BLASTWALL_CORRELATION_POLICY", str(bad))
+    get_settings.cache_clear()
+    result = cli.invoke(app, ["serve", "--port", "1"])
+    assert result.exit_code != 0 and "is invalid" in str(result.exception)
+    assert "listening" not in result.output

@@ -74,8 +74,11 @@ def serve(
     """Run the API server."""
     import uvicorn
 
+    from blastwall.correlation.policy import current_policy
+
     with session_scope():
         pass  # refuse to start on a database that `blastwall init` has not set up
+    current_policy(get_settings().correlation_policy)  # nor on an invalid correlation policy
     out.print(
         f"Blastwall {__version__} listening on http://{host}:{port} "
         f"(API /api/v1, OpenAPI /openapi.json, docs /docs)"
