@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 
 from blastwall.auth.roles import Permission
-from blastwall.correlation import flows, service
+from blastwall.correlation import flows, service, triage
 from blastwall.correlation.schemas import (
     Accept,
     CandidateOut,
@@ -117,7 +117,7 @@ def accept(
     principal: PrincipalDep,
 ) -> CandidateOut:
     """Turn a pending (or declined) candidate into an incident, keeping its signals."""
-    row = flows.accept(session, candidate_id=candidate_id, data=body, actor=principal)
+    row = triage.accept(session, candidate_id=candidate_id, data=body, actor=principal)
     return _decided(request, session, row)
 
 
@@ -131,7 +131,7 @@ def decline(
 ) -> CandidateOut:
     """Record that a candidate is no incident, and why; its signals are snoozed unless
     `snooze` is false."""
-    row = flows.decline(session, candidate_id=candidate_id, data=body, actor=principal)
+    row = triage.decline(session, candidate_id=candidate_id, data=body, actor=principal)
     return _decided(request, session, row)
 
 
@@ -144,7 +144,7 @@ def merge(
     principal: PrincipalDep,
 ) -> CandidateOut:
     """Add a candidate's signals to an existing incident, which takes its later ones too."""
-    row = flows.merge(session, candidate_id=candidate_id, data=body, actor=principal)
+    row = triage.merge(session, candidate_id=candidate_id, data=body, actor=principal)
     return _decided(request, session, row)
 
 
@@ -201,12 +201,12 @@ def end_rule(
     return service.rule_out(rule)
 
 
-@router.get("/inhibitions", response_model=list[InhibitionOut])
-def list_inhibitions(principal: PrincipalDep) -> list[InhibitionOut]:
-    """The inhibition rules of the policy in force."""
+@router.get("/inhibitions", response_model=Page[InhibitionOut])
+def list_inhibitions(principal: PrincipalDep) -> Page[InhibitionOut]:
+    """The inhibition rules of the policy in force, all on one page (they are few)."""
     principal.require(Permission.read)
     rules = flows.policy_in_force().inhibitions
-    return [InhibitionOut.model_validate(rule.model_dump()) for rule in rules]
+    return Page(items=[InhibitionOut.model_validate(rule.model_dump()) for rule in rules])
 
 
 @router.get("/correlation-policy")

@@ -13,7 +13,7 @@ from rich.markup import escape
 from sqlalchemy.orm import Session
 
 from blastwall.console import audit, operator, out, print_json, print_table, session_scope
-from blastwall.correlation import flows, service
+from blastwall.correlation import flows, service, triage
 from blastwall.correlation.models import Candidate
 from blastwall.correlation.policy import load_policy
 from blastwall.correlation.schemas import (
@@ -164,7 +164,7 @@ def accept(
     )
     _triage(
         "accept",
-        lambda session: flows.accept(
+        lambda session: triage.accept(
             session, candidate_id=candidate_id, data=data, actor=operator()
         ),
         json,
@@ -184,7 +184,7 @@ def decline(
     data = Decline(reason=reason, snooze=snooze)
     _triage(
         "decline",
-        lambda session: flows.decline(
+        lambda session: triage.decline(
             session, candidate_id=candidate_id, data=data, actor=operator()
         ),
         json,
@@ -201,7 +201,7 @@ def merge(
     data = Merge(incident_id=into)
     _triage(
         "merge",
-        lambda session: flows.merge(
+        lambda session: triage.merge(
             session, candidate_id=candidate_id, data=data, actor=operator()
         ),
         json,

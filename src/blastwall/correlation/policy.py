@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from blastwall.errors import InvalidInput, Problem, field_path
 from blastwall.incidents.schemas import Archetype, Severity
+from blastwall.settings import get_settings
 
 DEFAULT_PATH = Path(__file__).with_name("severity_policy.yaml")
 SIGNAL_SEVERITIES = ("info", "warning", "high", "critical")
@@ -219,6 +220,11 @@ def current_policy(path: Path | None) -> Policy:
     """The policy at `path` (None: the defaults), read again when the file changes."""
     mtime = path.stat().st_mtime if path is not None and path.exists() else None
     return _cached(path, mtime)
+
+
+def policy_in_force() -> Policy:
+    """The policy the settings name (`correlation_policy`), or the defaults."""
+    return current_policy(get_settings().correlation_policy)
 
 
 # --- severity -------------------------------------------------------------------------------
