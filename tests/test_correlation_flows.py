@@ -4,6 +4,7 @@ random signal streams."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from blastwall.api import create_app
 from blastwall.auth.roles import Principal, Role
 from blastwall.correlation import flows
 from blastwall.correlation.models import Candidate, SignalGroup
-from blastwall.correlation.policy import load_policy
+from blastwall.correlation.policy import DEFAULT_PATH, current_policy, load_policy
 from blastwall.errors import InvalidInput
 from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
@@ -207,6 +208,25 @@ def test_an_invalid_policy_lists_every_problem(tmp_path: Path) -> None:
     assert raised.value.problems[0].line is not None
     with pytest.raises(InvalidInput, match="Cannot read"):
         load_policy(tmp_path / "missing.yaml")
+
+
+def test_a_broken_edit_keeps_the_last_valid_policy(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(_severity_section("SEV3"))
+    assert current_policy(path).severity.open_incident_at.value == "SEV3"
+    path.write_text("severity: {open_incident_at: SEV9}\n")
+    os.utime(path, (1, 1))  # a different modification time, whatever the clock's grain
+    assert current_policy(path).severity.open_incident_at.value == "SEV3"
+    path.write_text(_severity_section("SEV1"))
+    os.utime(path, (2, 2))
+    assert current_policy(path).severity.open_incident_at.value == "SEV1"
+
+
+def _severity_section(threshold: str) -> str:
+    """The default policy file, with another threshold."""
+    text = DEFAULT_PATH.read_text()
+    assert "open_incident_at: SEV2" in text
+    return text.replace("open_incident_at: SEV2", f"open_incident_at: {threshold}")
 
 
 def test_the_server_refuses_to_start_on_an_invalid_policy(tmp_path: Path, db: Any) -> None:

@@ -211,6 +211,6 @@ def list_inhibitions(principal: PrincipalDep) -> Page[InhibitionOut]:
 
 @router.get("/correlation-policy")
 def get_policy(principal: PrincipalDep) -> dict[str, Any]:
-    """The correlation and severity policy in force, durations in seconds."""
+    """The correlation and severity policy in force; durations in ISO 8601 (`PT15M`)."""
     principal.require(Permission.read)
     return flows.policy_in_force().model_dump(mode="json")

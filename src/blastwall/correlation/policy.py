@@ -7,6 +7,7 @@ refused with every problem listed, at start-up rather than on the first signal.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,6 +23,7 @@ from blastwall.errors import InvalidInput, Problem, field_path
 from blastwall.incidents.schemas import Archetype, Severity
 from blastwall.settings import get_settings
 
+log = logging.getLogger("blastwall.correlation")
 DEFAULT_PATH = Path(__file__).with_name("severity_policy.yaml")
 SIGNAL_SEVERITIES = ("info", "warning", "high", "critical")
 SEVERITIES = ("SEV1", "SEV2", "SEV3", "SEV4")  # gravest first
@@ -216,10 +218,24 @@ def _cached(path: Path | None, mtime: float | None) -> Policy:
     return load_policy(path)
 
 
+_last_good: dict[Path | None, Policy] = {}
+
+
 def current_policy(path: Path | None) -> Policy:
-    """The policy at `path` (None: the defaults), read again when the file changes."""
+    """The policy at `path` (None: the defaults), read again when the file changes. The
+    first read raises InvalidInput when the policy is invalid; a later edit that breaks it
+    is logged and the last valid version stays in force, so that signals are never refused
+    for a policy mistake."""
     mtime = path.stat().st_mtime if path is not None and path.exists() else None
-    return _cached(path, mtime)
+    try:
+        policy = _cached(path, mtime)
+    except InvalidInput as exc:
+        if path not in _last_good:
+            raise
+        log.error("%s; the previous version stays in force", exc)
+        return _last_good[path]
+    _last_good[path] = policy
+    return policy
 
 
 def policy_in_force() -> Policy:
