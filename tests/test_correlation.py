@@ -402,6 +402,9 @@ def test_maintenance_window_holds_back_a_systems_signals(
     assert rule["active"] is True and rule["match"] == {"system": "fraud-scoring"}
     held = signal(client, admin, system="fraud-scoring", severity="critical")
     assert held["held_by"] == f"maintenance:{rule['id']}" and held["candidate_id"] is None
+    listed = client.get(f"/api/v1/noise-rules/{rule['id']}/signals", headers=viewer).json()
+    assert [s["id"] for s in listed["items"]] == [held["id"]]
+    assert client.get("/api/v1/noise-rules/999/signals", headers=admin).status_code == 404
     unknown = client.post(
         "/api/v1/noise-rules/maintenance", json={**body, "system": "nope"}, headers=admin
     )

@@ -120,6 +120,7 @@ def test_candidates_on_the_command_line(cli: CliRunner) -> None:
     rules = json.loads(run(cli, "noise", "list", "--json"))
     assert [r["kind"] for r in rules["rules"]] == ["snooze", "maintenance"]
     assert rules["inhibitions"][0]["name"] == "vendor-outage-explains-latency"
+    assert json.loads(run(cli, "noise", "show", str(rules["rules"][0]["id"]), "--json")) == []
     run(cli, "noise", "end", str(rules["rules"][0]["id"]))
     again = cli.invoke(app, ["noise", "end", str(rules["rules"][0]["id"])])
     assert again.exit_code != 0 and "ended already" in str(again.exception)

@@ -168,6 +168,17 @@ def list_rules(
     return Page(items=[service.rule_out(r) for r in rows], next=next_cursor)
 
 
+@router.get("/noise-rules/{rule_id}/signals", response_model=Page[SignalOut])
+def held_signals(
+    rule_id: RuleId, session: SessionDep, principal: PrincipalDep, page: PageDep
+) -> Page[SignalOut]:
+    """The signals a snooze or maintenance window held back, newest first."""
+    rows, next_cursor = service.held_signals(
+        session, principal=principal, rule_id=rule_id, limit=page.limit, cursor=page.cursor
+    )
+    return Page(items=[signals.to_out(r) for r in rows], next=next_cursor)
+
+
 @router.post("/noise-rules/snoozes", response_model=NoiseRuleOut, status_code=201)
 def add_snooze(
     request: Request, body: SnoozeCreate, session: SessionDep, principal: PrincipalDep

@@ -29,6 +29,7 @@ from blastwall.correlation.schemas import (
     SnoozeCreate,
 )
 from blastwall.incidents.schemas import Archetype, Severity, Visibility
+from blastwall.signals import service as signals
 
 app = typer.Typer(
     help="Incident candidates: list (the default), show, accept, decline, merge; the policy.",
@@ -280,6 +281,36 @@ def list_rules(
     print_table(
         ["inhibition", "when", "holds", "via"],
         [(i.name, i.when, [h.value for h in i.holds], i.via) for i in inhibitions],
+    )
+
+
+@noise_app.command("show")
+def show_rule(
+    rule_id: Annotated[int, typer.Argument(help="The rule's number.", min=1)],
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many signals.")] = 50,
+    json: JsonOpt = False,
+) -> None:
+    """Show the signals a snooze or maintenance window held back, newest first."""
+    with session_scope() as session:
+        rows, _ = service.held_signals(session, principal=operator(), rule_id=rule_id, limit=limit)
+        items = [signals.to_out(r) for r in rows]
+    if json:
+        print_json(items)
+        return
+    print_table(
+        ["signal", "received", "source", "kind", "severity", "system", "summary"],
+        [
+            (
+                s.id,
+                s.created_at,
+                escape(s.source),
+                escape(s.kind),
+                s.severity,
+                escape(s.system_id or s.system_ref or "-"),
+                escape(s.summary),
+            )
+            for s in items
+        ],
     )
 
 

@@ -450,6 +450,21 @@ def list_rules(
     return fetch_page(session, query, limit=limit)
 
 
+def held_signals(
+    session: Session, *, principal: Principal, rule_id: int, limit: int, cursor: str | None = None
+) -> tuple[list[Signal], str | None]:
+    """The signals a snooze or maintenance window held back, newest first."""
+    principal.require(Permission.read)
+    rule = session.get(NoiseRule, rule_id)
+    if rule is None:
+        raise NotFound(f"No noise rule {rule_id}. `blastwall noise list` shows them.")
+    query = select(Signal).where(Signal.held_by == f"{rule.kind}:{rule.id}")
+    after = decode_cursor(cursor, types=(int,))
+    if after:
+        query = query.where(Signal.id < after[0])
+    return fetch_page(session, query.order_by(Signal.id.desc()), limit=limit)
+
+
 def rule_out(rule: NoiseRule, now: datetime | None = None) -> NoiseRuleOut:
     now = now or utcnow()
     active = rule.ended_at is None and rule.starts_at <= now < rule.ends_at

@@ -20,6 +20,7 @@ class Signal(Base):
         Index("ix_signals_conversation", "conversation_id"),
         Index("ix_signals_trace", "trace_id"),
         Index("ix_signals_detector_created", "detector", "created_at"),
+        Index("ix_signals_held_by", "held_by"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

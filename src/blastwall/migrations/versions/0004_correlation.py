@@ -113,6 +113,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('held_by', sa.String(length=200), nullable=True))
         batch_op.create_index(batch_op.f('ix_signals_candidate_id'), ['candidate_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_signals_group_id'), ['group_id'], unique=False)
+        batch_op.create_index('ix_signals_held_by', ['held_by'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_signals_candidate_id_candidates'), 'candidates', ['candidate_id'], ['id'])
         batch_op.create_foreign_key(batch_op.f('fk_signals_group_id_signal_groups'), 'signal_groups', ['group_id'], ['id'])
 
@@ -124,6 +125,7 @@ def downgrade() -> None:
     with op.batch_alter_table('signals', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_signals_group_id_signal_groups'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('fk_signals_candidate_id_candidates'), type_='foreignkey')
+        batch_op.drop_index('ix_signals_held_by')
         batch_op.drop_index(batch_op.f('ix_signals_group_id'))
         batch_op.drop_index(batch_op.f('ix_signals_candidate_id'))
         batch_op.drop_column('held_by')
