@@ -22,6 +22,8 @@ from blastwall import __version__
 from blastwall.audit import service as audit_service
 from blastwall.audit.api import router as audit_router
 from blastwall.auth.api import router as tokens_router
+from blastwall.correlation.api import router as correlation_router
+from blastwall.correlation.policy import current_policy
 from blastwall.db import Database
 from blastwall.detection.api import router as detection_router
 from blastwall.detection.engine import DetectionEngine
@@ -185,6 +187,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     app.state.write_lock = asyncio.Lock()
     app.state.ingest_inflight = 0
     app.state.detection = DetectionEngine() if settings.detection else None
+    current_policy(settings.correlation_policy)  # refuse to start on a policy that is invalid
 
     app.add_exception_handler(BlastwallError, _blastwall_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -242,6 +245,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(playbooks_router)
     api.include_router(telemetry_router)
     api.include_router(detection_router)
+    api.include_router(correlation_router)
     app.include_router(api)
     app.include_router(otlp_router)
     return app

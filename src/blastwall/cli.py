@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from blastwall import __version__
 from blastwall.auth.commands import app as token_app
 from blastwall.console import err, out, print_json, print_table, session_scope
+from blastwall.correlation.commands import app as candidates_app
+from blastwall.correlation.commands import noise_app
 from blastwall.detection.commands import canary_app, detectors, scan
 from blastwall.errors import BlastwallError
 from blastwall.incidents.commands import app as incident_app
@@ -33,6 +35,8 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(changes_app, name="changes")
 app.add_typer(incident_app, name="incident")
 app.add_typer(signals_app, name="signals")
+app.add_typer(candidates_app, name="candidates")
+app.add_typer(noise_app, name="noise")
 app.add_typer(telemetry_app, name="telemetry")
 app.command("interactions")(interactions)
 app.add_typer(canary_app, name="canary")
@@ -74,8 +78,11 @@ def serve(
     """Run the API server."""
     import uvicorn
 
+    from blastwall.correlation.policy import current_policy
+
     with session_scope():
         pass  # refuse to start on a database that `blastwall init` has not set up
+    current_policy(get_settings().correlation_policy)  # nor on an invalid correlation policy
     out.print(
         f"Blastwall {__version__} listening on http://{host}:{port} "
         f"(API /api/v1, OpenAPI /openapi.json, docs /docs)"

@@ -2,6 +2,7 @@
 
 from blastwall.audit.models import AuditEntry
 from blastwall.auth.models import ApiToken
+from blastwall.correlation.models import Candidate, CandidateSystem, NoiseRule, SignalGroup
 from blastwall.db import Base
 from blastwall.detection.models import CanaryToken
 from blastwall.incidents.models import (
@@ -22,6 +23,8 @@ __all__ = [
     "AuditEntry",
     "Base",
     "CanaryToken",
+    "Candidate",
+    "CandidateSystem",
     "Change",
     "ChecklistStep",
     "ContextSpan",
@@ -29,9 +32,11 @@ __all__ = [
     "IncidentSystem",
     "IngestKey",
     "Interaction",
+    "NoiseRule",
     "Participant",
     "RoleAssignment",
     "Signal",
+    "SignalGroup",
     "System",
     "SystemComponent",
     "Task",

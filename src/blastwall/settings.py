@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         description="A folder of the organisation's playbooks (YAML): a file with the id of a "
         "shipped playbook replaces it.",
     )
+    correlation_policy: Path | None = Field(
+        default=None,
+        description="A YAML file whose sections replace those of the default correlation and "
+        "severity policy.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
+from blastwall.correlation.flows import correlate
 from blastwall.db import revoke, utcnow
 from blastwall.detection.builtin.canary import PREFIX, token_hash
 from blastwall.detection.engine import Detection, DetectionEngine, redact_excerpt
@@ -202,5 +203,9 @@ def store_detections(
                 "updated_at": now,
             }
         )
-    session.execute(insert(Signal), rows)
+    # A batch holds few signals (findings are merged by fingerprint above): ORM rows, so that
+    # each is correlated into its group and candidate in this same transaction.
+    signals = [Signal(**row) for row in rows]
+    session.add_all(signals)
+    correlate(session, signals, now=now)
     return len(rows)

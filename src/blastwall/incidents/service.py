@@ -89,11 +89,11 @@ def record_entry(
     text: str = "",
     data: dict[str, Any] | None = None,
 ) -> TimelineEntry:
-    """Append an entry for another domain's change (containment, evidence) to the incident's
-    timeline, inside the caller's transaction: the caller commits it with the change."""
+    """Append an entry written by Blastwall itself or for another domain's change
+    (correlation, containment, evidence, playbooks) to the incident's timeline, inside the
+    caller's transaction: the caller commits it with the change."""
     entry = _log(session, incident, kind=kind, actor=actor, text=text, data=data)
     incident.updated_at = entry.at
-    session.flush()
     return entry
 
 
@@ -115,6 +115,14 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
 
 
 def create_incident(session: Session, *, data: IncidentCreate, actor: Principal) -> Incident:
+    incident = add_incident(session, data=data, actor=actor)
+    session.commit()
+    return incident
+
+
+def add_incident(session: Session, *, data: IncidentCreate, actor: Principal) -> Incident:
+    """Open an incident with its `created` timeline entry, in the caller's transaction (the
+    caller commits)."""
     actor.require(Permission.write_incidents)
     systems = _check_systems(session, data.systems, "systems")
     now = utcnow()
@@ -149,7 +157,32 @@ def create_incident(session: Session, *, data: IncidentCreate, actor: Principal)
             "visibility": data.visibility.value,
         },
     )
-    session.commit()
+    session.flush()
+    return incident
+
+
+def link_systems(session: Session, *, incident: Incident, system_ids: list[str]) -> list[str]:
+    """Add inventory systems to an incident; answer those that were not on it yet."""
+    current = set(systems_of(session, incident_ids=[incident.id]).get(incident.id, []))
+    known = existing_system_ids(session, ids=system_ids)
+    added = [s for s in dict.fromkeys(system_ids) if s in known and s not in current]
+    session.add_all(IncidentSystem(incident_id=incident.id, system_id=s) for s in added)
+    return added
+
+
+ENDED = frozenset({Status.resolved.value, Status.closed.value, Status.declined.value})
+
+
+def active_incident(session: Session, *, incident_id: int) -> Incident | None:
+    """The incident that carries on `incident_id` (itself, or the one it was merged into),
+    while it is not resolved, closed or declined; None otherwise."""
+    incident = session.get(Incident, incident_id)
+    for _ in range(20):  # merges form a chain; it is never this long
+        if incident is None or incident.merged_into_id is None:
+            break
+        incident = session.get(Incident, incident.merged_into_id)
+    if incident is None or incident.status in ENDED or incident.status == Status.merged.value:
+        return None
     return incident
 
 

@@ -20,6 +20,7 @@ class Signal(Base):
         Index("ix_signals_conversation", "conversation_id"),
         Index("ix_signals_trace", "trace_id"),
         Index("ix_signals_detector_created", "detector", "created_at"),
+        Index("ix_signals_held_by", "held_by"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -47,6 +48,15 @@ class Signal(Base):
     atlas: Mapped[list[str] | None] = mapped_column(JSONType, default=None)
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("signal_groups.id"), default=None, index=True
+    )
+    candidate_id: Mapped[int | None] = mapped_column(
+        ForeignKey("candidates.id"), default=None, index=True
+    )
+    held_by: Mapped[str | None] = mapped_column(
+        String(200), default=None
+    )  # the snooze, maintenance window or inhibition that kept it from a candidate of its own
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

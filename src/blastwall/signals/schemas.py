@@ -215,6 +215,16 @@ class SignalOut(BaseModel):
     atlas: list[str] | None = Field(description="MITRE ATLAS technique ids.")
     starts_at: datetime | None
     ends_at: datetime | None
+    group_id: int | None = Field(
+        description="The signal group: signals with the same fingerprint, counted."
+    )
+    candidate_id: int | None = Field(
+        description="The incident candidate it joined; none when held back, or too weak to "
+        "start one."
+    )
+    held_by: str | None = Field(
+        description="What held it back: `maintenance:<id>`, `snooze:<id>` or `inhibition:<name>`."
+    )
     created_by: str
     created_at: datetime
     updated_at: datetime

@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
+from blastwall.correlation import flows as correlation
 from blastwall.db import utcnow
 from blastwall.errors import NotFound
 from blastwall.inventory.models import System
@@ -97,6 +98,7 @@ def create_signal(session: Session, *, data: SignalCreate, actor: Principal) -> 
         updated_at=now,
     )
     session.add(row)
+    correlation.correlate(session, [row], now=now)
     session.commit()
     return row
 
@@ -163,6 +165,7 @@ def create_report(session: Session, *, data: ReportCreate, actor: Principal) -> 
     session.add(row)
     session.flush()
     row.reference = f"RPT-{row.id:06d}"
+    correlation.correlate(session, [row], now=now)
     session.commit()
     return row
 
@@ -210,6 +213,8 @@ def ingest_alertmanager(
     actor.require(Permission.ingest)
     match = SystemMatcher(session)
     result = IngestResult(created=0, updated=0, unchanged=0, signals=[])
+    created: list[Signal] = []
+    resolved: list[Signal] = []
     now = utcnow()
     alerts = [alertmanager.to_signal(alert, payload) for alert in payload.alerts]
     _lock_fingerprints(session, sorted({a.fingerprint for a in alerts}))
@@ -244,11 +249,13 @@ def ingest_alertmanager(
                 latest.ends_at = mapped.starts_at
                 latest.attributes = {**latest.attributes, "resolution_missed": True}
                 latest.updated_at = now
+                resolved.append(latest)
                 result.updated += 1
             else:
                 if mapped.status is SignalStatus.resolved:
                     details["status"] = SignalStatus.resolved.value
                     details["ends_at"] = mapped.ends_at or now
+                    resolved.append(latest)
                 if _refresh(latest, details):
                     latest.updated_at = now
                     result.updated += 1
@@ -279,8 +286,13 @@ def ingest_alertmanager(
         )
         session.add(row)
         session.flush()
+        created.append(row)
+        if row.status == SignalStatus.resolved.value:
+            resolved.append(row)
         result.created += 1
         result.signals.append(row.id)
+    correlation.correlate(session, created, now=now)
+    correlation.resolve(session, resolved, now=now)
     session.commit()
     return result
 
@@ -377,6 +389,9 @@ def to_out(row: Signal) -> SignalOut:
                     "atlas",
                     "starts_at",
                     "ends_at",
+                    "group_id",
+                    "candidate_id",
+                    "held_by",
                     "created_by",
                     "created_at",
                     "updated_at",

@@ -19,6 +19,7 @@ from sqlalchemy import JSON, Table, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.service import hash_token
+from blastwall.correlation.flows import correlate_new
 from blastwall.db import UTCDateTime, revoke, utcnow
 from blastwall.detection.base import Item
 from blastwall.detection.engine import DetectionEngine
@@ -277,6 +278,7 @@ def _report_unregistered(session: Session, names: set[str], now: datetime) -> No
                 updated_at=now,
             )
         )
+    correlate_new(session, now=now)
 
 
 # --- ingest keys --------------------------------------------------------------------------

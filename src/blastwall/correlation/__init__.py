@@ -1,0 +1,1 @@
+"""Correlation: signal groups, incident candidates, the severity policy and noise control."""

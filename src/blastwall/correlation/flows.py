@@ -1,0 +1,422 @@
+"""Correlation as signals arrive: each signal joins its group and its candidate in the
+transaction that stores it, so a committed signal already has both. No batch loop.
+
+    signal ─► fingerprint ─► group (count, last seen; a recurrence opens a linked group)
+                               │
+              held back? ◄─────┤  maintenance window, snooze
+                               ▼
+          candidate of the group, or of an inhibiting outage, or of the key
+          (system + archetype, shared component, reported conversation or system)
+                               ▼
+          severity policy ─► at or above the threshold: an incident opens at once
+
+Triage by people (accept, decline, merge) is in `triage.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from blastwall.auth.roles import Principal, Role
+from blastwall.correlation import matching, service, triage
+from blastwall.correlation.models import Candidate, NoiseRule, SignalGroup
+from blastwall.correlation.policy import (
+    Impact,
+    Inhibition,
+    Policy,
+    assess,
+    at_or_above,
+    policy_in_force,
+    signal_rank,
+)
+from blastwall.correlation.schemas import (
+    Accept,
+    CandidateStatus,
+)
+from blastwall.correlation.service import SystemFacts
+from blastwall.db import utcnow
+from blastwall.incidents import service as incidents
+from blastwall.incidents.models import Incident
+from blastwall.signals.models import Signal
+
+CORRELATOR = Principal(name="blastwall:correlation", role=Role.admin)
+MAX_TRACKED = 1000  # conversations and users remembered per candidate
+WAITING = frozenset({CandidateStatus.pending.value, CandidateStatus.declined.value})
+
+__all__ = ["CORRELATOR", "correlate", "correlate_new", "policy_in_force", "resolve"]
+
+
+def correlate(
+    session: Session,
+    signals: Sequence[Signal],
+    *,
+    now: datetime | None = None,
+    policy: Policy | None = None,
+) -> None:
+    """Give each new signal its group and, where one applies, its candidate, in the
+    caller's transaction (the caller commits). Signals that have a group already are left
+    as they are."""
+    todo = [s for s in signals if s.group_id is None]
+    if not todo:
+        return
+    session.flush()
+    run = _Run(session, policy or policy_in_force(), now or utcnow())
+    prints = [matching.fingerprint(run.policy, s) for s in todo]
+    keys = [run.key(s) for s in todo]
+    service.lock(session, prints + [k[0] for k in keys])
+    for signal, fingerprint, key in zip(todo, prints, keys, strict=True):
+        run.one(signal, fingerprint, key)
+    session.flush()
+
+
+def correlate_new(session: Session, *, now: datetime | None = None) -> None:
+    """Correlate the signals added to the session and not yet flushed."""
+    correlate(session, [o for o in session.new if isinstance(o, Signal)], now=now)
+
+
+def resolve(session: Session, signals: Sequence[Signal], *, now: datetime | None = None) -> None:
+    """Mark the groups of resolved signals (an alert's resolution) resolved: after the
+    policy's quiet period they take no more signals; a return opens a linked group. The
+    quiet period counts from when Blastwall learned of the resolution, like every other
+    correlation time (the sender's clock is not trusted)."""
+    now = now or utcnow()
+    for signal in signals:
+        if signal.group_id is None:
+            continue
+        group = session.get(SignalGroup, signal.group_id)
+        if group is not None and group.resolved_at is None:
+            group.resolved_at = now
+
+
+Key = tuple[str, str, str | None]  # candidate key, basis, component
+
+
+class _Run:
+    """One correlation call: the policy, the time, and what it looked up once."""
+
+    def __init__(self, session: Session, policy: Policy, now: datetime) -> None:
+        self.session = session
+        self.policy = policy
+        self.now = now
+        self.window = policy.grouping.window
+        self._rules: list[NoiseRule] | None = None
+        self._incidents: dict[int, Incident | None] = {}
+        service.INVENTORY.refresh(session)
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def facts(self, system: str | None) -> SystemFacts | None:
+        return service.INVENTORY.get(self.session, system) if system else None
+
+    def components(self, system: str | None) -> frozenset[tuple[str, str]]:
+        facts = self.facts(system)
+        return facts.components if facts else frozenset()
+
+    def rules(self) -> list[NoiseRule]:
+        if self._rules is None:
+            self._rules = service.active_rules(self.session, now=self.now)
+        return self._rules
+
+    def incident_of(self, candidate: Candidate) -> Incident | None:
+        if candidate.incident_id is None:
+            return None
+        if candidate.incident_id not in self._incidents:
+            self._incidents[candidate.incident_id] = incidents.active_incident(
+                self.session, incident_id=candidate.incident_id
+            )
+        return self._incidents[candidate.incident_id]
+
+    def live(self, candidate: Candidate | None) -> Candidate | None:
+        """The candidate, while it still takes signals: waiting and active within the window,
+        or carried on by an incident that is not over."""
+        if candidate is None:
+            return None
+        if candidate.status in WAITING:
+            return candidate if candidate.last_signal_at >= self.now - self.window else None
+        return candidate if self.incident_of(candidate) is not None else None
+
+    # -- the steps ------------------------------------------------------------------------
+
+    def key(self, signal: Signal) -> Key:
+        system = matching.system_of(signal)
+        archetype = signal.archetype or f"kind={signal.kind}"
+        if signal.source == "report":
+            return f"report:{system or '-'}", "report", None
+        component = matching.named_component(self.policy, signal, self.components(signal.system_id))
+        if component is not None:
+            kind, name = component
+            return f"component:{kind}:{name}"[:300], "component", f"{kind}:{name}"
+        return f"system:{system or '-'}:{archetype}"[:300], "system", None
+
+    def group(self, signal: Signal, fingerprint: str) -> SignalGroup:
+        group = service.latest_group(self.session, fingerprint=fingerprint)
+        if group is not None:
+            ended = group.resolved_at
+            candidate = (
+                self.session.get(Candidate, group.candidate_id) if group.candidate_id else None
+            )
+            if ended is None and candidate is not None and candidate.incident_id is not None:
+                incident = self.session.get(Incident, candidate.incident_id)
+                if incident is not None and incident.status in incidents.ENDED:
+                    ended = incident.resolved_at or incident.closed_at or incident.updated_at
+            if ended is not None and self.now - ended > self.policy.grouping.quiet_period:
+                group = service.add_group(
+                    self.session,
+                    signal=signal,
+                    fingerprint=fingerprint,
+                    now=self.now,
+                    previous_id=group.id,
+                )
+            else:
+                group.resolved_at = None
+        else:
+            group = service.add_group(
+                self.session,
+                signal=signal,
+                fingerprint=fingerprint,
+                now=self.now,
+                previous_id=None,
+            )
+        group.count += 1
+        group.last_seen = max(group.last_seen, self.now)
+        if signal_rank(signal.severity) > signal_rank(group.severity):
+            group.severity = signal.severity
+        return group
+
+    def inhibitor(self, signal: Signal) -> tuple[Candidate, Inhibition] | None:
+        """A live candidate or open incident whose archetype explains this signal on a system
+        that shares one of the rule's components with it."""
+        mine = self.components(signal.system_id)
+        for rule in self.policy.inhibitions:
+            if signal.archetype not in rule.holds or not mine:
+                continue
+            shared_kinds = set(rule.via)
+            wanted = {c for c in mine if c[0] in shared_kinds}
+            for candidate in service.recent_candidates(
+                self.session, archetypes=[rule.when.value], since=self.now - self.window
+            ):
+                if self.live(candidate) is None:
+                    continue
+                theirs: set[tuple[str, str]] = set()
+                if candidate.component:
+                    kind, _, name = candidate.component.partition(":")
+                    theirs.add((kind, name))
+                for system in service.systems_of(self.session, candidate_ids=[candidate.id])[
+                    candidate.id
+                ]:
+                    theirs |= self.components(system)
+                if wanted & theirs:
+                    return candidate, rule
+        return None
+
+    def find(self, signal: Signal, key: Key) -> Candidate | None:
+        if key[1] == "report":
+            if signal.conversation_id:
+                found = self.live(
+                    service.candidate_of_conversation(
+                        self.session, conversation_id=signal.conversation_id
+                    )
+                )
+                if found is not None:
+                    return found
+            system = matching.system_of(signal)
+            if system:
+                for candidate in service.candidates_covering(self.session, system=system):
+                    if self.live(candidate) is not None:
+                        return candidate
+        return self.live(service.latest_candidate(self.session, key=key[0]))
+
+    def may_start(self, signal: Signal, group: SignalGroup) -> bool:
+        grouping = self.policy.grouping
+        if signal.source == "report":
+            return True
+        if signal_rank(group.severity) < signal_rank(grouping.min_candidate_severity):
+            return False
+        return signal.confidence is None or signal.confidence >= grouping.min_candidate_confidence
+
+    def start(self, signal: Signal, key: Key) -> Candidate:
+        system = matching.system_of(signal) or "an unnamed system"
+        if key[1] == "component":
+            title = f"{signal.archetype or signal.kind} across systems sharing {key[2]}"
+        elif key[1] == "report":
+            title = f"Reports about {system}"
+        else:
+            title = f"{signal.archetype or signal.kind} on {system}"
+        candidate = Candidate(
+            key=key[0],
+            basis=key[1],
+            component=key[2],
+            archetype=signal.archetype,
+            title=f"{title}: {signal.summary}"[:300],
+            status=CandidateStatus.pending.value,
+            severity="SEV4",
+            explanation=[],
+            conversations=[],
+            users=[],
+            first_signal_at=self.now,
+            last_signal_at=self.now,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        self.session.add(candidate)
+        self.session.flush()
+        return candidate
+
+    def one(self, signal: Signal, fingerprint: str, key: Key) -> None:
+        group = self.group(signal, fingerprint)
+        # The signal's and group's changes are flushed once, when the signal is done.
+        with self.session.no_autoflush:
+            self._one(signal, fingerprint, key, group)
+        self.session.flush()
+
+    def _one(self, signal: Signal, fingerprint: str, key: Key, group: SignalGroup) -> None:
+        signal.group_id = group.id
+        held = matching.holding_rule(self.rules(), signal, fingerprint)
+        if held is not None:
+            signal.held_by = group.held_by = held
+            return
+        candidate = self.live(
+            self.session.get(Candidate, group.candidate_id) if group.candidate_id else None
+        )
+        if candidate is None and (found := self.inhibitor(signal)) is not None:
+            candidate, rule = found
+            signal.held_by = group.held_by = f"inhibition:{rule.name}"
+        if candidate is None:
+            candidate = self.find(signal, key)
+        if candidate is None:
+            if not self.may_start(signal, group):
+                return
+            candidate = self.start(signal, key)
+        new_group = group.candidate_id != candidate.id
+        group.candidate_id = signal.candidate_id = candidate.id
+        self.absorb(candidate, signal, group, new_group)
+
+    # -- a candidate takes a signal -------------------------------------------------------
+
+    def absorb(
+        self, candidate: Candidate, signal: Signal, group: SignalGroup, new_group: bool
+    ) -> None:
+        candidate.signal_count += 1
+        candidate.group_count += int(new_group)
+        candidate.last_signal_at = max(candidate.last_signal_at, self.now)
+        candidate.updated_at = self.now
+        if signal_rank(signal.severity) > signal_rank(candidate.top_signal_severity):
+            candidate.top_signal_severity = signal.severity
+        _track(candidate, "conversations", signal.conversation_id)
+        attributes = signal.attributes or {}
+        for name in ("user", "user_id", "end_user"):
+            if isinstance(attributes.get(name), (str, int)):
+                _track(candidate, "users", str(attributes[name]))
+        counted = attributes.get("conversations")
+        if isinstance(counted, int) and counted > candidate.reported_affected:
+            candidate.reported_affected = counted
+        system = matching.system_of(signal)
+        systems = service.systems_of(self.session, candidate_ids=[candidate.id])[candidate.id]
+        added = system is not None and system not in systems
+        if system is not None and added:
+            service.add_system(self.session, candidate=candidate, system=system)
+            systems.append(system)
+        before = candidate.severity
+        self.assess(candidate, systems)
+        incident = self.incident_of(candidate)
+        if incident is not None:
+            if added and signal.system_id:
+                incidents.link_systems(
+                    self.session, incident=incident, system_ids=[signal.system_id]
+                )
+            if new_group or added:
+                incidents.record_entry(
+                    self.session,
+                    incident=incident,
+                    kind="signal_absorbed",
+                    text=f"Signal {signal.id} joined ({signal.source}/{signal.kind} on "
+                    f"{system or 'no system'}, {signal.severity}): {signal.summary}"[:2000],
+                    data={
+                        "signal": signal.id,
+                        "group": group.id,
+                        "candidate": candidate.id,
+                        "held_by": signal.held_by,
+                    },
+                    actor=CORRELATOR,
+                )
+            if candidate.severity != before:
+                incidents.record_entry(
+                    self.session,
+                    incident=incident,
+                    kind="severity_assessed",
+                    text=f"The severity policy now rates candidate {candidate.id} "
+                    f"{candidate.severity} (was {before}): {service.explain(candidate)}",
+                    data={
+                        "candidate": candidate.id,
+                        "severity": candidate.severity,
+                        "before": before,
+                    },
+                    actor=CORRELATOR,
+                )
+        elif candidate.status == CandidateStatus.pending.value and self.opens(candidate):
+            self.open(candidate)
+
+    def assess(self, candidate: Candidate, systems: list[str]) -> None:
+        facts = [f for f in (self.facts(s) for s in systems) if f is not None]
+        specs: list[dict[str, Any]] = [f.spec for f in facts]
+        components = [s.get("components") or {} for s in specs]
+        impact = Impact(
+            top_signal_severity=candidate.top_signal_severity,
+            affected=max(
+                len(candidate.conversations), len(candidate.users), candidate.reported_affected
+            ),
+            systems=len(systems),
+            sensitivities=[
+                d.get("sensitivity", "") for c in components for d in c.get("data_sources") or []
+            ],
+            permissions=[
+                p
+                for c in components
+                for t in c.get("tools") or []
+                for p in t.get("permissions") or []
+            ],
+            risk_tiers=[f.risk_tier for f in facts],
+            high_risk=any(f.high_risk for f in facts),
+            ongoing=candidate.last_signal_at
+            >= self.now - self.policy.severity.factors.ongoing.within,
+            controls=[c for s in specs for c in s.get("controls") or []],
+        )
+        assessment = assess(self.policy.severity, impact)
+        candidate.severity = assessment.severity
+        candidate.severity_points = assessment.points
+        candidate.explanation = assessment.factors
+
+    def opens(self, candidate: Candidate) -> bool:
+        threshold = self.policy.severity.open_incident_at.value
+        return candidate.archetype is not None and at_or_above(candidate.severity, threshold)
+
+    def open(self, candidate: Candidate) -> None:
+        threshold = self.policy.severity.open_incident_at.value
+        incident = triage.incident_from(
+            self.session, candidate, actor=CORRELATOR, data=Accept(), now=self.now
+        )
+        triage.decide(candidate, CandidateStatus.opened, CORRELATOR, self.now)
+        incidents.record_entry(
+            self.session,
+            incident=incident,
+            kind="opened_by_policy",
+            text=f"Opened at once: candidate {candidate.id} is {candidate.severity}, at or "
+            f"above the policy's threshold {threshold}. {service.explain(candidate)}",
+            data={
+                "candidate": candidate.id,
+                "severity": candidate.severity,
+                "points": candidate.severity_points,
+                "factors": candidate.explanation,
+            },
+            actor=CORRELATOR,
+        )
+
+
+def _track(candidate: Candidate, field: str, value: str | None) -> None:
+    current: list[str] = getattr(candidate, field)
+    if value and value not in current and len(current) < MAX_TRACKED:
+        setattr(candidate, field, [*current, value])

@@ -1,0 +1,184 @@
+"""API shapes of incident candidates, signal groups, noise rules and triage decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from blastwall.incidents.schemas import Archetype, Severity, Title, Visibility
+from blastwall.signals.schemas import PlainText, UtcDatetime
+
+Reason = Annotated[
+    str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True), PlainText
+]
+MatchValue = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), PlainText
+]
+
+
+class CandidateStatus(StrEnum):
+    pending = "pending"  # waits for triage
+    opened = "opened"  # an incident opened at once: severity at or above the threshold
+    accepted = "accepted"  # a person turned it into an incident
+    declined = "declined"
+    merged = "merged"  # a person merged it into an existing incident
+
+
+class Basis(StrEnum):
+    system = "system"  # one system and archetype
+    component = "component"  # several systems pointing at a component they share
+    report = "report"  # people's reports
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SeverityFactor(BaseModel):
+    factor: str
+    points: int
+    why: str
+
+
+class Affected(BaseModel):
+    conversations: int = Field(description="Distinct conversations among the signals.")
+    users: int = Field(description="Distinct users named by the signals.")
+    reported: int = Field(description="Conversations counted by the senders themselves.")
+
+
+class CandidateOut(BaseModel):
+    id: int
+    title: str
+    status: CandidateStatus
+    basis: Basis
+    key: str = Field(description="What its signals have in common, e.g. system:x:archetype.")
+    component: str | None = Field(description="The shared component, e.g. vendor:openai.")
+    archetype: Archetype | None
+    systems: list[str]
+    severity: Severity
+    severity_points: int
+    severity_explanation: str = Field(description="The policy's reasoning, in one line.")
+    explanation: list[SeverityFactor] = Field(description="The points of each factor.")
+    incident_id: int | None
+    signal_count: int
+    group_count: int
+    top_signal_severity: str
+    affected: Affected
+    first_signal_at: datetime
+    last_signal_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_reason: str | None
+
+
+class GroupOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    fingerprint: str
+    source: str
+    kind: str
+    system: str | None
+    archetype: str | None
+    severity: str
+    summary: str
+    count: int = Field(description="Signals with this fingerprint.")
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: datetime | None
+    previous_id: int | None = Field(description="The group this one is a recurrence of.")
+    candidate_id: int | None
+    held_by: str | None = Field(description="The rule that held its last signal back.")
+
+
+class Accept(In):
+    title: Title | None = Field(default=None, description="Default: the candidate's title.")
+    archetype: Archetype | None = Field(
+        default=None, description="Needed when the candidate has none."
+    )
+    severity: Severity | None = Field(default=None, description="Default: the policy's.")
+    visibility: Visibility = Visibility.open
+
+
+class Decline(In):
+    reason: Reason
+    snooze: bool = Field(
+        default=True,
+        description="Snooze the candidate's signals for the policy's `decline_snooze` time.",
+    )
+
+
+class Merge(In):
+    incident_id: int = Field(ge=1, le=2**62, description="The incident to merge into.")
+
+
+class Match(In):
+    source: MatchValue | None = None
+    kind: MatchValue | None = None
+    detector: MatchValue | None = None
+    archetype: Archetype | None = None
+    system: MatchValue | None = None
+    fingerprint: MatchValue | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Match:
+        if not any(v is not None for v in self.model_dump().values()):
+            raise ValueError(
+                "name at least one of source, kind, detector, archetype, system, fingerprint"
+            )
+        return self
+
+
+class SnoozeCreate(In):
+    match: Match = Field(description="Signals matching every field given are held back.")
+    reason: Reason
+    until: UtcDatetime = Field(description="When the snooze expires.")
+
+
+class MaintenanceCreate(In):
+    system: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    reason: Reason
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceCreate:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must come after starts_at")
+        return self
+
+
+class NoiseRuleKind(StrEnum):
+    snooze = "snooze"
+    maintenance = "maintenance"
+
+
+class NoiseRuleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: NoiseRuleKind
+    system_id: str | None
+    match: dict[str, str]
+    reason: str
+    starts_at: datetime
+    ends_at: datetime
+    candidate_id: int | None = Field(description="The declined candidate that made it.")
+    created_by: str
+    created_at: datetime
+    ended_by: str | None
+    ended_at: datetime | None
+    active: bool = Field(description="In force now.")
+
+
+class InhibitionOut(BaseModel):
+    name: str
+    description: str
+    when: Archetype
+    holds: list[Archetype]
+    via: list[str]

@@ -1,0 +1,177 @@
+"""Triage of incident candidates by people: accept (an incident from it), decline (with a
+reason, its signals snoozed), merge (into an existing incident). Each decision is recorded
+on the candidate and on the incident's timeline, in one transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from blastwall.auth.roles import Permission, Principal
+from blastwall.correlation import service
+from blastwall.correlation.models import Candidate
+from blastwall.correlation.policy import Policy, policy_in_force
+from blastwall.correlation.schemas import (
+    Accept,
+    CandidateStatus,
+    Decline,
+    Match,
+    Merge,
+    SnoozeCreate,
+)
+from blastwall.db import utcnow
+from blastwall.errors import Conflict, InvalidInput, Problem
+from blastwall.incidents import service as incidents
+from blastwall.incidents.models import Incident
+from blastwall.incidents.schemas import IncidentCreate, Severity
+from blastwall.inventory.service import existing_system_ids
+
+__all__ = ["accept", "decline", "incident_from", "merge"]
+
+TRIAGE = frozenset({CandidateStatus.pending.value, CandidateStatus.declined.value})
+
+
+def incident_from(
+    session: Session, candidate: Candidate, *, actor: Principal, data: Accept, now: datetime
+) -> Incident:
+    """Open the candidate's incident, keeping its signals (the caller records the decision
+    and commits)."""
+    archetype = data.archetype or candidate.archetype
+    if archetype is None:
+        raise InvalidInput(
+            f"Candidate {candidate.id} has no archetype; say which it is.",
+            [Problem("body.archetype", "give one of the incident archetypes")],
+        )
+    session.flush()  # the systems the candidate took just now
+    systems = service.systems_of(session, candidate_ids=[candidate.id])[candidate.id]
+    registered = sorted(existing_system_ids(session, ids=systems))
+    incident = incidents.add_incident(
+        session,
+        data=IncidentCreate(
+            title=data.title or candidate.title,
+            summary=f"From candidate {candidate.id}: {candidate.signal_count} signal(s) in "
+            f"{candidate.group_count} group(s) on {', '.join(systems) or 'no named system'}.",
+            archetype=archetype,
+            severity=data.severity or Severity(candidate.severity),
+            severity_reason=service.explain(candidate),
+            systems=registered,
+            visibility=data.visibility,
+            detected_at=candidate.first_signal_at,
+        ),
+        actor=actor,
+    )
+    candidate.incident_id = incident.id
+    candidate.updated_at = now
+    return incident
+
+
+def decide(candidate: Candidate, status: CandidateStatus, actor: Principal, now: datetime) -> None:
+    candidate.status = status.value
+    candidate.decided_by = actor.name
+    candidate.decided_at = candidate.updated_at = now
+
+
+# --- triage ---------------------------------------------------------------------------------
+
+
+def _waiting(session: Session, candidate_id: int, actor: Principal, verb: str) -> Candidate:
+    actor.require(Permission.write_incidents)
+    candidate = service.get_candidate(session, candidate_id=candidate_id, principal=actor)
+    if candidate.status not in TRIAGE:
+        raise Conflict(
+            f"Candidate {candidate.id} is {candidate.status}"
+            + (f" (incident {candidate.incident_id})" if candidate.incident_id else "")
+            + f"; only pending or declined candidates can be {verb}."
+        )
+    if candidate.status == CandidateStatus.declined.value:
+        # taken up after all: its signals are no longer snoozed
+        service.end_snoozes_of(session, candidate_id=candidate.id, actor=actor)
+    return candidate
+
+
+def accept(session: Session, *, candidate_id: int, data: Accept, actor: Principal) -> Candidate:
+    """Turn a candidate into an incident; its signals stay with it and later ones follow."""
+    candidate = _waiting(session, candidate_id, actor, "accepted")
+    now = utcnow()
+    incident = incident_from(session, candidate, actor=actor, data=data, now=now)
+    decide(candidate, CandidateStatus.accepted, actor, now)
+    incidents.record_entry(
+        session,
+        incident=incident,
+        kind="candidate_accepted",
+        text=f"Candidate {candidate.id} accepted by {actor.name}: {candidate.signal_count} "
+        f"signal(s). Policy: {service.explain(candidate)}",
+        data={"candidate": candidate.id, "factors": candidate.explanation},
+        actor=actor,
+    )
+    session.commit()
+    return candidate
+
+
+def decline(
+    session: Session,
+    *,
+    candidate_id: int,
+    data: Decline,
+    actor: Principal,
+    policy: Policy | None = None,
+) -> Candidate:
+    """Record that a candidate is no incident, and why; by default its signals are snoozed
+    for the policy's `decline_snooze`, with the same reason."""
+    actor.require(Permission.write_incidents)
+    candidate = service.get_candidate(session, candidate_id=candidate_id, principal=actor)
+    if candidate.status != CandidateStatus.pending.value:
+        raise Conflict(
+            f"Candidate {candidate.id} is {candidate.status}"
+            + (f" (incident {candidate.incident_id})" if candidate.incident_id else "")
+            + "; only pending candidates can be declined."
+        )
+    now = utcnow()
+    decide(candidate, CandidateStatus.declined, actor, now)
+    candidate.decision_reason = data.reason
+    if data.snooze:
+        until = now + (policy or policy_in_force()).grouping.decline_snooze
+        groups, _ = service.list_groups(
+            session, principal=actor, candidate_id=candidate.id, limit=100
+        )
+        for group in groups:
+            service.add_snooze(
+                session,
+                data=SnoozeCreate(
+                    match=Match(fingerprint=group.fingerprint),
+                    reason=f"candidate {candidate.id} declined: {data.reason}"[:2000],
+                    until=until,
+                ),
+                actor=actor,
+                now=now,
+                candidate_id=candidate.id,
+            )
+    session.commit()
+    return candidate
+
+
+def merge(session: Session, *, candidate_id: int, data: Merge, actor: Principal) -> Candidate:
+    """Add a candidate's signals to an existing incident, which takes its later ones too."""
+    candidate = _waiting(session, candidate_id, actor, "merged")
+    target = incidents.get_incident(session, incident_id=data.incident_id, principal=actor)
+    if incidents.active_incident(session, incident_id=target.id) is not target:
+        raise Conflict(
+            f"Incident {target.id} is {target.status}; merge into an incident that is "
+            "still being worked on."
+        )
+    candidate.incident_id = target.id
+    decide(candidate, CandidateStatus.merged, actor, utcnow())
+    systems = service.systems_of(session, candidate_ids=[candidate.id])[candidate.id]
+    added = incidents.link_systems(session, incident=target, system_ids=systems)
+    incidents.record_entry(
+        session,
+        incident=target,
+        kind="candidate_merged",
+        text=f"Candidate {candidate.id} merged in by {actor.name}: {candidate.signal_count} "
+        f"signal(s) on {', '.join(systems) or 'no named system'}.",
+        data={"candidate": candidate.id, "systems_added": added},
+        actor=actor,
+    )
+    session.commit()
+    return candidate
