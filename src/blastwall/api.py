@@ -36,6 +36,7 @@ from blastwall.signals.api import router as signals_router
 from blastwall.taxonomy.api import router as taxonomy_router
 from blastwall.telemetry.api import otlp_router
 from blastwall.telemetry.api import router as telemetry_router
+from blastwall.triage.api import router as triage_router
 
 log = logging.getLogger("blastwall.api")
 
@@ -243,6 +244,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(signals_router)
     api.include_router(taxonomy_router)
     api.include_router(playbooks_router)
+    api.include_router(triage_router)
     api.include_router(telemetry_router)
     api.include_router(detection_router)
     api.include_router(correlation_router)

@@ -24,6 +24,7 @@ from blastwall.signals.commands import app as signals_app
 from blastwall.taxonomy.commands import app as taxonomy_app
 from blastwall.telemetry.commands import app as telemetry_app
 from blastwall.telemetry.commands import interactions
+from blastwall.triage.commands import triage
 
 app = typer.Typer(
     help="Blastwall: incident response for AI systems.",
@@ -42,6 +43,7 @@ app.command("interactions")(interactions)
 app.add_typer(canary_app, name="canary")
 app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(playbook_app, name="playbook")
+app.command("triage")(triage)
 app.command("scan")(scan)
 app.command("detectors")(detectors)
 

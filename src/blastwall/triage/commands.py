@@ -1,0 +1,110 @@
+"""`blastwall triage INCIDENT`: the triage pack on the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from blastwall.console import operator, out, print_json, print_table, session_scope
+from blastwall.playbooks.library import library
+from blastwall.settings import get_settings
+from blastwall.triage.graph import to_svg
+from blastwall.triage.service import triage_pack
+
+
+def triage(
+    incident_id: Annotated[int, typer.Argument(help="The incident's number.", min=1)],
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    svg: Annotated[
+        Path | None, typer.Option(help="Also write the blast radius graph to this SVG file.")
+    ] = None,
+) -> None:
+    """The triage pack: changes, anomalies, blast radius, similar incidents, playbook steps,
+    owners and classification."""
+    with session_scope() as session:
+        pack = triage_pack(
+            session,
+            incident_id=incident_id,
+            principal=operator(),
+            library=library(get_settings().playbook_dir),
+        )
+    if svg is not None:
+        svg.write_text(to_svg(pack.blast_radius), "utf-8")
+    if json:
+        print_json(pack.model_dump(mode="json"))
+        return
+    out.print(
+        f"[bold]#{pack.incident_id} {escape(pack.title)}[/bold]  {pack.severity} "
+        f"{pack.archetype} · {pack.status} · {pack.signals} signals · "
+        f"first signal {pack.first_signal_at or '-'}"
+    )
+    if pack.changes:
+        print_table(
+            ["when", "system", "kind", "change"],
+            [(c.at, c.system_id, c.kind, escape(c.summary)) for c in pack.changes[:15]],
+            title="Changes in the 72 hours before",
+        )
+    else:
+        out.print("No recorded change in the 72 hours before the first signal.")
+    if pack.anomalies:
+        print_table(
+            ["kind", "detector/source", "count", "severity", "first", "last", "example"],
+            [
+                (
+                    a.kind,
+                    a.detector or a.source,
+                    a.count,
+                    a.severity,
+                    a.first_seen,
+                    a.last_seen,
+                    escape(a.example),
+                )
+                for a in pack.anomalies
+            ],
+            title="Top anomalies",
+        )
+    radius = pack.blast_radius
+    out.print(
+        f"Blast radius: {', '.join(radius.systems) or '-'}; also exposed through shared "
+        f"components: {', '.join(radius.exposed) or 'none'}"
+    )
+    if pack.similar:
+        print_table(
+            ["#", "title", "archetype", "status", "score", "what was done"],
+            [
+                (
+                    s.id,
+                    escape(s.title),
+                    s.archetype,
+                    s.status,
+                    s.score,
+                    escape("; ".join(s.mitigations[:2])),
+                )
+                for s in pack.similar
+            ],
+            title="Similar past incidents",
+        )
+    if pack.playbook:
+        print_table(
+            ["step", "kind", "title", "control"],
+            [
+                (
+                    s.id,
+                    s.kind,
+                    escape(s.title),
+                    (s.control or "") + ("" if s.supported in (None, True) else " (not declared)"),
+                )
+                for s in pack.playbook.steps
+            ],
+            title=f"Playbook: {pack.playbook.name}",
+        )
+    for role in pack.roles:
+        out.print(f"Suggested {role.role}: {escape(role.who)} ({escape(role.why)})")
+    if pack.classification:
+        out.print(
+            "Classification: "
+            + ", ".join(f"{c.id} ({escape(c.name)})" for c in pack.classification[:8])
+        )
