@@ -30,6 +30,7 @@ from blastwall.detection.engine import DetectionEngine
 from blastwall.errors import BlastwallError, Unavailable, field_path
 from blastwall.incidents.api import router as incidents_router
 from blastwall.inventory.api import router as inventory_router
+from blastwall.library.api import router as library_router
 from blastwall.playbooks.api import router as playbooks_router
 from blastwall.settings import Settings, get_settings
 from blastwall.signals.api import router as signals_router
@@ -245,6 +246,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(taxonomy_router)
     api.include_router(playbooks_router)
     api.include_router(triage_router)
+    api.include_router(library_router)
     api.include_router(telemetry_router)
     api.include_router(detection_router)
     api.include_router(correlation_router)

@@ -14,6 +14,7 @@ from blastwall.incidents.models import (
     TimelineEntry,
 )
 from blastwall.inventory.models import Change, System, SystemComponent
+from blastwall.library.models import KnownIncident
 from blastwall.playbooks.models import ChecklistStep
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
@@ -32,6 +33,7 @@ __all__ = [
     "IncidentSystem",
     "IngestKey",
     "Interaction",
+    "KnownIncident",
     "NoiseRule",
     "Participant",
     "RoleAssignment",

@@ -62,6 +62,20 @@ class SimilarIncident(BaseModel):
     )
 
 
+class ExternalIncident(BaseModel):
+    """A similar incident from the known-incident library: not the organisation's own."""
+
+    id: int
+    source: str
+    external_id: str
+    title: str
+    year: int | None
+    url: str | None
+    attribution: str
+    score: float
+    external: bool = True
+
+
 class PlaybookStepOut(BaseModel):
     id: str
     kind: str
@@ -114,6 +128,9 @@ class TriagePack(BaseModel):
     anomalies: list[Anomaly]
     blast_radius: BlastRadius
     similar: list[SimilarIncident]
+    similar_external: list[ExternalIncident] = Field(
+        description="Similar incidents from the known-incident library, with attribution."
+    )
     playbook: PlaybookSuggestion | None
     owners: list[Contact]
     roles: list[RoleSuggestion]

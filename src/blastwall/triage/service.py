@@ -22,6 +22,7 @@ from blastwall.correlation.models import Candidate, CandidateSystem
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, TimelineEntry
 from blastwall.inventory.models import Change, System, SystemComponent
+from blastwall.library import service as known
 from blastwall.playbooks.library import Library, StepKind, select_steps
 from blastwall.signals.models import Signal
 from blastwall.taxonomy import taxonomy
@@ -31,6 +32,7 @@ from blastwall.triage.schemas import (
     ChangeItem,
     Classification,
     Contact,
+    ExternalIncident,
     GraphEdge,
     GraphNode,
     PlaybookStepOut,
@@ -47,6 +49,7 @@ CHANGE_WINDOW = timedelta(hours=72)
 MAX_CHANGES = 50
 MAX_ANOMALIES = 10
 MAX_SIMILAR = 5
+MAX_EXTERNAL = 3
 MAX_SIGNALS_READ = 5000
 _SEVERITY_RANK = {"info": 0, "warning": 1, "high": 2, "critical": 3}
 _MITIGATION_KINDS = ("action", "decision", "containment_applied", "playbook_step")
@@ -180,11 +183,12 @@ def _similar(
     components: dict[str, set[tuple[str, str]]],
     principal: Principal,
 ) -> list[SimilarIncident]:
-    text = " ".join(
-        [incident.title, incident.severity_reason or ""] + [s.summary for s in signals[:20]]
-    )
     ranked = index_for(session).search(
-        text, systems=set(systems), components=components, exclude=incident.id, k=MAX_SIMILAR
+        _query(incident, signals),
+        systems=set(systems),
+        components=components,
+        exclude=incident.id,
+        k=MAX_SIMILAR,
     )
     if not ranked:
         return []
@@ -223,6 +227,28 @@ def _similar(
             mitigations=mitigations.get(i, []),
         )
         for i, score in chosen
+    ]
+
+
+def _query(incident: Incident, signals: list[Signal]) -> str:
+    return " ".join(
+        [incident.title, incident.severity_reason or ""] + [s.summary for s in signals[:20]]
+    )
+
+
+def _external(session: Session, text: str, principal: Principal) -> list[ExternalIncident]:
+    return [
+        ExternalIncident(
+            id=row.id,
+            source=row.source,
+            external_id=row.external_id,
+            title=row.title,
+            year=row.year,
+            url=row.url,
+            attribution=row.attribution,
+            score=round(score, 3),
+        )
+        for row, score in known.search(session, text=text, principal=principal, limit=MAX_EXTERNAL)
     ]
 
 
@@ -338,6 +364,7 @@ def triage_pack(
         anomalies=_anomalies(signals),
         blast_radius=_blast_radius(systems, components),
         similar=_similar(session, incident, signals, systems, components, principal),
+        similar_external=_external(session, _query(incident, signals), principal),
         playbook=_playbook(incident, specs, library),
         owners=owners,
         roles=roles,

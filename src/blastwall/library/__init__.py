@@ -1,0 +1,1 @@
+"""The known-incident library: AI incidents from outside the organisation, for reference."""
