@@ -55,8 +55,9 @@ def test_genai_incidents_import_keeps_the_codes_as_given(session: Session) -> No
     assert result.added > 10_000
     rows, _ = service.list_known(session, principal=VIEWER, source="genai-incidents", limit=500)
     tables = taxonomy()
-    assert all(i in tables for row in rows for i in row.atlas)  # unknown ids dropped, counted
+    assert all(i in tables for row in rows for i in [*row.atlas, *row.owasp])  # unknown dropped
     with_codes = next(r for r in rows if r.classifications["owasp_llm"])
+    assert with_codes.owasp and all(":20" in c for c in with_codes.owasp if c.startswith("LLM"))
     assert with_codes.classifications["owasp_llm_edition"]
     assert "CC BY 4.0" in with_codes.attribution
     found = service.search(

@@ -42,6 +42,9 @@ def test_the_shipped_tables_hold_every_framework() -> None:
     assert kinds["atlas", "mitigation"] == 35
     assert kinds["atlas", "case-study"] == 57
     assert kinds["owasp-llm-2025", "risk"] == 10
+    assert kinds["owasp-llm-2026", "risk"] == 10
+    assert tables.get("LLM03:2025").name == "Supply Chain"
+    assert tables.get("LLM03:2026").name == "Excessive Agency"
     assert kinds["owasp-agentic", "risk"] == 10
     assert kinds["nist-ai-600-1", "risk"] == 12
     assert {e.id for e in tables.of("archetype")} == {a.value for a in Archetype}
@@ -169,6 +172,6 @@ def test_taxonomy_commands() -> None:
     assert "Confabulation" in listed.output
     unknown = runner.invoke(app, ["taxonomy", "show", "LLM03"])
     assert unknown.exit_code != 0
-    assert "LLM03:2025" in str(unknown.exception)  # `blastwall` prints it as the error
+    assert "LLM03:2026" in str(unknown.exception)  # `blastwall` prints it as the error
     bad = runner.invoke(app, ["taxonomy", "list", "--framework", "owasp"])
     assert bad.exit_code == 2

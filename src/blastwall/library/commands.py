@@ -31,10 +31,10 @@ def import_(
             result = service.import_source(session, source=name, actor=operator(), progress=advance)
             progress.remove_task(task)
             audit(session, command="library import", object=f"library:{name}")
-            unknown = sum(result.unknown_atlas.values())
+            unknown = sum(result.unknown_ids.values())
             out.print(
                 f"{name} {result.version}: {result.added} added, {result.updated} updated"
-                + (f"; {unknown} unknown ATLAS ids dropped" if unknown else "")
+                + (f"; {unknown} unknown taxonomy ids dropped" if unknown else "")
             )
 
 

@@ -31,6 +31,8 @@ class KnownIncident(Base):
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     atlas: Mapped[list[str]] = mapped_column(JSONType, default=list)
     """ATLAS ids, checked against the taxonomy tables."""
+    owasp: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    """OWASP LLM (with edition) and agentic ids, checked against the taxonomy tables."""
     classifications: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     """The source's other classifications as it gives them (e.g. its OWASP codes and their
     edition), not taxonomy ids of this product."""

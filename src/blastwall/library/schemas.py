@@ -22,6 +22,7 @@ class KnownIncidentOut(BaseModel):
     url: str | None
     tags: list[str]
     atlas: list[str]
+    owasp: list[str]
     classifications: dict[str, Any]
     attribution: str
     imported_at: datetime
@@ -43,6 +44,7 @@ class ImportOut(BaseModel):
     version: str
     added: int
     updated: int
-    unknown_atlas: dict[str, int] = Field(
-        description="ATLAS ids the source names that the pinned tables do not have (dropped)."
+    unknown_ids: dict[str, int] = Field(
+        description="Taxonomy ids the source names that the pinned tables do not have "
+        "(dropped), with how many records named each."
     )

@@ -7,9 +7,9 @@ Two sources, both shipped with the installation (nothing is fetched):
 * `atlas`: the case studies of the pinned MITRE ATLAS copy (Apache-2.0, MITRE).
 
 An import is idempotent: records are keyed by source and the source's id, and a second
-import updates them in place. ATLAS ids are checked against the taxonomy tables (unknown
-ones are dropped and counted); the source's other codes are kept as it gives them, with
-their edition, under `classifications`.
+import updates them in place. ATLAS ids and OWASP codes (LLM codes with the edition the
+source states) are checked against the taxonomy tables: unknown ones are dropped and
+counted. The source's codes are also kept as it gives them under `classifications`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ImportResult:
     version: str
     added: int = 0
     updated: int = 0
-    unknown_atlas: dict[str, int] = field(default_factory=dict)
+    unknown_ids: dict[str, int] = field(default_factory=dict)
 
 
 def _genai_records() -> tuple[str, Iterator[dict[str, Any]]]:
@@ -72,6 +72,8 @@ def _genai_records() -> tuple[str, Iterator[dict[str, Any]]]:
                 "url": raw.get("primary_reference"),
                 "tags": [str(t) for t in raw.get("tags") or []],
                 "atlas": [str(t) for t in raw.get("mitre_atlas") or []],
+                "owasp": [f"{c}:{editions.get('owasp_llm')}" for c in raw.get("owasp_llm") or []]
+                + [str(c) for c in raw.get("owasp_asi") or []],
                 "classifications": {
                     "owasp_llm": raw.get("owasp_llm") or [],
                     "owasp_llm_edition": editions.get("owasp_llm"),
@@ -104,6 +106,7 @@ def _atlas_records() -> tuple[str, Iterator[dict[str, Any]]]:
                 "url": entry.url,
                 "tags": [],
                 "atlas": list(entry.related),
+                "owasp": [],
                 "classifications": {},
                 "attribution": attribution,
             }
@@ -162,10 +165,12 @@ def import_source(
         batch.clear()
 
     for record in records:
-        known = [i for i in record["atlas"] if i in tables]
-        for unknown in set(record["atlas"]) - set(known):
-            result.unknown_atlas[unknown] = result.unknown_atlas.get(unknown, 0) + 1
-        batch.append(record | {"atlas": known, "source": source, "imported_at": now})
+        checked = {}
+        for name in ("atlas", "owasp"):
+            checked[name] = [i for i in record[name] if i in tables]
+            for unknown in set(record[name]) - set(checked[name]):
+                result.unknown_ids[unknown] = result.unknown_ids.get(unknown, 0) + 1
+        batch.append(record | checked | {"source": source, "imported_at": now})
         done += 1
         if len(batch) >= BATCH:
             flush()

@@ -15,7 +15,9 @@ from blastwall.taxonomy.tables import taxonomy
 
 router = APIRouter(tags=["taxonomy"])
 
-Framework = Literal["atlas", "owasp-llm-2025", "owasp-agentic", "nist-ai-600-1", "archetype"]
+Framework = Literal[
+    "atlas", "owasp-llm-2025", "owasp-llm-2026", "owasp-agentic", "nist-ai-600-1", "archetype"
+]
 
 
 @router.get("/taxonomy", response_model=Page[EntryOut])

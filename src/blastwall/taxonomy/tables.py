@@ -1,5 +1,5 @@
 """The taxonomy tables: MITRE ATLAS (the pinned `data/ATLAS.yaml`), the OWASP Top 10 for LLM
-Applications (2025 edition) and for Agentic Applications, NIST AI 600-1's risks and this
+Applications (2025 and 2026 editions) and for Agentic Applications, NIST AI 600-1's risks and this
 product's archetypes (`data/frameworks.yaml`), with the mapping between them.
 
 Read once, on first use (about a tenth of a second with libyaml). Every taxonomy id that a
@@ -26,7 +26,14 @@ from blastwall.errors import InvalidInput, NotFound
 
 __all__ = ["FRAMEWORKS", "Entry", "Taxonomy", "taxonomy"]
 
-FRAMEWORKS = ("atlas", "owasp-llm-2025", "owasp-agentic", "nist-ai-600-1", "archetype")
+FRAMEWORKS = (
+    "atlas",
+    "owasp-llm-2025",
+    "owasp-llm-2026",
+    "owasp-agentic",
+    "nist-ai-600-1",
+    "archetype",
+)
 """The frameworks, as `Entry.framework` names them."""
 _ATLAS_URL = "https://atlas.mitre.org/{kind}/{id}"
 _ATLAS_KINDS = {"tactic": "tactics", "technique": "techniques", "mitigation": "mitigations"}
@@ -84,7 +91,7 @@ class Taxonomy:
         if _OWASP_WITHOUT_EDITION.fullmatch(entry_id.upper()):
             raise NotFound(
                 f"'{entry_id}' needs its edition: an OWASP LLM code means different risks in "
-                f"different editions. Write {entry_id.upper()}:2025."
+                f"different editions. Write {entry_id.upper()}:2025 or {entry_id.upper()}:2026."
             )
         raise NotFound(
             f"No taxonomy entry '{entry_id}'. Ids look like AML.T0051 (ATLAS), LLM01:2025 "
@@ -200,7 +207,12 @@ def _atlas_entry(
 def _frameworks(document: Mapping[str, Any]) -> tuple[list[Entry], dict[str, str]]:
     entries: list[Entry] = []
     names: dict[str, str] = {}
-    kinds = {"owasp-llm-2025": "risk", "owasp-agentic": "risk", "nist-ai-600-1": "risk"}
+    kinds = {
+        "owasp-llm-2025": "risk",
+        "owasp-llm-2026": "risk",
+        "owasp-agentic": "risk",
+        "nist-ai-600-1": "risk",
+    }
     for key, framework in document["frameworks"].items():
         names[key] = framework["name"]
         for entry_id, name in framework["entries"].items():
