@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Clients
@@ -192,7 +193,7 @@ def test_report_attaches_to_the_candidate_of_its_conversation(
 
 
 def test_at_the_threshold_an_incident_opens_at_once_and_absorbs_later_signals(
-    clients: Clients, admin: H, inventory: list[str]
+    clients: Clients, admin: H, inventory: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     client = clients.client
     s = signal(
@@ -226,6 +227,7 @@ def test_at_the_threshold_an_incident_opens_at_once_and_absorbs_later_signals(
     assert incident["severity_reason"] == c["severity_explanation"]
     entries = timeline(client, admin, c["incident_id"])
     assert [e["kind"] for e in entries] == ["created", "opened_by_policy"]
+    assert f"incident {c['incident_id']} opened at once from candidate {c['id']}" in caplog.text
     assert "at or above the policy's threshold SEV2" in entries[1]["text"]
     later = signal(
         client,

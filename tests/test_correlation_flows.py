@@ -20,13 +20,14 @@ from sqlalchemy.orm import Session
 
 from blastwall.api import create_app
 from blastwall.auth.roles import Principal, Role
-from blastwall.correlation import flows
+from blastwall.correlation import flows, triage
 from blastwall.correlation.models import Candidate, SignalGroup
 from blastwall.correlation.policy import DEFAULT_PATH, current_policy, load_policy
-from blastwall.errors import InvalidInput
+from blastwall.correlation.schemas import Accept, Decline, Merge
+from blastwall.errors import Conflict, InvalidInput
 from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
-from blastwall.incidents.schemas import StatusChange
+from blastwall.incidents.schemas import IncidentCreate, StatusChange
 from blastwall.inventory import service as inventory_service
 from blastwall.inventory.loader import load_path
 from blastwall.inventory.schemas import Vendor
@@ -327,3 +328,76 @@ def test_a_changed_inventory_is_read_again(session: Session, inventory: list[str
     after = names("acme", T0 + timedelta(minutes=1), "upstream_timeouts")
     again = session.get(Candidate, after.candidate_id)
     assert again is not None and again.component == "vendor:acme"
+
+
+# -- property: triage decisions ----------------------------------------------------------
+
+decision = st.tuples(
+    st.sampled_from(["signal", "accept", "decline", "merge"]),
+    st.integers(0, 3),  # which candidate
+)
+ALLOWED = {
+    "pending": {"pending", "opened", "accepted", "declined", "merged"},
+    "declined": {"declined", "accepted", "merged"},
+    "accepted": {"accepted"},
+    "merged": {"merged"},
+    "opened": {"opened"},
+}
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(decision, min_size=1, max_size=15))
+def test_triage_decisions_follow_the_status_machine(
+    session: Session, inventory: list[str], steps: list[tuple[str, int]]
+) -> None:
+    prefix = f"shadow-{uuid.uuid4().hex[:8]}"
+    target = incidents.create_incident(
+        session,
+        data=IncidentCreate(title="target", archetype="toxicity_abuse", severity="SEV3"),
+        actor=ADMIN,
+    )
+    made: list[int] = []
+    for n, (action, pick) in enumerate(steps):
+        if action == "signal" or not made:
+            row = emit(
+                session,
+                T0 + timedelta(seconds=n),
+                system_id=None,
+                system_ref=f"{prefix}-{pick}",
+                severity="warning",
+            )
+            if row.candidate_id not in made and row.candidate_id is not None:
+                made.append(row.candidate_id)
+            continue
+        candidate = session.get(Candidate, made[pick % len(made)])
+        assert candidate is not None
+        before = candidate.status
+        allowed = ("pending",) if action == "decline" else ("pending", "declined")
+        try:
+            if action == "accept":
+                triage.accept(session, candidate_id=candidate.id, data=Accept(), actor=ADMIN)
+            elif action == "decline":
+                triage.decline(
+                    session, candidate_id=candidate.id, data=Decline(reason="noise"), actor=ADMIN
+                )
+            else:
+                triage.merge(
+                    session,
+                    candidate_id=candidate.id,
+                    data=Merge(incident_id=target.id),
+                    actor=ADMIN,
+                )
+        except Conflict:
+            assert before not in allowed  # refused exactly when the status forbids it
+            continue
+        assert before in allowed
+        session.refresh(candidate)
+        assert candidate.status in ALLOWED[before]
+        assert (candidate.incident_id is not None) == (
+            candidate.status in ("opened", "accepted", "merged")
+        )
+        assert candidate.decided_by == ADMIN.name

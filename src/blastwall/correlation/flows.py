@@ -15,6 +15,7 @@ Triage by people (accept, decline, merge) is in `triage.py`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,7 @@ from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.signals.models import Signal
 
+log = logging.getLogger("blastwall.correlation")
 CORRELATOR = Principal(name="blastwall:correlation", role=Role.admin)
 MAX_TRACKED = 1000  # conversations and users remembered per candidate
 WAITING = frozenset({CandidateStatus.pending.value, CandidateStatus.declined.value})
@@ -400,6 +402,13 @@ class _Run:
             self.session, candidate, actor=CORRELATOR, data=Accept(), now=self.now
         )
         triage.decide(candidate, CandidateStatus.opened, CORRELATOR, self.now)
+        log.warning(
+            "incident %s opened at once from candidate %s (%s): %s",
+            incident.id,
+            candidate.id,
+            candidate.severity,
+            candidate.title,
+        )
         incidents.record_entry(
             self.session,
             incident=incident,

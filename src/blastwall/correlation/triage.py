@@ -27,7 +27,7 @@ from blastwall.incidents.models import Incident
 from blastwall.incidents.schemas import IncidentCreate, Severity
 from blastwall.inventory.service import existing_system_ids
 
-__all__ = ["accept", "decline", "incident_from", "merge"]
+__all__ = ["accept", "decide", "decline", "incident_from", "merge"]
 
 TRIAGE = frozenset({CandidateStatus.pending.value, CandidateStatus.declined.value})
 
@@ -67,6 +67,7 @@ def incident_from(
 
 
 def decide(candidate: Candidate, status: CandidateStatus, actor: Principal, now: datetime) -> None:
+    """Record a decision on the candidate: its new status, who and when."""
     candidate.status = status.value
     candidate.decided_by = actor.name
     candidate.decided_at = candidate.updated_at = now
