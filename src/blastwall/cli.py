@@ -83,6 +83,9 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        # Guards hold control streams open; they reconnect to another process or after
+        # the restart, so shutdown does not wait on them for long.
+        timeout_graceful_shutdown=3,
     )
 
 

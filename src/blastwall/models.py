@@ -2,6 +2,12 @@
 
 from blastwall.audit.models import AuditEntry
 from blastwall.auth.models import ApiToken
+from blastwall.containment.models import (
+    ContainmentAction,
+    ControlRevision,
+    ControlSnapshot,
+    QuarantinedOutput,
+)
 from blastwall.db import Base
 from blastwall.detection.models import CanaryToken
 from blastwall.incidents.models import (
@@ -22,12 +28,16 @@ __all__ = [
     "Base",
     "CanaryToken",
     "Change",
+    "ContainmentAction",
     "ContextSpan",
+    "ControlRevision",
+    "ControlSnapshot",
     "Incident",
     "IncidentSystem",
     "IngestKey",
     "Interaction",
     "Participant",
+    "QuarantinedOutput",
     "RoleAssignment",
     "Signal",
     "System",

@@ -80,6 +80,23 @@ def _log(
     return entry
 
 
+def record_entry(
+    session: Session,
+    *,
+    incident: Incident,
+    kind: str,
+    actor: Principal,
+    text: str = "",
+    data: dict[str, Any] | None = None,
+) -> TimelineEntry:
+    """Append an entry for another domain's change (containment, evidence) to the incident's
+    timeline, inside the caller's transaction: the caller commits it with the change."""
+    entry = _log(session, incident, kind=kind, actor=actor, text=text, data=data)
+    incident.updated_at = entry.at
+    session.flush()
+    return entry
+
+
 def _add_participant(session: Session, incident_id: int, name: str) -> bool:
     if session.get(Participant, (incident_id, name)) is not None:
         return False
