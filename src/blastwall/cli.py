@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from blastwall import __version__
 from blastwall.auth.commands import app as token_app
 from blastwall.console import err, out, print_json, print_table, session_scope
+from blastwall.containment.commands import affected, contain
+from blastwall.containment.commands import app as containment_app
 from blastwall.detection.commands import canary_app, detectors, scan
 from blastwall.errors import BlastwallError
 from blastwall.incidents.commands import app as incident_app
@@ -36,6 +38,9 @@ app.command("interactions")(interactions)
 app.add_typer(canary_app, name="canary")
 app.command("scan")(scan)
 app.command("detectors")(detectors)
+app.command("contain")(contain)
+app.add_typer(containment_app, name="containment")
+app.command("affected")(affected)
 
 
 @app.command()
