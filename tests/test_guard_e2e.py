@@ -1,0 +1,90 @@
+"""Guards against a real server in its own process: a change reaches them over the stream;
+with the server killed, a fail-closed guard refuses everything and a fail-open one keeps
+the last state; on reconnection both resynchronise to what changed meanwhile; a change made
+by another process (the CLI) reaches them too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from blastwall.guard import Guard, Suspended, Unavailable
+from tests.conftest import ROOT
+from tests.containment_live import Installation, wait_for
+
+pytestmark = pytest.mark.slow
+
+INVENTORY = ROOT / "examples" / "refund_agent" / "inventory.yaml"
+
+
+def test_stream_fail_modes_and_resync(tmp_path: Path) -> None:
+    with Installation(tmp_path) as site:
+        site.cli("inventory", "apply", str(INVENTORY))
+        admin = {"Authorization": f"Bearer {site.token('alice', 'admin')}"}
+        reader = site.token("refund-bot", "viewer")
+        site.start()
+        api = httpx.Client(base_url=site.url, headers=admin, timeout=10)
+        incident = api.post(
+            "/api/v1/incidents",
+            json={
+                "title": "Refunds outside policy",
+                "archetype": "agentic_misalignment",
+                "severity": "SEV2",
+                "systems": ["refund-bot"],
+            },
+        ).json()["id"]
+        closed = Guard("refund-bot", site.url, reader, "closed", max_backoff=0.2)
+        opened = Guard("refund-bot", site.url, reader, "open", max_backoff=0.2)
+        try:
+            assert closed.wait_ready() and opened.wait_ready()
+            assert closed.check_tool("issue_refund").allowed
+
+            action = api.post(
+                f"/api/v1/incidents/{incident}/actions",
+                json={
+                    "control": "revoke_tool",
+                    "params": {"tool": "issue_refund"},
+                    "reason": "refunds outside policy",
+                },
+            ).json()
+            assert action["state"] == "active"
+            wait_for(
+                "the revocation to reach both guards",
+                lambda: closed.revision == opened.revision == 1,
+            )
+            for guard in (closed, opened):
+                assert guard.check_tool("issue_refund").outcome == "deny"
+                assert guard.check_tool("lookup_order").allowed
+
+            site.kill()
+            wait_for("both guards to notice", lambda: not closed.connected and not opened.connected)
+            assert closed.check_tool("lookup_order").outcome == "deny"
+            with pytest.raises(Unavailable, match="failing closed"):
+                closed.check_call()
+            assert opened.check_tool("issue_refund").outcome == "deny"
+            assert opened.check_tool("lookup_order").allowed
+            opened.check_call()
+
+            # While the server is down, the CLI suspends the system in the database.
+            site.cli("contain", str(incident), "--control", "suspend", "--reason", "escalated")
+            site.start()
+            wait_for("both guards to resynchronise", lambda: closed.connected and opened.connected)
+            for guard in (closed, opened):
+                assert guard.revision == 2
+                with pytest.raises(Suspended, match="escalated"):
+                    guard.check_call()
+
+            # A change by another process while the server runs reaches the guards too.
+            site.cli("containment", "revert", str(incident), "2", "--reason", "calmer now")
+            wait_for(
+                "the CLI's revert to reach both guards",
+                lambda: closed.revision == opened.revision == 3,
+            )
+            closed.check_call()
+            assert closed.check_tool("issue_refund").outcome == "deny"
+        finally:
+            closed.close()
+            opened.close()
+            api.close()
