@@ -25,8 +25,11 @@ class Agent:
     def __init__(self, url: str, token: str, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(EXAMPLE / "agent.py"), "--url", url, "--token", token],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
         )
         self.selector = selectors.DefaultSelector()
         assert self.proc.stdout is not None
@@ -65,17 +68,28 @@ def test_revoke_blocks_refunds_and_revert_restores(tmp_path: Path) -> None:
             wait_for("the agent's guard", lambda: agent.ask("revision")["revision"] == 0)
             first = agent.ask("refund A-100 20")
             assert first["ok"], first
-            assert [s["tool"] for s in first["steps"]] == ["lookup_order", "issue_refund", "send_email"]
+            assert [s["tool"] for s in first["steps"]] == [
+                "lookup_order",
+                "issue_refund",
+                "send_email",
+            ]
 
             incident = api.post(
                 "/api/v1/incidents",
-                json={"title": "Refunds outside policy", "archetype": "agentic_misalignment",
-                      "severity": "SEV2", "systems": ["refund-bot"]},
+                json={
+                    "title": "Refunds outside policy",
+                    "archetype": "agentic_misalignment",
+                    "severity": "SEV2",
+                    "systems": ["refund-bot"],
+                },
             ).json()["id"]
             action = api.post(
                 f"/api/v1/incidents/{incident}/actions",
-                json={"control": "revoke_tool", "params": {"tool": "issue_refund"},
-                      "reason": "refunds outside policy"},
+                json={
+                    "control": "revoke_tool",
+                    "params": {"tool": "issue_refund"},
+                    "reason": "refunds outside policy",
+                },
             ).json()
             revision = api.get("/api/v1/controls?system=refund-bot").json()["revision"]
             wait_for("the revocation", lambda: agent.ask("revision")["revision"] >= revision)
@@ -97,11 +111,15 @@ def test_revoke_blocks_refunds_and_revert_restores(tmp_path: Path) -> None:
             again = agent.ask("refund A-101 10")
             assert again["ok"], again
             kinds = [
-                e["kind"]
-                for e in api.get(f"/api/v1/incidents/{incident}/timeline").json()["items"]
+                e["kind"] for e in api.get(f"/api/v1/incidents/{incident}/timeline").json()["items"]
             ]
-            assert kinds == ["created", "evidence_snapshot", "containment_applied",
-                             "evidence_snapshot", "containment_reverted"]
+            assert kinds == [
+                "created",
+                "evidence_snapshot",
+                "containment_applied",
+                "evidence_snapshot",
+                "containment_reverted",
+            ]
         finally:
             agent.close()
             api.close()

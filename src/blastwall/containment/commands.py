@@ -105,7 +105,7 @@ def contain(
     if json:
         print_json(result)
     else:
-        out.print(f"action {result.id} [{result.state.value}]: {message}")
+        out.print(f"action {result.id} ({result.state.value}): {message}")
 
 
 @app.command("list")
