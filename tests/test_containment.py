@@ -227,3 +227,51 @@ def test_actions_are_audited(clients: Clients, admin: H, inventory: list[str]) -
     audit = client.get("/api/v1/audit?limit=5", headers=admin).json()["items"]
     assert audit[0]["object"] == f"incident:{incident}/action:{action.json()['id']}"
     assert audit[0]["route"] == "/api/v1/incidents/{incident_id}/actions"
+
+
+def test_affected_over_the_api(
+    clients: Clients, admin: H, inventory: list[str], db: Database
+) -> None:
+    from blastwall.telemetry.models import Interaction
+
+    client = clients.client
+    incident = _incident(client, admin)
+    at = datetime.now(UTC) - timedelta(minutes=30)
+    with db.session() as session:
+        for n, (user, amount) in enumerate([("u-1", 900), ("u-2", 40)], start=1):
+            session.add(
+                Interaction(
+                    trace_id=f"{n:032x}",
+                    span_id=f"{n:016x}",
+                    system_id="refund-agent",
+                    name="tool",
+                    schema="genai",
+                    operation="execute_tool",
+                    conversation_id=f"c-{n}",
+                    user_id=user,
+                    tool_name="issue-refund",
+                    tool_arguments={"amount": amount},
+                    content_policy="full",
+                    start_time=at + timedelta(seconds=n),
+                    end_time=at + timedelta(seconds=n),
+                    latency_ms=1.0,
+                )
+            )
+        session.commit()
+    url = f"/api/v1/incidents/{incident}/affected"
+    found = client.get(f"{url}?pattern=900", headers=admin).json()
+    assert [u["user_id"] for u in found["users"]] == ["u-1"]
+    assert found["side_effects"][0]["tool_arguments"] == {"amount": 900}
+    csv_text = client.get(f"{url}?format=csv", headers=admin).text
+    assert csv_text.splitlines()[0].startswith("interaction_id,system_id,at")
+    assert len(csv_text.splitlines()) == 3
+    assert client.get(url, headers=clients.headers("viewer")).status_code == 403
+    assert client.get(f"{url}?since=2026-01-01T00:00:00", headers=admin).status_code == 422
+    assert client.get(f"{url}?pattern=(", headers=admin).status_code == 422
+    marked = client.post(
+        f"{url}/quarantine", json={"reason": "held", "tool": "issue-refund"}, headers=admin
+    ).json()
+    assert marked["affected"] == 2 and len(marked["marked"]) == 2
+    again = client.get(url, headers=admin).json()
+    assert all(r["quarantined"] for r in again["interactions"])
+    assert _timeline(client, incident, admin)[-1]["kind"] == "outputs_quarantined"

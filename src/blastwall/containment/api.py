@@ -3,12 +3,14 @@ control state that guards read (plain and as a server-sent events stream)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 
 from blastwall.auth.roles import Permission
+from blastwall.containment import affected as hunt
 from blastwall.containment import flows, service
 from blastwall.containment.models import ContainmentAction
 from blastwall.containment.policy import Policy, load_policy
@@ -18,6 +20,8 @@ from blastwall.containment.schemas import (
     ActionOut,
     ActionState,
     ControlState,
+    QuarantineIn,
+    QuarantineOut,
     RevertIn,
     SnapshotOut,
 )
@@ -196,6 +200,72 @@ def get_snapshot(
     incident = incidents.get_incident(session, incident_id=incident_id, principal=principal)
     row = service.get_snapshot(session, incident_id=incident.id, snapshot_id=snapshot_id)
     return SnapshotOut.model_validate(row, from_attributes=True)
+
+
+Since = Annotated[
+    AwareDatetime | None,
+    Query(description="From (with a timezone); default: a day before detection."),
+]
+Until = Annotated[AwareDatetime | None, Query(description="Until; default: now.")]
+Tool = Annotated[str | None, Query(max_length=200, description="Only calls of this tool.")]
+Pattern = Annotated[
+    str | None, Query(max_length=500, description="Only interactions whose content matches.")
+]
+
+
+@router.get(
+    "/{incident_id}/affected",
+    response_model=hunt.Affected,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def affected(
+    incident_id: IncidentId,
+    session: SessionDep,
+    principal: PrincipalDep,
+    since: Since = None,
+    until: Until = None,
+    tool: Tool = None,
+    pattern: Pattern = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> hunt.Affected | Response:
+    """Conversations, users and tool-call side effects of the incident's systems in its
+    time range (`blastwall affected`), as JSON or CSV."""
+    found = hunt.find_affected(
+        session,
+        incident_id=incident_id,
+        principal=principal,
+        since=since,
+        until=until,
+        tool=tool,
+        pattern=pattern,
+        limit=limit,
+    )
+    if format == "csv":
+        return Response(hunt.to_csv(found), media_type="text/csv")
+    return found
+
+
+@router.post("/{incident_id}/affected/quarantine", response_model=QuarantineOut)
+def quarantine_affected(
+    incident_id: IncidentId, body: QuarantineIn, session: SessionDep, principal: PrincipalDep
+) -> QuarantineOut:
+    """Mark the outputs of the affected interactions (same filters as GET) quarantined
+    under the incident; a timeline entry lists them."""
+    found = hunt.find_affected(
+        session,
+        incident_id=incident_id,
+        principal=principal,
+        since=body.since,
+        until=body.until,
+        tool=body.tool,
+        pattern=body.pattern,
+        limit=body.limit,
+    )
+    marked = hunt.quarantine_affected(
+        session, affected=found, principal=principal, reason=body.reason
+    )
+    return QuarantineOut(marked=marked, affected=len(found.interactions))
 
 
 @controls_router.get("", response_model=ControlState)

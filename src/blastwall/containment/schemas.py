@@ -8,7 +8,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from blastwall.inventory.schemas import Control
 
@@ -115,6 +122,20 @@ class ActionDecision(Strict):
 
 class RevertIn(Strict):
     reason: Reason
+
+
+class QuarantineIn(Strict):
+    reason: Reason
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    tool: Annotated[str, StringConstraints(max_length=200)] | None = None
+    pattern: Annotated[str, StringConstraints(max_length=500)] | None = None
+    limit: int = Field(default=10_000, ge=1, le=100_000)
+
+
+class QuarantineOut(BaseModel):
+    marked: list[int] = Field(description="Interactions newly marked quarantined.")
+    affected: int = Field(description="Interactions found by the hunt.")
 
 
 class ActionOut(BaseModel):
