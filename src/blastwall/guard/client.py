@@ -5,9 +5,11 @@ an input in and letting an output out."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -161,10 +163,16 @@ class Guard:
         self._listeners.append(listener)
 
     def close(self) -> None:
+        """Stop the stream and its thread."""
         self._stop.set()
         response = self._response
         if response is not None:
-            response.close()
+            # Wake the reader blocked on the socket; it leaves and closes the stream itself.
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         if self._thread.is_alive():
             self._thread.join(5)
 
