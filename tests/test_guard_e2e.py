@@ -1,10 +1,11 @@
 """Guards against a real server in its own process: a change reaches them over the stream;
 with the server killed, a fail-closed guard refuses everything and a fail-open one keeps
 the last state; on reconnection both resynchronise to what changed meanwhile; a change made
-by another process (the CLI) reaches them too."""
+by another process (the CLI) reaches them too; an expiry lapses on time on the server."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -84,6 +85,24 @@ def test_stream_fail_modes_and_resync(tmp_path: Path) -> None:
             )
             closed.check_call()
             assert closed.check_tool("issue_refund").outcome == "deny"
+
+            # A control with an expiry lapses by itself, and the timeline says so.
+            soon = datetime.now(UTC) + timedelta(seconds=1)
+            api.post(
+                f"/api/v1/incidents/{incident}/actions",
+                json={
+                    "control": "require_approval",
+                    "params": {"all": True},
+                    "reason": "for a moment",
+                    "expires_at": soon.isoformat(),
+                },
+            ).raise_for_status()
+            wait_for("the expiry on the server", lambda: closed.revision == 5)
+            assert closed.check_tool("lookup_order").allowed
+            last = api.get(f"/api/v1/incidents/{incident}/timeline?kind=containment_expired")
+            [entry] = last.json()["items"]
+            assert entry["actor"] == "blastwall:expiry"
+            assert "Lapsed at its expiry: require_approval(all=True)" in entry["text"]
         finally:
             closed.close()
             opened.close()
