@@ -269,7 +269,14 @@ def main() -> int:
             f"max {prop['all_guards_ms']['max']} ms"
         )
         print(
-            f"per guard: p50 {prop['per_guard_ms']['p50']} ms, p99 {prop['per_guard_ms']['p99']} ms"
+            f"per guard: p50 {prop['per_guard_ms']['p50']} ms, p99 {prop['per_guard_ms']['p99']} "
+            "ms (0: the state reached the guard before the API answer reached the caller)"
+        )
+        sent, call = prop["all_guards_from_sent_ms"], prop["api_call_ms"]
+        print(
+            f"from the API call being sent to all guards enforcing: p50 {sent['p50']} ms, "
+            f"p99 {sent['p99']} ms (the API call itself: p50 {call['p50']} ms, "
+            f"p99 {call['p99']} ms)"
         )
         print(f"check_tool: allowed {check['allowed_us']} us, denied {check['denied_us']} us")
         for goal, ok in met.items():
