@@ -275,3 +275,51 @@ def test_affected_over_the_api(
     again = client.get(url, headers=admin).json()
     assert all(r["quarantined"] for r in again["interactions"])
     assert _timeline(client, incident, admin)[-1]["kind"] == "outputs_quarantined"
+
+
+def test_tool_call_approvals(clients: Clients, admin: H, inventory: list[str]) -> None:
+    client = clients.client
+    guard = clients.headers("viewer", "refund-guard")
+    incident = _incident(client, admin)
+    ask = {"system": "refund-agent", "tool": "issue-refund", "arguments": {"amount": 20}}
+    early = client.post("/api/v1/controls/approvals", json=ask, headers=guard)
+    assert early.status_code == 409
+    assert "guard's state is out of date" in early.json()["detail"]
+    _act(client, incident, admin, control="require_approval", params={"tool": "issue-refund"})
+
+    asked = client.post("/api/v1/controls/approvals", json=ask, headers=guard)
+    assert asked.status_code == 201, asked.text
+    approval = asked.json()
+    assert approval["state"] == "pending" and approval["requested_by"] == "refund-guard"
+    url = f"/api/v1/controls/approvals/{approval['id']}"
+    seen = client.get(url, headers=guard).json()
+    assert seen["state"] == "pending" and seen["arguments"] is None  # viewers see no content
+    pending = client.get("/api/v1/controls/approvals?pending=true", headers=admin).json()
+    assert [a["id"] for a in pending["items"]] == [approval["id"]]
+    assert pending["items"][0]["arguments"] == {"amount": 20}
+
+    refused = client.post(f"{url}/decide", json={"approve": True}, headers=guard)
+    assert refused.status_code == 403
+    commander = clients.headers("commander", "carol")
+    decided = client.post(f"{url}/decide", json={"approve": True, "note": "ok"}, headers=commander)
+    assert decided.json()["state"] == "approved" and decided.json()["decided_by"] == "carol"
+    assert (
+        client.post(f"{url}/decide", json={"approve": False}, headers=commander).status_code == 409
+    )
+    kinds = [e["kind"] for e in _timeline(client, incident, admin)]
+    assert kinds[-2:] == ["tool_approval_requested", "tool_call_approved"]
+
+    short = client.post(
+        "/api/v1/controls/approvals", json={**ask, "timeout": 1}, headers=guard
+    ).json()
+    with clients.db.session() as session:
+        from blastwall.containment.models import ToolApproval
+
+        row = session.get(ToolApproval, short["id"])
+        assert row is not None
+        row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        session.commit()
+    late = client.post(
+        f"/api/v1/controls/approvals/{short['id']}/decide", json={"approve": True}, headers=admin
+    )
+    assert late.status_code == 409 and "is expired" in late.json()["detail"]

@@ -11,8 +11,11 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from blastwall.auth.roles import Principal, Role
 from blastwall.cli import app
 from blastwall.console import open_database
+from blastwall.containment import approvals
+from blastwall.containment.schemas import ToolApprovalIn
 from blastwall.telemetry.models import Interaction
 from tests.conftest import ROOT
 
@@ -121,6 +124,30 @@ def test_contain_revert_and_state(cli: CliRunner) -> None:
         app, ["contain", "1", "--control", "revoke_tool", "--param", "tool", "--reason", "x"]
     )
     assert wrong.exit_code == 1 and "KEY=VALUE" in str(wrong.exception)
+    run(
+        cli,
+        "contain",
+        "1",
+        "--control",
+        "require_approval",
+        "--param",
+        "all=true",
+        "--reason",
+        "every tool by hand",
+    )
+    db = open_database()
+    try:
+        with db.session() as session:
+            approvals.request_tool_approval(
+                session,
+                data=ToolApprovalIn(system="refund-bot", tool="send_email", arguments={"to": "x"}),
+                principal=Principal(name="guard", role=Role.viewer),
+            )
+    finally:
+        db.engine.dispose()
+    [waiting] = json.loads(run(cli, "containment", "approvals", "--pending", "--json"))
+    assert (waiting["tool"], waiting["state"]) == ("send_email", "pending")
+    assert "denied" in run(cli, "containment", "decide", str(waiting["id"]), "--deny")
     audit = run(cli, "audit", "--json")
     assert "containment revert" in audit and '"contain"' in audit
 

@@ -1,19 +1,22 @@
 """Guards against a real server in its own process: a change reaches them over the stream;
 with the server killed, a fail-closed guard refuses everything and a fail-open one keeps
 the last state; on reconnection both resynchronise to what changed meanwhile; a change made
-by another process (the CLI) reaches them too; an expiry lapses on time on the server."""
+by another process (the CLI) reaches them too; an expiry lapses on time on the server; a
+tool call that needs approval waits for a person's decision in Blastwall."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from blastwall.guard import Guard, Suspended, Unavailable
 from tests.conftest import ROOT
-from tests.containment_live import Installation, wait_for
+from tests.containment_live import WAIT, Installation, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +106,40 @@ def test_stream_fail_modes_and_resync(tmp_path: Path) -> None:
             [entry] = last.json()["items"]
             assert entry["actor"] == "blastwall:expiry"
             assert "Lapsed at its expiry: require_approval(all=True)" in entry["text"]
+
+            # A tool that needs approval: the guard asks a person in Blastwall and waits.
+            api.post(
+                f"/api/v1/incidents/{incident}/actions",
+                json={
+                    "control": "require_approval",
+                    "params": {"tool": "send_email"},
+                    "reason": "check outgoing mail",
+                },
+            ).raise_for_status()
+            wait_for("the approval control", lambda: closed.revision == 6)
+            sent: list[str] = []
+
+            @closed.tool()
+            def send_email(*, to: str) -> str:
+                return f"sent to {to}"
+
+            caller = threading.Thread(target=lambda: sent.append(send_email(to="c@example.com")))
+            caller.start()
+            asked: list[dict[str, Any]] = []
+            wait_for(
+                "the guard's request",
+                lambda: (
+                    asked.extend(api.get("/api/v1/controls/approvals?pending=true").json()["items"])
+                    or bool(asked)
+                ),
+            )
+            assert asked[0]["tool"] == "send_email"
+            assert asked[0]["arguments"] == {"to": "c@example.com"}
+            api.post(
+                f"/api/v1/controls/approvals/{asked[0]['id']}/decide", json={"approve": True}
+            ).raise_for_status()
+            caller.join(WAIT)
+            assert sent == ["sent to c@example.com"]
         finally:
             closed.close()
             opened.close()

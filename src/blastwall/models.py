@@ -7,6 +7,7 @@ from blastwall.containment.models import (
     ControlRevision,
     ControlSnapshot,
     QuarantinedOutput,
+    ToolApproval,
 )
 from blastwall.db import Base
 from blastwall.detection.models import CanaryToken
@@ -44,4 +45,5 @@ __all__ = [
     "SystemComponent",
     "Task",
     "TimelineEntry",
+    "ToolApproval",
 ]

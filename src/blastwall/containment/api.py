@@ -11,7 +11,7 @@ from pydantic import AwareDatetime
 
 from blastwall.auth.roles import Permission
 from blastwall.containment import affected as hunt
-from blastwall.containment import flows, service
+from blastwall.containment import approvals, flows, service
 from blastwall.containment.models import ContainmentAction
 from blastwall.containment.policy import Policy, load_policy
 from blastwall.containment.schemas import (
@@ -24,6 +24,9 @@ from blastwall.containment.schemas import (
     QuarantineOut,
     RevertIn,
     SnapshotOut,
+    ToolApprovalIn,
+    ToolApprovalOut,
+    ToolDecisionIn,
 )
 from blastwall.containment.stream import ControlHub
 from blastwall.dependencies import (
@@ -297,3 +300,58 @@ def control_stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+@controls_router.post("/approvals", response_model=ToolApprovalOut, status_code=201)
+def request_tool_approval(
+    request: Request, body: ToolApprovalIn, session: SessionDep, principal: PrincipalDep
+) -> ToolApprovalOut:
+    """A guard asks a person to approve one tool call (while `require_approval` is in force
+    for the tool); it then polls the approval until it is decided or expires."""
+    row = approvals.request_tool_approval(session, data=body, principal=principal)
+    audit_object(request, f"approval:{row.id}")
+    return service.tool_approval_out(row, show_arguments=True)
+
+
+@controls_router.get("/approvals", response_model=Page[ToolApprovalOut])
+def list_tool_approvals(
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: PageDep,
+    system: Annotated[str | None, Query(max_length=100)] = None,
+    pending: Annotated[bool, Query(description="Only those still waiting.")] = False,
+) -> Page[ToolApprovalOut]:
+    """Tool calls asking for approval, newest first (arguments shown to roles that see
+    content)."""
+    principal.require(Permission.read)
+    rows, next_cursor = service.list_tool_approvals(
+        session, limit=page.limit, cursor=page.cursor, system_id=system, pending=pending
+    )
+    show = principal.can(Permission.see_content)
+    return Page(
+        items=[service.tool_approval_out(r, show_arguments=show) for r in rows], next=next_cursor
+    )
+
+
+@controls_router.get("/approvals/{approval_id}", response_model=ToolApprovalOut)
+def get_tool_approval(
+    approval_id: ItemId, session: SessionDep, principal: PrincipalDep
+) -> ToolApprovalOut:
+    principal.require(Permission.read)
+    row = service.get_tool_approval(session, approval_id=approval_id)
+    return service.tool_approval_out(row, show_arguments=principal.can(Permission.see_content))
+
+
+@controls_router.post("/approvals/{approval_id}/decide", response_model=ToolApprovalOut)
+def decide_tool_approval(
+    approval_id: ItemId,
+    body: ToolDecisionIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+) -> ToolApprovalOut:
+    """Approve or deny a waiting tool call (the policy's approvers)."""
+    row = approvals.decide_tool_approval(
+        session, approval_id=approval_id, decision=body, actor=principal, policy=_policy(settings)
+    )
+    return service.tool_approval_out(row, show_arguments=True)

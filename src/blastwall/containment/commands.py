@@ -11,9 +11,10 @@ import typer
 
 from blastwall.console import audit, operator, out, print_json, print_table, session_scope
 from blastwall.containment import affected as hunt
+from blastwall.containment import approvals as tool_approvals
 from blastwall.containment import flows, service
 from blastwall.containment.policy import load_policy
-from blastwall.containment.schemas import ActionIn, ActionState
+from blastwall.containment.schemas import ActionIn, ActionState, ToolDecisionIn
 from blastwall.errors import InvalidInput, Problem
 from blastwall.incidents import service as incidents
 from blastwall.inventory.schemas import Control
@@ -218,6 +219,57 @@ def state(
             for c in current.controls
         ],
     )
+
+
+@app.command("approvals")
+def list_approvals(
+    system: Annotated[str | None, typer.Option(help="Only this system.")] = None,
+    pending: Annotated[bool, typer.Option(help="Only those still waiting.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Tool calls that guards asked a person to approve, newest first."""
+    with session_scope() as session:
+        rows, _ = service.list_tool_approvals(session, limit=500, system_id=system, pending=pending)
+        items = [service.tool_approval_out(r, show_arguments=True) for r in rows]
+    if json:
+        print_json(items)
+        return
+    print_table(
+        ["id", "state", "system", "tool", "arguments", "agent", "asked at", "until"],
+        [
+            (
+                a.id,
+                a.state,
+                a.system_id,
+                a.tool,
+                jsonlib.dumps(a.arguments),
+                a.agent,
+                a.requested_at,
+                a.expires_at,
+            )
+            for a in items
+        ],
+    )
+
+
+@app.command()
+def decide(
+    approval: Annotated[int, typer.Argument(help="The approval's number.", min=1)],
+    approve: Annotated[bool, typer.Option("--approve/--deny", help="Allow or refuse the call.")],
+    note: Annotated[str, typer.Option(help="A note for the timeline.")] = "",
+) -> None:
+    """Approve or deny a tool call a guard waits on."""
+    settings = get_settings()
+    with session_scope() as session:
+        row = tool_approvals.decide_tool_approval(
+            session,
+            approval_id=approval,
+            decision=ToolDecisionIn(approve=approve, note=note),
+            actor=operator(),
+            policy=load_policy(settings.containment_policy),
+        )
+        audit(session, command="containment decide", object=f"approval:{approval}")
+    out.print(f"call of {row.tool} on {row.system_id} {row.state}")
 
 
 def affected(

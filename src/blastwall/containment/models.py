@@ -84,3 +84,25 @@ class QuarantinedOutput(Base):
     marked_by: Mapped[str] = mapped_column(String(200))
     marked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class ToolApproval(Base):
+    """A guard's request for a person's approval of one tool call, while the tool (or every
+    tool) of the system requires approval; decided by an approver in Blastwall."""
+
+    __tablename__ = "tool_approvals"
+    __table_args__ = (Index("ix_tool_approvals_system_state", "system_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = mapped_column(ForeignKey("systems.id"))
+    action_id: Mapped[int] = mapped_column(ForeignKey("containment_actions.id"), index=True)
+    tool: Mapped[str] = mapped_column(String(200))
+    arguments: Mapped[Any] = mapped_column(JSONType, nullable=True, default=None)
+    agent: Mapped[str | None] = mapped_column(String(200), default=None)
+    state: Mapped[str] = mapped_column(String(20))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)

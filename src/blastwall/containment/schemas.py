@@ -138,6 +138,37 @@ class QuarantineOut(BaseModel):
     affected: int = Field(description="Interactions found by the hunt.")
 
 
+class ToolApprovalIn(Strict):
+    system: Slug
+    tool: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    arguments: Any = None
+    agent: Annotated[str, StringConstraints(max_length=200)] | None = None
+    timeout: float = Field(
+        default=60.0, ge=1, le=86_400, description="Seconds the guard waits for a decision."
+    )
+
+
+class ToolDecisionIn(Strict):
+    approve: bool
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class ToolApprovalOut(BaseModel):
+    id: int
+    system_id: str
+    action_id: int
+    tool: str
+    arguments: Any
+    agent: str | None
+    state: str = Field(description="pending, approved, denied or expired.")
+    requested_by: str
+    requested_at: datetime
+    expires_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+
+
 class ActionOut(BaseModel):
     id: int
     incident_id: int

@@ -18,6 +18,7 @@ from blastwall.containment.models import (
     ControlRevision,
     ControlSnapshot,
     QuarantinedOutput,
+    ToolApproval,
 )
 from blastwall.containment.schemas import (
     ActionOut,
@@ -25,6 +26,7 @@ from blastwall.containment.schemas import (
     ActionState,
     ControlOut,
     ControlState,
+    ToolApprovalOut,
 )
 from blastwall.db import utcnow
 from blastwall.errors import NotFound
@@ -265,3 +267,55 @@ def quarantined(session: Session, *, interaction_ids: Iterable[int]) -> set[int]
         QuarantinedOutput.interaction_id.in_(wanted)
     )
     return set(session.scalars(query))
+
+
+def approval_action(session: Session, *, system_id: str, tool: str) -> ContainmentAction | None:
+    """The active control that makes calls of `tool` on the system need approval, if any."""
+    for action in active_actions(session, system_id=system_id):
+        if action.control == Control.require_approval.value and (
+            action.params.get("all") or action.params.get("tool") == tool
+        ):
+            return action
+    return None
+
+
+def tool_approval_state(row: ToolApproval, now: datetime | None = None) -> str:
+    """pending, approved, denied, or expired (pending past its deadline)."""
+    if row.state == "pending" and row.expires_at <= (now or utcnow()):
+        return "expired"
+    return row.state
+
+
+def tool_approval_out(row: ToolApproval, *, show_arguments: bool) -> ToolApprovalOut:
+    out = ToolApprovalOut.model_validate(row, from_attributes=True)
+    out.state = tool_approval_state(row)
+    if not show_arguments:
+        out.arguments = None
+    return out
+
+
+def get_tool_approval(session: Session, *, approval_id: int) -> ToolApproval:
+    row = session.get(ToolApproval, approval_id)
+    if row is None:
+        raise NotFound(f"No tool-call approval {approval_id}; GET /api/v1/controls/approvals.")
+    return row
+
+
+def list_tool_approvals(
+    session: Session,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    system_id: str | None = None,
+    pending: bool = False,
+) -> tuple[list[ToolApproval], str | None]:
+    """Tool-call approvals, newest first; `pending`: only those still waiting."""
+    query = select(ToolApproval).order_by(ToolApproval.id.desc())
+    if system_id:
+        query = query.where(ToolApproval.system_id == system_id)
+    if pending:
+        query = query.where(ToolApproval.state == "pending", ToolApproval.expires_at > utcnow())
+    after = decode_cursor(cursor, types=(int,))
+    if after:
+        query = query.where(ToolApproval.id < after[0])
+    return fetch_page(session, query, limit=limit)

@@ -91,7 +91,8 @@ class Guard:
     state received and allows the rest. Before the first state arrives, and after every
     reconnection until the state is resynchronised, the server is treated as unreachable.
     `agent` names the agent this guard runs in (for agent suspensions); `approver(tool,
-    args) -> bool` is asked when a tool needs a person's approval."""
+    args) -> bool` is asked when a tool needs a person's approval; without one, a person is
+    asked in Blastwall (`request_approval`)."""
 
     def __init__(
         self,
@@ -103,6 +104,7 @@ class Guard:
         agent: str | None = None,
         approver: Approver | None = None,
         approval_timeout: float = 60.0,
+        approval_poll: float = 0.25,
         read_timeout: float = 30.0,
         max_backoff: float = 2.0,
         transport: httpx.BaseTransport | None = None,
@@ -116,6 +118,7 @@ class Guard:
         self.agent = agent
         self.approver = approver
         self.approval_timeout = approval_timeout
+        self.approval_poll = approval_poll
         self.read_timeout = read_timeout
         self.max_backoff = max_backoff
         self._token = token
@@ -363,11 +366,12 @@ class Guard:
         return text
 
     def approve(self, name: str, args: dict[str, Any], approver: Approver | None = None) -> bool:
-        """Ask `approver` (or the guard's) whether the tool call may go ahead, waiting at
-        most `approval_timeout` seconds; False without an approver or an answer in time."""
+        """Whether a tool call that needs approval may go ahead: asks `approver` (or the
+        guard's), else a person in Blastwall (`request_approval`), waiting at most
+        `approval_timeout` seconds; False when refused or without an answer in time."""
         approver = approver or self.approver
         if approver is None:
-            return False
+            return self.request_approval(name, args)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             future = pool.submit(approver, name, args)
             try:
@@ -375,6 +379,45 @@ class Guard:
             except concurrent.futures.TimeoutError:
                 log.warning("approval of %s timed out after %ss", name, self.approval_timeout)
                 return False
+
+    def request_approval(self, name: str, args: dict[str, Any]) -> bool:
+        """Ask Blastwall for a person's approval of one call (`POST /api/v1/controls/
+        approvals`) and wait for the decision, at most `approval_timeout` seconds."""
+        deadline = time.monotonic() + self.approval_timeout
+        body = {
+            "system": self.system_id,
+            "tool": name,
+            "arguments": json.loads(json.dumps(args, default=str)),
+            "agent": self.agent,
+            "timeout": self.approval_timeout,
+        }
+        headers = {"Authorization": f"Bearer {self._token}"}
+        try:
+            with httpx.Client(
+                base_url=self.url, headers=headers, timeout=5.0, transport=self._transport
+            ) as client:
+                asked = client.post("/api/v1/controls/approvals", json=body)
+                if asked.status_code != 201:
+                    log.warning(
+                        "could not ask for approval of %s: HTTP %s %s",
+                        name,
+                        asked.status_code,
+                        asked.text[:300],
+                    )
+                    return False
+                approval = asked.json()["id"]
+                log.info("waiting for a person to approve %s (approval %s)", name, approval)
+                while time.monotonic() < deadline and not self._stop.is_set():
+                    self._stop.wait(self.approval_poll)
+                    state = client.get(f"/api/v1/controls/approvals/{approval}").json()["state"]
+                    if state != "pending":
+                        log.info("approval %s of %s: %s", approval, name, state)
+                        return bool(state == "approved")
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.warning("could not get approval of %s: %s: %s", name, type(exc).__name__, exc)
+            return False
+        log.warning("approval of %s timed out after %ss", name, self.approval_timeout)
+        return False
 
     def tool(
         self,
