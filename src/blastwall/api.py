@@ -6,8 +6,9 @@ Errors are mapped to HTTP here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -22,6 +23,9 @@ from blastwall import __version__
 from blastwall.audit import service as audit_service
 from blastwall.audit.api import router as audit_router
 from blastwall.auth.api import router as tokens_router
+from blastwall.containment.api import controls_router
+from blastwall.containment.api import router as containment_router
+from blastwall.containment.stream import ControlHub
 from blastwall.correlation.api import router as correlation_router
 from blastwall.correlation.policy import current_policy
 from blastwall.db import Database
@@ -175,6 +179,21 @@ async def _respond_and_audit(
     return response
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Lift the controls that expired while no server ran, then keep the containment loop
+    going (expiry, changes from other processes) until shutdown."""
+    hub: ControlHub = app.state.control_hub
+    await hub.expire()
+    loop = asyncio.create_task(hub.run())
+    try:
+        yield
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+
 def create_app(db: Database | None = None, settings: Settings | None = None) -> FastAPI:
     """The Blastwall API. `db` defaults to the database the settings name."""
     settings = settings or get_settings()
@@ -183,10 +202,18 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
         version=__version__,
         description="Incident response for AI systems. Every route but health needs "
         "`Authorization: Bearer <token>`.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.db = db or Database.from_url(settings.resolved_database_url)
     app.state.write_lock = asyncio.Lock()
+    app.state.control_hub = ControlHub(
+        app.state.db,
+        heartbeat=settings.containment_heartbeat,
+        poll_interval=settings.containment_poll_interval,
+        snapshot_interactions=settings.containment_snapshot_interactions,
+        write_lock=app.state.write_lock if app.state.db.engine.dialect.name == "sqlite" else None,
+    )
     app.state.ingest_inflight = 0
     app.state.detection = DetectionEngine() if settings.detection else None
     current_policy(settings.correlation_policy)  # refuse to start on a policy that is invalid
@@ -250,6 +277,8 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(telemetry_router)
     api.include_router(detection_router)
     api.include_router(correlation_router)
+    api.include_router(containment_router)
+    api.include_router(controls_router)
     app.include_router(api)
     app.include_router(otlp_router)
     return app

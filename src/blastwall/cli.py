@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from blastwall import __version__
 from blastwall.auth.commands import app as token_app
 from blastwall.console import err, out, print_json, print_table, session_scope
+from blastwall.containment.commands import affected, contain
+from blastwall.containment.commands import app as containment_app
 from blastwall.correlation.commands import app as candidates_app
 from blastwall.correlation.commands import noise_app
 from blastwall.detection.commands import canary_app, detectors, scan
@@ -48,6 +50,9 @@ app.add_typer(library_app, name="library")
 app.command("triage")(triage)
 app.command("scan")(scan)
 app.command("detectors")(detectors)
+app.command("contain")(contain)
+app.add_typer(containment_app, name="containment")
+app.command("affected")(affected)
 
 
 @app.command()
@@ -98,6 +103,9 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        # Guards hold control streams open; they reconnect to another process or after
+        # the restart, so shutdown does not wait on them for long.
+        timeout_graceful_shutdown=3,
     )
 
 

@@ -2,7 +2,8 @@
 
 A plugin is a module or object with functions marked `@hookimpl` and named after a hook
 below; it is found through the `blastwall` entry-point group (see `blastwall.plugins`). The
-built-in detectors are registered the same way, so a plugin can add to them or replace them.
+built-in detectors and containment connector are registered the same way, so a plugin can
+add to them or replace them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from blastwall.detection.base import Detector
+    from blastwall.plugins import ContainmentConnector
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -24,3 +26,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec
 def blastwall_detectors() -> list[type[Detector]]:  # type: ignore[empty-body]
     """Detector classes to run over interactions (see `blastwall.detection.base.Detector`)."""
+
+
+@hookspec
+def blastwall_containment_connectors() -> list[ContainmentConnector]:  # type: ignore[empty-body]
+    """Connectors that carry containment actions out (`blastwall.plugins.ContainmentConnector`)."""

@@ -2,6 +2,13 @@
 
 from blastwall.audit.models import AuditEntry
 from blastwall.auth.models import ApiToken
+from blastwall.containment.models import (
+    ContainmentAction,
+    ControlRevision,
+    ControlSnapshot,
+    QuarantinedOutput,
+    ToolApproval,
+)
 from blastwall.correlation.models import Candidate, CandidateSystem, NoiseRule, SignalGroup
 from blastwall.db import Base
 from blastwall.detection.models import CanaryToken
@@ -28,7 +35,10 @@ __all__ = [
     "CandidateSystem",
     "Change",
     "ChecklistStep",
+    "ContainmentAction",
     "ContextSpan",
+    "ControlRevision",
+    "ControlSnapshot",
     "Incident",
     "IncidentSystem",
     "IngestKey",
@@ -36,6 +46,7 @@ __all__ = [
     "KnownIncident",
     "NoiseRule",
     "Participant",
+    "QuarantinedOutput",
     "RoleAssignment",
     "Signal",
     "SignalGroup",
@@ -43,4 +54,5 @@ __all__ = [
     "SystemComponent",
     "Task",
     "TimelineEntry",
+    "ToolApproval",
 ]

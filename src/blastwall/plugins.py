@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import functools
 import importlib
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import pluggy
 
 from blastwall import hookspecs
 from blastwall.errors import PluginError
 
-__all__ = ["DEFAULT_PLUGINS", "plugin_manager"]
+if TYPE_CHECKING:
+    from blastwall.containment.schemas import ActionRecord
 
-DEFAULT_PLUGINS = ("blastwall.detection.builtin",)
+__all__ = ["DEFAULT_PLUGINS", "ContainmentConnector", "containment_connectors", "plugin_manager"]
+
+DEFAULT_PLUGINS = ("blastwall.detection.builtin", "blastwall.containment.connector")
 ENTRY_POINT_GROUP = "blastwall"
 
 
@@ -36,3 +40,39 @@ def plugin_manager() -> pluggy.PluginManager:
             f"{exc!r}. Fix or uninstall it."
         ) from exc
     return manager
+
+
+@runtime_checkable
+class ContainmentConnector(Protocol):
+    """Carries containment actions out on the systems it reaches (a feature-flag service, a
+    gateway, an API key store). Each call runs inside the action's transaction: an exception
+    rolls the whole action back and is reported, naming the connector. The line it answers
+    is written to the incident timeline."""
+
+    name: str
+
+    def supports(self, control: str) -> bool:
+        """Whether this connector acts on the control (`suspend`, `revoke_tool`, ...)."""
+        ...
+
+    def apply(self, action: ActionRecord) -> str:
+        """Put the control in force; answer one line saying what was done."""
+        ...
+
+    def revert(self, action: ActionRecord, *, reason: str) -> str:
+        """Lift the control (reverted or expired); answer one line saying what was done."""
+        ...
+
+
+def containment_connectors() -> list[ContainmentConnector]:
+    """Every connector the plugins provide, checked against the contract."""
+    found: list[ContainmentConnector] = []
+    for batch in plugin_manager().hook.blastwall_containment_connectors():
+        for connector in batch:
+            if not isinstance(connector, ContainmentConnector):
+                raise PluginError(
+                    f"A Blastwall plugin returned {connector!r} as a containment connector; it "
+                    "needs `name`, `supports`, `apply` and `revert` (see blastwall.plugins)."
+                )
+            found.append(connector)
+    return found

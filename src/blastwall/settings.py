@@ -65,6 +65,31 @@ class Settings(BaseSettings):
         description="A YAML file whose sections replace those of the default correlation and "
         "severity policy.",
     )
+    containment_policy: Path | None = Field(
+        default=None,
+        description="YAML file saying which roles may apply which controls at which "
+        "severities without approval; default: the policy shipped with Blastwall.",
+    )
+    containment_snapshot_interactions: int = Field(
+        default=100,
+        ge=0,
+        le=10_000,
+        description="Recent interactions of the system preserved in the evidence snapshot "
+        "taken before each containment change.",
+    )
+    containment_poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between the server's looks for expired controls and for "
+        "changes made by other processes while guards are connected.",
+    )
+    containment_heartbeat: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds between keep-alive comments on a quiet control stream.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

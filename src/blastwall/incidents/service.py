@@ -94,6 +94,7 @@ def record_entry(
     caller's transaction: the caller commits it with the change."""
     entry = _log(session, incident, kind=kind, actor=actor, text=text, data=data)
     incident.updated_at = entry.at
+    session.flush()
     return entry
 
 

@@ -1,0 +1,488 @@
+"""Containment across domains: the incident, the inventory, the policy, the evidence
+snapshot, the timeline and the connectors.
+
+The order of every change is fixed: the current control state and the system's recent
+interactions are preserved first (a snapshot recorded on the incident), then the state
+changes and the connectors act, then the timeline says what was done; one transaction
+holds all of it, so nothing changes without its record.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from blastwall.auth.roles import Permission, Principal, Role
+from blastwall.containment import service
+from blastwall.containment.models import ContainmentAction
+from blastwall.containment.policy import Policy
+from blastwall.containment.schemas import PARAMS, ActionIn, ActionState
+from blastwall.db import utcnow
+from blastwall.errors import Conflict, InvalidInput, PermissionDenied, PluginError, Problem
+from blastwall.errors import field_path as _path
+from blastwall.incidents import service as incidents
+from blastwall.incidents.lifecycle import Status
+from blastwall.incidents.models import Incident
+from blastwall.incidents.schemas import Severity
+from blastwall.inventory.schemas import Control
+from blastwall.inventory.service import get_system
+from blastwall.plugins import containment_connectors
+
+log = logging.getLogger("blastwall.containment")
+
+#: Who lifts an expired control.
+EXPIRY = Principal(name="blastwall:expiry", role=Role.admin)
+FINISHED = (Status.closed, Status.merged, Status.declined)
+PURPOSES = {"apply": "applying", "revert": "reverting", "expiry": "the expiry of"}
+
+
+def _target(spec: dict[str, Any], control: Control, params: dict[str, Any]) -> list[Problem]:
+    """Problems with parameters that name things the system's inventory does not declare."""
+    components = spec.get("components", {})
+    problems: list[Problem] = []
+
+    def check(field: str, value: str | None, kind: str, declared: list[str]) -> None:
+        if value is None:
+            if len(declared) != 1:
+                problems.append(
+                    Problem(
+                        f"body.params.{field}",
+                        f"the system declares {len(declared)} {kind}s; name one of: "
+                        f"{', '.join(declared) or '(none)'}",
+                    )
+                )
+            return
+        if value not in declared:
+            problems.append(
+                Problem(
+                    f"body.params.{field}",
+                    f"'{value}' is not a {kind} of {spec['id']} in the inventory; "
+                    f"declared: {', '.join(declared) or '(none)'}",
+                )
+            )
+
+    tools = [t["name"] for t in components.get("tools", [])]
+    if control in (Control.revoke_tool, Control.require_approval) and params.get("tool"):
+        check("tool", params["tool"], "tool", tools)
+    elif control is Control.suspend and params.get("agent"):
+        check("agent", params["agent"], "agent", [a["name"] for a in spec.get("agents", [])])
+    elif control is Control.pin_prompt_version:
+        check(
+            "prompt",
+            params.get("prompt"),
+            "prompt",
+            [p["id"] for p in components.get("prompts", [])],
+        )
+    elif control is Control.pin_model_version:
+        check(
+            "model", params.get("model"), "model", [m["id"] for m in components.get("models", [])]
+        )
+    return problems
+
+
+def _system_of(session: Session, incident: Incident, requested: str | None) -> str:
+    systems = incidents.systems_of(session, incident_ids=[incident.id]).get(incident.id, [])
+    if requested:
+        if requested not in systems:
+            raise InvalidInput(
+                f"Incident {incident.id} does not involve '{requested}'.",
+                [
+                    Problem(
+                        "body.system",
+                        f"name one of: {', '.join(systems) or '(none)'}; "
+                        "add a system to the incident with PATCH first",
+                    )
+                ],
+            )
+        return requested
+    if len(systems) != 1:
+        raise InvalidInput(
+            f"Incident {incident.id} involves {len(systems)} AI systems; say which to contain.",
+            [Problem("body.system", f"name one of: {', '.join(systems) or '(none)'}")],
+        )
+    return systems[0]
+
+
+def _connectors(
+    action: ContainmentAction, *, revert_reason: str | None = None
+) -> list[dict[str, str]]:
+    record = service.action_record(action)
+    verb = "lift" if revert_reason is not None else "apply"
+    results = []
+    for connector in containment_connectors():
+        if not connector.supports(action.control):
+            continue
+        try:
+            if revert_reason is None:
+                line = connector.apply(record)
+            else:
+                line = connector.revert(record, reason=revert_reason)
+        except Exception as exc:
+            raise PluginError(
+                f"The containment connector '{connector.name}' failed to {verb} "
+                f"{action.control} on {action.system_id}: {exc!r}. Nothing was changed; fix "
+                "or remove the connector's plugin, then retry."
+            ) from exc
+        results.append({"connector": connector.name, "result": str(line)})
+    return results
+
+
+def _describe(action: ContainmentAction) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in sorted(action.params.items()))
+    return (
+        f"{action.control}({params}) on {action.system_id}"
+        if params
+        else (f"{action.control} on {action.system_id}")
+    )
+
+
+def _preserve(
+    session: Session,
+    incident: Incident,
+    action: ContainmentAction,
+    *,
+    purpose: str,
+    actor: Principal,
+    interactions: int,
+) -> int:
+    snapshot = service.take_snapshot(
+        session, action=action, purpose=purpose, taken_by=actor.name, interactions=interactions
+    )
+    count = len(snapshot.content["recent_interactions"])
+    incidents.record_entry(
+        session,
+        incident=incident,
+        kind="evidence_snapshot",
+        actor=actor,
+        text=f"Evidence preserved before {PURPOSES[purpose]} {_describe(action)}: "
+        f"control state and {count} recent interaction(s), sha256 {snapshot.sha256[:16]}…",
+        data={
+            "snapshot_id": snapshot.id,
+            "sha256": snapshot.sha256,
+            "action_id": action.id,
+            "system_id": action.system_id,
+            "interactions": count,
+        },
+    )
+    return snapshot.id
+
+
+def _apply(
+    session: Session,
+    incident: Incident,
+    action: ContainmentAction,
+    *,
+    actor: Principal,
+    interactions: int,
+) -> None:
+    snapshot_id = _preserve(
+        session, incident, action, purpose="apply", actor=actor, interactions=interactions
+    )
+    action.state = ActionState.active.value
+    action.applied_at = utcnow()
+    action.snapshot_id = snapshot_id
+    if actor.name != action.requested_by:
+        action.approved_by = actor.name
+    revision = service.bump_revision(session, system_id=action.system_id)
+    results = _connectors(action)
+    approved = f", approved by {actor.name}" if action.approved_by else ""
+    until = f" until {action.expires_at.isoformat()}" if action.expires_at else ""
+    incidents.record_entry(
+        session,
+        incident=incident,
+        kind="containment_applied",
+        actor=actor,
+        text=f"Applied {_describe(action)}{until}{approved}: {action.reason}",
+        data={
+            "action_id": action.id,
+            "system_id": action.system_id,
+            "control": action.control,
+            "params": action.params,
+            "requested_by": action.requested_by,
+            "approved_by": action.approved_by,
+            "expires_at": action.expires_at.isoformat() if action.expires_at else None,
+            "revision": revision,
+            "snapshot_id": snapshot_id,
+            "connectors": results,
+        },
+    )
+
+
+def request_action(
+    session: Session,
+    *,
+    incident_id: int,
+    data: ActionIn,
+    actor: Principal,
+    policy: Policy,
+    snapshot_interactions: int,
+) -> tuple[ContainmentAction, str]:
+    """Apply a control now when the policy pre-authorises it for the actor, or record it as
+    waiting for approval. Answers the action and a sentence saying which."""
+    actor.require(Permission.write_incidents)
+    incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
+    if Status(incident.status) in FINISHED:
+        raise Conflict(
+            f"Incident {incident.id} is {incident.status}; containment acts under an active "
+            "incident. Reopen it or open a new one."
+        )
+    system_id = _system_of(session, incident, data.system)
+    spec = get_system(session, system_id=system_id).spec
+    if data.control.value not in spec.get("controls", []):
+        raise Conflict(
+            f"{system_id} does not declare the control '{data.control.value}' in the "
+            f"inventory (it declares: {', '.join(spec.get('controls', [])) or 'none'}). "
+            "Add it under `controls` in the system's YAML and apply the inventory first."
+        )
+    try:
+        params = PARAMS[data.control].model_validate(data.params)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"The parameters do not fit the control '{data.control.value}'.",
+            [Problem(_path(("body", "params", *e["loc"])), e["msg"]) for e in exc.errors()],
+        ) from None
+    clean = params.model_dump(exclude_none=True, exclude_defaults=False)
+    problems = _target(spec, data.control, clean)
+    if problems:
+        raise InvalidInput("The parameters name things the inventory does not declare.", problems)
+    now = utcnow()
+    if data.expires_at is not None:
+        if data.expires_at.tzinfo is None:
+            raise InvalidInput(
+                "expires_at needs a timezone.",
+                [Problem("body.expires_at", "add one, e.g. 2026-12-01T10:00:00Z")],
+            )
+        if data.expires_at <= now:
+            raise InvalidInput(
+                "expires_at is in the past.",
+                [Problem("body.expires_at", f"give a time after now ({now.isoformat()})")],
+            )
+    action = ContainmentAction(
+        incident_id=incident.id,
+        system_id=system_id,
+        control=data.control.value,
+        params=clean,
+        reason=data.reason,
+        state=ActionState.pending_approval.value,
+        requested_by=actor.name,
+        requested_role=actor.role.value,
+        requested_at=now,
+        expires_at=data.expires_at.astimezone(UTC) if data.expires_at else None,
+    )
+    session.add(action)
+    session.flush()
+    severity = Severity(incident.severity)
+    if policy.preauthorised_for(actor.role, data.control, severity):
+        _apply(session, incident, action, actor=actor, interactions=snapshot_interactions)
+        message = (
+            f"Applied {_describe(action)}. Its guards enforce it as soon as the new state "
+            "reaches them."
+        )
+    else:
+        approvers = " or ".join(r.value for r in policy.approvers)
+        message = (
+            f"Waiting for approval: the containment policy does not pre-authorise "
+            f"'{action.control}' for the role {actor.role.value} at {severity.value}. A "
+            f"{approvers} other than {actor.name} approves it with POST /api/v1/incidents/"
+            f"{incident.id}/actions/{action.id}/approve (CLI: blastwall containment approve "
+            f"{incident.id} {action.id})."
+        )
+        incidents.record_entry(
+            session,
+            incident=incident,
+            kind="containment_requested",
+            actor=actor,
+            text=f"Requested {_describe(action)}, waiting for approval: {action.reason}",
+            data={
+                "action_id": action.id,
+                "control": action.control,
+                "params": action.params,
+                "system_id": system_id,
+                "approvers": [r.value for r in policy.approvers],
+            },
+        )
+    session.commit()
+    return action, message
+
+
+def _pending(
+    session: Session, *, incident_id: int, action_id: int, actor: Principal, policy: Policy
+) -> tuple[Incident, ContainmentAction]:
+    """The incident and its action waiting for approval, if `actor` may decide on it."""
+    incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
+    action = service.get_action(session, incident_id=incident.id, action_id=action_id)
+    if not policy.may_approve(actor.role):
+        raise PermissionDenied(
+            f"The role '{actor.role.value}' may not approve containment actions. Use a token "
+            f"with one of these roles: {', '.join(r.value for r in policy.approvers)}."
+        )
+    if action.state != ActionState.pending_approval.value:
+        raise Conflict(f"Action {action.id} is {action.state}, not waiting for approval.")
+    return incident, action
+
+
+def _end(action: ContainmentAction, state: ActionState, actor: Principal, reason: str) -> None:
+    action.state = state.value
+    action.ended_by = actor.name
+    action.ended_at = utcnow()
+    action.end_reason = reason or None
+
+
+def approve_action(
+    session: Session,
+    *,
+    incident_id: int,
+    action_id: int,
+    actor: Principal,
+    policy: Policy,
+    snapshot_interactions: int,
+    note: str = "",
+) -> ContainmentAction:
+    """A second person approves a waiting action; it is applied at once."""
+    incident, action = _pending(
+        session, incident_id=incident_id, action_id=action_id, actor=actor, policy=policy
+    )
+    if actor.name == action.requested_by:
+        raise Conflict(f"{actor.name} asked for action {action.id}; a second person approves it.")
+    if Status(incident.status) in FINISHED:
+        raise Conflict(f"Incident {incident.id} is {incident.status}; reject the action instead.")
+    _apply(session, incident, action, actor=actor, interactions=snapshot_interactions)
+    if note:
+        incidents.record_entry(
+            session,
+            incident=incident,
+            kind="note",
+            actor=actor,
+            text=f"Approval of action {action.id}: {note}",
+        )
+    session.commit()
+    return action
+
+
+def reject_action(
+    session: Session,
+    *,
+    incident_id: int,
+    action_id: int,
+    actor: Principal,
+    policy: Policy,
+    note: str = "",
+) -> ContainmentAction:
+    incident, action = _pending(
+        session, incident_id=incident_id, action_id=action_id, actor=actor, policy=policy
+    )
+    _end(action, ActionState.rejected, actor, note)
+    incidents.record_entry(
+        session,
+        incident=incident,
+        kind="containment_rejected",
+        actor=actor,
+        text=f"Rejected {_describe(action)}" + (f": {note}" if note else ""),
+        data={"action_id": action.id},
+    )
+    session.commit()
+    return action
+
+
+def _lift(
+    session: Session,
+    incident: Incident,
+    action: ContainmentAction,
+    *,
+    actor: Principal,
+    state: ActionState,
+    reason: str,
+    interactions: int,
+) -> None:
+    purpose = "revert" if state is ActionState.reverted else "expiry"
+    _preserve(session, incident, action, purpose=purpose, actor=actor, interactions=interactions)
+    _end(action, state, actor, reason)
+    revision = service.bump_revision(session, system_id=action.system_id)
+    results = _connectors(action, revert_reason=reason)
+    verb = "Reverted" if state is ActionState.reverted else "Lapsed at its expiry:"
+    incidents.record_entry(
+        session,
+        incident=incident,
+        kind=f"containment_{state.value}",
+        actor=actor,
+        text=f"{verb} {_describe(action)}: {reason}",
+        data={
+            "action_id": action.id,
+            "system_id": action.system_id,
+            "control": action.control,
+            "revision": revision,
+            "connectors": results,
+        },
+    )
+
+
+def revert_action(
+    session: Session,
+    *,
+    incident_id: int,
+    action_id: int,
+    actor: Principal,
+    reason: str,
+    snapshot_interactions: int,
+) -> ContainmentAction:
+    """Lift an active control (or withdraw one still waiting for approval)."""
+    actor.require(Permission.write_incidents)
+    incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
+    action = service.get_action(session, incident_id=incident.id, action_id=action_id)
+    if action.state == ActionState.pending_approval.value:
+        _end(action, ActionState.reverted, actor, reason)
+        incidents.record_entry(
+            session,
+            incident=incident,
+            kind="containment_withdrawn",
+            actor=actor,
+            text=f"Withdrew the request for {_describe(action)}: {reason}",
+            data={"action_id": action.id},
+        )
+    elif action.state == ActionState.active.value:
+        _lift(
+            session,
+            incident,
+            action,
+            actor=actor,
+            state=ActionState.reverted,
+            reason=reason,
+            interactions=snapshot_interactions,
+        )
+    else:
+        raise Conflict(f"Action {action.id} is {action.state} already; nothing to revert.")
+    session.commit()
+    return action
+
+
+def expire_due(
+    session: Session, *, now: datetime | None = None, snapshot_interactions: int
+) -> list[ContainmentAction]:
+    """Lift every active control whose expiry has come, one transaction each. A connector
+    that fails is logged and tried again on the next call."""
+    now = now or utcnow()
+    lapsed = []
+    for action in service.due_for_expiry(session, now=now):
+        assert action.expires_at is not None
+        incident = incidents.get_incident(session, incident_id=action.incident_id, principal=EXPIRY)
+        try:
+            _lift(
+                session,
+                incident,
+                action,
+                actor=EXPIRY,
+                state=ActionState.expired,
+                reason=f"expired at {action.expires_at.isoformat()}",
+                interactions=snapshot_interactions,
+            )
+            session.commit()
+        except PluginError:
+            session.rollback()
+            log.exception("could not lift expired containment action %s", action.id)
+            continue
+        lapsed.append(action)
+    return lapsed

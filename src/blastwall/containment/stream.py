@@ -1,0 +1,186 @@
+"""The push side of the control plane: every guard of a system holds a server-sent events
+stream, and each change to the system's control state reaches all of them at once.
+
+One `ControlHub` per server process. A change made through this process's API is pushed at
+once (`notify`); a change made elsewhere (another API process, the CLI) is found by polling
+the control revisions while guards are connected; controls whose expiry has come are lifted
+by the same loop. Streams hold no database session: the state is read once per change, in a
+short read-only session, and the same bytes go to every guard of the system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+
+from blastwall.containment import flows, service
+from blastwall.containment.schemas import ControlState
+from blastwall.db import Database, utcnow
+
+log = logging.getLogger("blastwall.containment.stream")
+
+
+def frame(state: ControlState) -> bytes:
+    """One SSE event carrying the whole state: `id` is its revision."""
+    data = orjson.dumps(state.model_dump(mode="json"))
+    return b"id: %d\nevent: state\ndata: %s\n\n" % (state.revision, data)
+
+
+class _Mailbox:
+    """The newest frame not yet sent to one guard; older ones are superseded, never queued."""
+
+    def __init__(self) -> None:
+        self.revision = -1
+        self.frame = b""
+        self.ready = asyncio.Event()
+
+    def put(self, revision: int, data: bytes) -> None:
+        if revision > self.revision:
+            self.revision, self.frame = revision, data
+            self.ready.set()
+
+
+class ControlHub:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        heartbeat: float,
+        poll_interval: float,
+        snapshot_interactions: int,
+        write_lock: asyncio.Lock | None = None,
+    ) -> None:
+        self.db = db
+        self.heartbeat = heartbeat
+        self.poll_interval = poll_interval
+        self.snapshot_interactions = snapshot_interactions
+        self.write_lock = write_lock
+        self._subscribers: dict[str, set[_Mailbox]] = {}
+        self._published: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._hint_lock = threading.Lock()
+        self._next_expiry: datetime | None = None
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(boxes) for boxes in self._subscribers.values())
+
+    # -- changes --------------------------------------------------------------------------
+
+    def notify(self, system_id: str, *, expires_at: datetime | None = None) -> None:
+        """The control state of `system_id` changed (callable from any thread)."""
+        if expires_at is not None:
+            self._expiry_hint(expires_at)
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and system_id in self._subscribers:
+            loop.call_soon_threadsafe(self._schedule, system_id)
+
+    def _expiry_hint(self, at: datetime | None) -> None:
+        with self._hint_lock:
+            if at is not None and (self._next_expiry is None or at < self._next_expiry):
+                self._next_expiry = at
+
+    def _schedule(self, system_id: str) -> None:
+        task = asyncio.ensure_future(self.publish(system_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _load(self, system_id: str) -> ControlState:
+        with self.db.session(read_only=True) as session:
+            return service.control_state(session, system_id=system_id)
+
+    async def publish(self, system_id: str) -> None:
+        """Read the system's state once and hand it to every guard of the system."""
+        if not self._subscribers.get(system_id):
+            return
+        state = await run_in_threadpool(self._load, system_id)
+        if state.revision <= self._published.get(system_id, -1):
+            return
+        self._published[system_id] = state.revision
+        data = frame(state)
+        for box in list(self._subscribers.get(system_id, ())):
+            box.put(state.revision, data)
+        for control in state.controls:
+            self._expiry_hint(control.expires_at)
+
+    # -- streams --------------------------------------------------------------------------
+
+    async def stream(self, system_id: str) -> AsyncIterator[bytes]:
+        """The state now (the resynchronisation every new connection starts with), then each
+        newer state, with keep-alive comments in between."""
+        self._loop = asyncio.get_running_loop()
+        box = _Mailbox()
+        self._subscribers.setdefault(system_id, set()).add(box)
+        try:
+            state = await run_in_threadpool(self._load, system_id)
+            sent = state.revision
+            self._published[system_id] = max(self._published.get(system_id, -1), sent)
+            yield b"retry: 1000\n" + frame(state)
+            while True:
+                try:
+                    await asyncio.wait_for(box.ready.wait(), timeout=self.heartbeat)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                box.ready.clear()
+                if box.revision > sent:
+                    sent = box.revision
+                    yield box.frame
+        finally:
+            boxes = self._subscribers.get(system_id)
+            if boxes is not None:
+                boxes.discard(box)
+                if not boxes:
+                    del self._subscribers[system_id]
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _expire(self) -> tuple[list[str], datetime | None]:
+        with self.db.session() as session:
+            lapsed = flows.expire_due(session, snapshot_interactions=self.snapshot_interactions)
+            return sorted({a.system_id for a in lapsed}), service.next_expiry(session)
+
+    async def expire(self) -> list[str]:
+        """Lift the controls whose expiry has come; answers the systems changed."""
+        if self.write_lock is not None:
+            async with self.write_lock:
+                systems, upcoming = await run_in_threadpool(self._expire)
+        else:
+            systems, upcoming = await run_in_threadpool(self._expire)
+        with self._hint_lock:
+            self._next_expiry = upcoming
+        return systems
+
+    def _revisions(self, system_ids: list[str]) -> tuple[dict[str, int], datetime | None]:
+        with self.db.session(read_only=True) as session:
+            return service.revisions(session, system_ids=system_ids), service.next_expiry(session)
+
+    async def tick(self) -> None:
+        """One round: lift what has expired, push what other processes changed."""
+        due = self._next_expiry
+        if due is not None and due <= utcnow():
+            for system_id in await self.expire():
+                await self.publish(system_id)
+        if self._subscribers:
+            current, upcoming = await run_in_threadpool(self._revisions, list(self._subscribers))
+            self._expiry_hint(upcoming)
+            for system_id, revision in current.items():
+                if revision > self._published.get(system_id, -1):
+                    await self.publish(system_id)
+
+    async def run(self) -> None:
+        """Tick every `poll_interval` seconds until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("the containment loop failed a round; it tries again")
