@@ -272,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"{'backend':<11} {'spans':>8} {'stored':>8} {'errors':>6} {'seconds':>8} "
-        f"{'spans/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'decode/e2e':>10} {'spans/cpu-s':>11} {'cpu ratio':>9}"
+        f"{'spans/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'decode/e2e':>10} {'spans/cpu-s':>11} "
+        f"{'cpu ratio':>9}"
     )
     for r in results:
         ratio = rate_decode / r["rate"] if r["rate"] else float("inf")
