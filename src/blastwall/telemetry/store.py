@@ -53,7 +53,8 @@ def _tuples(
     as_time = [i for i, c in enumerate(columns) if isinstance(c.type, UTCDateTime)]
     get = itemgetter(*names)
     dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS
-    texts: dict[datetime, str] = {}  # the rows of a batch share received_at
+    # Each time column's last value and its text: the rows of a batch share received_at.
+    last: dict[int, tuple[datetime | None, str]] = dict.fromkeys(as_time, (None, ""))
     values: list[tuple[Any, ...]] = []
     for row in rows:
         record = list(get(row))
@@ -63,9 +64,10 @@ def _tuples(
         if time_text:
             for i in as_time:
                 value = record[i]
-                text = texts.get(value)
-                if text is None:
-                    text = texts[value] = sqlite_time(value)
+                seen, text = last[i]
+                if value is not seen:
+                    text = sqlite_time(value)
+                    last[i] = (value, text)
                 record[i] = text
         values.append(tuple(record))
     return names, values
