@@ -93,10 +93,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 class WalCheckpointer:
     """Copies a SQLite database's write-ahead log into the database file from a thread of its
-    own, at most every `interval` seconds, after commits. Left to the commits (SQLite's
-    autocheckpoint), the copy and its fsync fall on the one commit that takes the log past
-    the limit, and every writer queued behind it waits; from here they overlap with the
-    writers' work. The thread starts at the first commit and ends with its engine."""
+    own, `interval` seconds after a commit, at most once per `interval`. Left to the commits
+    (SQLite's autocheckpoint), the copy and its fsync fall on the one commit that takes the
+    log past the limit, and every writer queued behind it waits; from here they overlap with
+    the writers' work. The thread starts at the first commit and ends with its engine."""
 
     def __init__(self, path: str, interval: float = 0.5) -> None:
         self.path = path
@@ -107,7 +107,7 @@ class WalCheckpointer:
         self._lock = threading.Lock()
 
     def poke(self, *_: Any) -> None:
-        """A commit happened (the engine's "commit" event): checkpoint soon."""
+        """A commit is being made (the engine's "commit" event): checkpoint soon."""
         if self._thread is None:
             with self._lock:
                 if self._thread is None and not self._stopped:
@@ -134,11 +134,13 @@ class WalCheckpointer:
         try:
             while True:
                 self._wake.wait()
+                # The engine's "commit" event comes before the commit itself: by the end of
+                # this pause it has landed, and the commits meanwhile are taken along.
+                time.sleep(self.interval)
+                self._wake.clear()
                 if self._stopped:
                     return
-                self._wake.clear()
                 self.checkpoint(connection)
-                time.sleep(self.interval)
         finally:
             connection.close()
 
