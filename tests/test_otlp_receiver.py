@@ -267,6 +267,24 @@ def test_bad_requests_get_clear_4xx(
     assert len(client.get("/api/v1/interactions", headers=admin).json()["items"]) == 2
 
 
+def test_nul_characters_are_stored_or_refused_whole(
+    clients: Clients, admin: H, inventory: list[str]
+) -> None:
+    """SQLite stores a NUL character; PostgreSQL cannot (text, jsonb): the batch is then
+    refused with 422 and none of it is stored, on the bulk-write path as on any other."""
+    client = clients.client
+    request = encode_spans(make_spans("support-chatbot"))
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        span.attributes.add(key="note", value={"string_value": "a\x00b"})
+    proto = {**admin, "content-type": "application/x-protobuf"}
+    answer = client.post("/v1/traces", content=request.SerializeToString(), headers=proto)
+    stored = client.get("/api/v1/interactions", headers=admin).json()["items"]
+    if answer.status_code == 200:
+        assert {i["attributes"]["note"] for i in stored} == {"a\x00b"}
+    else:
+        assert answer.status_code == 422 and stored == []
+
+
 def test_overload_answers_503_with_retry_after(db: Database, clients: Clients, admin: H) -> None:
     app = create_app(db, Settings(ingest_max_concurrency=1))
     app.state.ingest_inflight = 1

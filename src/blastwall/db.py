@@ -7,6 +7,11 @@ nothing here is specific to one of them without a variant for the other.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -61,17 +66,83 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+SQLITE_PAGE_SIZE = 16384
+"""Page size of a new SQLite database. Interactions are rows of 1-4 KB: with the default
+4 KiB pages most of them fill a page on their own, and every batch writes four times as many
+pages to the log. An existing database keeps the page size it was made with."""
+SQLITE_WAL_BYTES = 64 * 1024 * 1024
+"""How large the write-ahead log may grow before a commit copies it into the database
+itself: the backstop for `WalCheckpointer`, which normally does it long before."""
+log = logging.getLogger("blastwall.db")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy, not the driver, issue BEGIN, so savepoints and BEGIN IMMEDIATE work.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")  # a no-op once the file has tables
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache per connection
-    cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_BYTES // page_size}")
     cursor.close()
+
+
+class WalCheckpointer:
+    """Copies a SQLite database's write-ahead log into the database file from a thread of its
+    own, `interval` seconds after a commit, at most once per `interval`. Left to the commits
+    (SQLite's autocheckpoint), the copy and its fsync fall on the one commit that takes the
+    log past the limit, and every writer queued behind it waits; from here they overlap with
+    the writers' work. The thread starts at the first commit and ends with its engine."""
+
+    def __init__(self, path: str, interval: float = 0.5) -> None:
+        self.path = path
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def poke(self, *_: Any) -> None:
+        """A commit is being made (the engine's "commit" event): checkpoint soon."""
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._stopped:
+                    self._thread = threading.Thread(
+                        target=self._run, name="sqlite-wal-checkpoint", daemon=True
+                    )
+                    self._thread.start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    def checkpoint(self, connection: sqlite3.Connection) -> None:
+        """One PASSIVE checkpoint: as much of the log as no reader still needs, without
+        waiting for readers or the writer."""
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # the commits' autocheckpoint still stands behind
+            log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._wake.wait()
+                # The engine's "commit" event comes before the commit itself: by the end of
+                # this pause it has landed, and the commits meanwhile are taken along.
+                time.sleep(self.interval)
+                self._wake.clear()
+                if self._stopped:
+                    return
+                self.checkpoint(connection)
+        finally:
+            connection.close()
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -113,6 +184,10 @@ def make_engine(url: str, **options: Any) -> Engine:
         engine = create_engine(url, connect_args=connect_args, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        if path and path != ":memory:" and "?" not in path:
+            checkpointer = WalCheckpointer(path)
+            event.listen(engine, "commit", checkpointer.poke)
+            weakref.finalize(engine, checkpointer.stop)
         return engine
     options.setdefault("pool_size", 10)
     options.setdefault("max_overflow", 20)

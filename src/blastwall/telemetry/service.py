@@ -1,8 +1,9 @@
 """The only way into telemetry storage: ingesting decoded spans, ingest keys, queries.
 
-Ingest writes every span of a request in one transaction with multi-row inserts: a GenAI
-span becomes an interaction, any other span a context span of its trace. The request is
-answered only after the commit, so an acknowledged span is a stored span.
+Ingest writes every span of a request in one transaction, one bulk write per table
+(`telemetry.store`): a GenAI span becomes an interaction, any other span a context span of
+its trace. The request is answered only after the commit, so an acknowledged span is a
+stored span.
 """
 
 from __future__ import annotations
@@ -11,16 +12,14 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any
 
-import orjson
-from sqlalchemy import JSON, Table, and_, func, insert, or_, select
+from sqlalchemy import Table, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.service import hash_token
 from blastwall.correlation.flows import correlate_new
-from blastwall.db import UTCDateTime, revoke, utcnow
+from blastwall.db import revoke, utcnow
 from blastwall.detection.base import Item
 from blastwall.detection.engine import DetectionEngine
 from blastwall.detection.items import item_from_record
@@ -33,6 +32,7 @@ from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
 from blastwall.telemetry.normalise import normalise, trim_attributes
 from blastwall.telemetry.otlp import Decoded, DecodedSpan
 from blastwall.telemetry.redact import apply_content_policy
+from blastwall.telemetry.store import insert_rows
 
 log = logging.getLogger("blastwall.telemetry")
 INTERACTIONS: Table = Interaction.metadata.tables["interactions"]
@@ -191,8 +191,9 @@ def ingest(
             f"{mismatched} span(s) name another system in {SYSTEM_ATTRIBUTE} than the "
             f"ingest key's ({key_system}); send them with that system's key"
         )
-    _insert(session, INTERACTIONS, interactions)
-    _insert(session, CONTEXT_SPANS, context)
+    connection = session.connection()
+    insert_rows(connection, INTERACTIONS, interactions)
+    insert_rows(connection, CONTEXT_SPANS, context)
     if result.unregistered:
         _report_unregistered(session, result.unregistered, now)
     if items and detection is not None:
@@ -207,40 +208,6 @@ def ingest(
     result.context_spans = len(context)
     result.accepted = len(interactions) + len(context)
     return result
-
-
-def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """One executemany per table. On SQLite the values are converted here and handed to the
-    driver directly: SQLAlchemy's per-value type processing costs more than the insert."""
-    if not rows:
-        return
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        # Core executemany: one statement whatever mix of NULLs the rows carry (the ORM's
-        # bulk path would split the batch by which columns are NULL).
-        connection.execute(insert(table), rows)
-        return
-    columns = [c for c in table.columns if c.name in rows[0]]
-    names = [c.name for c in columns]
-    as_json = [i for i, c in enumerate(columns) if isinstance(c.type, JSON)]
-    as_time = [i for i, c in enumerate(columns) if isinstance(c.type, UTCDateTime)]
-    get = itemgetter(*names)
-    dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS
-    values: list[tuple[Any, ...]] = []
-    for row in rows:
-        record = list(get(row))
-        for i in as_json:
-            if record[i] is not None:
-                record[i] = dumps(record[i], option=option).decode()
-        for i in as_time:
-            # the text form SQLAlchemy's SQLite DATETIME reads back, in UTC
-            record[i] = (
-                record[i].astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            )
-        values.append(tuple(record))
-    placeholders = ", ".join("?" for _ in names)
-    statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})"
-    connection.exec_driver_sql(statement, values)
 
 
 def _report_unregistered(session: Session, names: set[str], now: datetime) -> None:
