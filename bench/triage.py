@@ -3,12 +3,13 @@
 incidents and interactions stored.
 
 Sets up a fresh SQLite database (or `--postgres-url`) with the example inventory, stores
-`--interactions` spans through the product's ingest path (bench/decode.py batches: 2 of
-every 5 spans become interactions; detection off), opens `--incidents` past incidents
+`--interactions` interactions through the product's ingest path (bench/decode.py batches:
+3 of every 5 spans become interactions; detection off), opens `--incidents` past incidents
 through the incidents service (titles and reasons drawn from a vocabulary per archetype,
 systems from the inventory, a third of them resolved with an action on their timeline),
-then sends signals through the signals service, which correlation turns into `--targets`
-incidents with signals. It times `triage.service.triage_pack` for each target `--rounds`
+then sends signals for `--targets` incidents through the signals service, which correlation
+turns into incidents (one per AI system: signals of one system and archetype join one
+candidate). It times `triage.service.triage_pack` for each target `--rounds`
 times (the first call builds the similar-incident index and is reported on its own) and
 prints p50, p95, p99 and max.
 
@@ -52,7 +53,7 @@ def _store_interactions(db: object, count: int) -> int:
 
     assert isinstance(db, Database)
     stored = 0
-    batches = max(1, count * 5 // 2 // SPANS_PER_BATCH)
+    batches = max(1, count * 5 // 3 // SPANS_PER_BATCH)  # 3 spans in 5 are interactions
     for start in range(0, batches, 20):
         bodies = make_batches(min(20, batches - start), SPANS_PER_BATCH, seed=start + 1)
         for body in bodies:
