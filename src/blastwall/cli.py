@@ -46,8 +46,10 @@ def version() -> None:
 
 @app.command()
 def init() -> None:
-    """Create the data directory and bring the database to the current schema (idempotent)."""
+    """Create the data directory, bring the database to the current schema and make the
+    evidence signing key if there is none (idempotent)."""
     from blastwall.db import make_engine
+    from blastwall.evidence.ledger import make_key
     from blastwall.migrate import upgrade
 
     settings = get_settings()
@@ -59,6 +61,12 @@ def init() -> None:
         engine.dispose()
     url = engine.url.render_as_string(hide_password=True)
     out.print(f"data dir {settings.data_dir.resolve()}; database {url} is up to date")
+    key, made = make_key(settings.signing_key_path)
+    state = "made" if made else "kept"
+    out.print(
+        f"evidence signing key {state}: {settings.signing_key_path.resolve()} "
+        f"(Ed25519, fingerprint {key.fingerprint}; `blastwall evidence pubkey` prints it)"
+    )
 
 
 @app.command()

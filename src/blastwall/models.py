@@ -4,6 +4,16 @@ from blastwall.audit.models import AuditEntry
 from blastwall.auth.models import ApiToken
 from blastwall.db import Base
 from blastwall.detection.models import CanaryToken
+from blastwall.evidence.models import (
+    Checkpoint,
+    EvidenceItem,
+    FullViewGrant,
+    Hunt,
+    HuntMatch,
+    LedgerHead,
+    LedgerRecord,
+    LegalHold,
+)
 from blastwall.incidents.models import (
     Incident,
     IncidentSystem,
@@ -22,11 +32,19 @@ __all__ = [
     "Base",
     "CanaryToken",
     "Change",
+    "Checkpoint",
     "ContextSpan",
+    "EvidenceItem",
+    "FullViewGrant",
+    "Hunt",
+    "HuntMatch",
     "Incident",
     "IncidentSystem",
     "IngestKey",
     "Interaction",
+    "LedgerHead",
+    "LedgerRecord",
+    "LegalHold",
     "Participant",
     "RoleAssignment",
     "Signal",

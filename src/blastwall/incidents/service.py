@@ -132,6 +132,9 @@ def create_incident(session: Session, *, data: IncidentCreate, actor: Principal)
             "visibility": data.visibility.value,
         },
     )
+    from blastwall.evidence.flows import collect_for_incident
+
+    collect_for_incident(session, incident_id=incident.id, signal_ids=data.signals, actor=actor)
     session.commit()
     return incident
 
@@ -532,3 +535,18 @@ def list_tasks(
     if state:
         query = query.where(Task.state == state)
     return fetch_page(session, query.order_by(Task.id), limit=limit)
+
+
+def log_event(
+    session: Session,
+    incident: Incident,
+    *,
+    kind: str,
+    actor: Principal,
+    text: str,
+    data: dict[str, Any] | None = None,
+) -> TimelineEntry:
+    """Add a system entry to an incident's timeline for another domain (evidence, hunts),
+    in the caller's transaction: the caller commits."""
+    incident.updated_at = utcnow()
+    return _log(session, incident, kind=kind, actor=actor, text=text, data=data)
