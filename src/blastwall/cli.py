@@ -13,6 +13,8 @@ from blastwall.auth.commands import app as token_app
 from blastwall.console import err, out, print_json, print_table, session_scope
 from blastwall.detection.commands import canary_app, detectors, scan
 from blastwall.errors import BlastwallError
+from blastwall.evidence.commands import app as evidence_app
+from blastwall.evidence.commands import hunt_command
 from blastwall.incidents.commands import app as incident_app
 from blastwall.inventory.commands import app as inventory_app
 from blastwall.inventory.commands import changes_app
@@ -36,6 +38,8 @@ app.command("interactions")(interactions)
 app.add_typer(canary_app, name="canary")
 app.command("scan")(scan)
 app.command("detectors")(detectors)
+app.add_typer(evidence_app, name="evidence")
+app.command("hunt")(hunt_command)
 
 
 @app.command()

@@ -8,7 +8,9 @@ in the incident or hold a full-view grant; the grant is itself a ledger record.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
+import orjson
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
@@ -21,6 +23,7 @@ from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Participant
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.settings import get_settings
+from blastwall.telemetry.redact import redact_text
 
 
 def has_full_view(session: Session, *, incident_id: int, principal: Principal) -> bool:
@@ -272,3 +275,33 @@ def expire(
         _remove(session, item, state="expired", actor=actor, reason=f"retention of {days} days")
     session.commit()
     return due
+
+
+def _masked(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if depth >= 64:
+        return "[REDACTED]"
+    if isinstance(value, dict):
+        return {k: _masked(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, depth + 1) for v in value]
+    return value
+
+
+def render(item: EvidenceItem, data: bytes, *, full: bool) -> tuple[Any, str | None]:
+    """An item's content for reading: JSON as JSON, text as text, each masked (personal
+    data and secrets) unless `full`; binary content is not rendered. Returns the content
+    and, when it is withheld, why."""
+    if item.media_type == "application/json" or item.media_type.endswith("+json"):
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            value = None
+        else:
+            return (value if full else _masked(value)), None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "binary content is not shown; download it (needs the full view)"
+    return (text if full else redact_text(text)), None

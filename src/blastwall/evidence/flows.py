@@ -16,9 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
+from blastwall.errors import Conflict
 from blastwall.evidence import custody, service
 from blastwall.evidence.bundle import BundleItem, write_bundle
-from blastwall.evidence.models import EvidenceItem, LedgerRecord
+from blastwall.evidence.hunt import get_hunt
+from blastwall.evidence.models import EvidenceItem, HuntMatch, LedgerRecord
 from blastwall.evidence.schemas import ReproductionIn
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, IncidentSystem
@@ -363,3 +365,84 @@ def export_incident(
     )
     session.commit()
     return manifest
+
+
+def attach_hunt(
+    session: Session, *, hunt_id: int, incident_id: int, actor: Principal
+) -> tuple[list[EvidenceItem], list[str], list[str]]:
+    """Attach a finished hunt to an incident: the matched interactions (and their trace
+    trees) become evidence, the hunt's result is kept as an item of its own, and the
+    affected conversations and users are written on the timeline."""
+    actor.require(Permission.write_incidents)
+    hunt = get_hunt(session, hunt_id=hunt_id, principal=actor)
+    if hunt.state != "done":
+        raise Conflict(f"Hunt {hunt.id} is {hunt.state}; attach it once it is done.")
+    incident = service.incident_for(session, incident_id=incident_id, principal=actor)
+    matches = list(
+        session.scalars(
+            select(HuntMatch).where(HuntMatch.hunt_id == hunt.id).order_by(HuntMatch.id)
+        )
+    )
+    result = {
+        "hunt": {
+            "id": hunt.id,
+            "mode": hunt.mode,
+            "query": hunt.query,
+            "system": hunt.system_id,
+            "since": hunt.since.isoformat() if hunt.since else None,
+            "method": hunt.method,
+            "scanned": hunt.scanned,
+            "matches": hunt.match_count,
+            "by": hunt.created_by,
+            "finished_at": hunt.finished_at.isoformat() if hunt.finished_at else None,
+        },
+        "summary": hunt.summary,
+        "matches": [
+            {
+                "interaction": m.interaction_id,
+                "field": m.field,
+                "trace": m.trace_id,
+                "conversation": m.conversation_id,
+                "user": m.user_id,
+                "system": m.system_id,
+                "tool": m.tool_name,
+                "at": m.at.isoformat(),
+            }
+            for m in matches
+        ],
+    }
+    items = [
+        service.store_item(
+            session,
+            incident=incident,
+            kind="hunt_result",
+            data=_json(result),
+            media_type=JSON_MEDIA,
+            name=f"hunt-{hunt.id}.json",
+            source=f"hunt:{hunt.id}",
+            actor=actor,
+            note=f"{hunt.mode} hunt: {hunt.query}",
+        )
+    ]
+    why = f"found by hunt {hunt.id}"
+    items += _collect_interactions(
+        session, incident, [m.interaction_id for m in matches], actor, why
+    )
+    conversations = sorted({m.conversation_id for m in matches if m.conversation_id})
+    users = sorted({m.user_id for m in matches if m.user_id})
+    incidents.log_event(
+        session,
+        incident,
+        kind="hunt_attached",
+        actor=actor,
+        text=f"Hunt {hunt.id} ({hunt.mode} {hunt.query!r}) attached: {len(matches)} "
+        f"interactions, {len(conversations)} conversations, {len(users)} users affected",
+        data={
+            "hunt": hunt.id,
+            "items": [i.id for i in items],
+            "affected_conversations": conversations[:1000],
+            "affected_users": users[:1000],
+        },
+    )
+    session.commit()
+    return items, conversations, users
