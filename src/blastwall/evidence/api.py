@@ -203,9 +203,13 @@ def export(
 ) -> Response:
     """The incident's evidence bundle (a zip); `blastwall evidence verify` checks it."""
     spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115
-    flows.export_incident(
-        session, incident_id=incident_id, out=spool, reason=body.reason, actor=principal
-    )
+    try:
+        flows.export_incident(
+            session, incident_id=incident_id, out=spool, reason=body.reason, actor=principal
+        )
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
 
     def chunks() -> object:
