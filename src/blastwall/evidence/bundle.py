@@ -222,7 +222,9 @@ def verify_bundle(path: Path, *, pubkey: bytes | None = None) -> Verdict:
     verdict = Verdict()
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        # A damaged header can make zipfile raise more than BadZipFile (a name that is not
+        # UTF-8, a bad struct): all mean the same here.
         verdict.problems.append(f"{path}: not a readable zip file ({exc})")
         return verdict
     with archive, path.open("rb") as original:
@@ -249,7 +251,7 @@ def verify_bundle(path: Path, *, pubkey: bytes | None = None) -> Verdict:
                             verdict.bytes += len(chunk)
                             if kept is not None:
                                 kept += chunk
-                except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
+                except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
                     verdict.problems.append(f"{info.filename}: damaged in the zip ({exc})")
                     continue
                 hashes[info.filename] = digest.hexdigest()
