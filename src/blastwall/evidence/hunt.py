@@ -129,7 +129,7 @@ def _prefilter(pattern: str, caseless: bool) -> hyperscan.Database | None:
         db.compile(
             expressions=[_drop_anchors(pattern).encode()], ids=[0], elements=1, flags=[flags]
         )
-    except hyperscan.CompilerError:
+    except (hyperscan.CompilerError, hyperscan.error):
         return None
     return db
 
