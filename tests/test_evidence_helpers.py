@@ -24,6 +24,8 @@ def evidence_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """A data dir of this test's own, with a signing key, seen by the settings."""
     data = tmp_path / "data"
     monkeypatch.setenv("BLASTWALL_DATA_DIR", str(data))
+    # The test database is one connection shared by every session: one hunt thread.
+    monkeypatch.setenv("BLASTWALL_HUNT_WORKERS", "1")
     get_settings.cache_clear()
     make_key(get_settings().signing_key_path)
     yield data

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         "its incident is on legal hold.",
     )
 
+    hunt_workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Threads a retro-hunt scans with, each on its own database connection.",
+    )
+
     @property
     def vault_dir(self) -> Path:
         """Where the vault keeps its blobs."""

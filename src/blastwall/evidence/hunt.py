@@ -15,16 +15,18 @@ prefix and keeps a match only when the token's SHA-256 is the canary's.
 
 from __future__ import annotations
 
-import bisect
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import hyperscan
 import orjson
-from sqlalchemy import Text, cast, func, literal, select
+from sqlalchemy import LargeBinary, Text, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
@@ -35,6 +37,7 @@ from blastwall.errors import InvalidInput, NotFound, Problem
 from blastwall.evidence.models import Hunt, HuntMatch
 from blastwall.evidence.schemas import HuntIn
 from blastwall.pagination import decode_cursor, fetch_page
+from blastwall.settings import get_settings
 from blastwall.telemetry.models import Interaction
 from blastwall.telemetry.redact import redact_text
 
@@ -57,7 +60,8 @@ FIELDS = ("input_messages", "output_messages", "tool_arguments", "tool_result")
 BATCH = 20_000
 MAX_MATCHES = 10_000
 _FIELD_SEP = "\x02"
-_ROW_SEP = b"\x00"
+_ROW_SEP = b"\x01"
+_ID_SEP = "\x03"
 _UNESCAPES = ((b'\\"', b'"'), (b"\\n", b"\n"), (b"\\t", b"\t"), (b"\\r", b"\r"), (b"\\/", b"/"))
 
 
@@ -72,6 +76,7 @@ class Query:
     canary_hash: str | None = None
     system_id: str | None = None
     since: datetime | None = None
+    unescape: bool = True
 
     @property
     def method(self) -> str:
@@ -93,7 +98,7 @@ def _drop_anchors(pattern: str) -> str:
         ch = pattern[i]
         if ch == "\\" and i + 1 < len(pattern):
             pair = pattern[i : i + 2]
-            if not (not in_class and pair in ("\\A", "\\Z", "\\z")):
+            if in_class or pair not in ("\\A", "\\Z", "\\z", "\\b", "\\B"):
                 out.append(pair)
             i += 2
             continue
@@ -149,14 +154,30 @@ def compile_query(
     """Check and compile a hunt's query; InvalidInput names what is wrong with it."""
     if mode == "text":
         regex = re.compile(re.escape(query))
-        return Query(mode, regex, _prefilter(_hs_literal(query), False), None, system_id, since)
+        return Query(
+            mode,
+            regex,
+            _prefilter(_hs_literal(query), False),
+            None,
+            system_id,
+            since,
+            needs_unescape(regex),
+        )
     if mode == "canary":
         row = session.get(CanaryToken, int(query))
         if row is None:
             raise NotFound(f"No canary token {query}. `blastwall canary list` shows them.")
         prefix = re.escape(row.prefix.lower())
         regex = re.compile(f"{prefix}[0-9a-f]{{{28 - len(row.prefix)}}}", re.IGNORECASE)
-        return Query(mode, regex, _prefilter(regex.pattern, True), row.token_hash, system_id, since)
+        return Query(
+            mode,
+            regex,
+            _prefilter(regex.pattern, True),
+            row.token_hash,
+            system_id,
+            since,
+            needs_unescape(regex),
+        )
     try:
         regex = re.compile(query)
     except re.error as exc:
@@ -171,7 +192,9 @@ def compile_query(
         )
     caseless = bool(regex.flags & re.IGNORECASE)
     inline = re.sub(r"^\(\?[aiLmsux]+\)", "", query)
-    return Query(mode, regex, _prefilter(inline, caseless), None, system_id, since)
+    return Query(
+        mode, regex, _prefilter(inline, caseless), None, system_id, since, needs_unescape(regex)
+    )
 
 
 @dataclass(frozen=True)
@@ -211,6 +234,15 @@ def _confirm(query: Query, interaction_id: int, joined: str) -> Found | None:
     return None
 
 
+def count(session: Session, query: Query) -> int:
+    q = select(func.count()).select_from(Interaction)
+    if query.system_id:
+        q = q.where(Interaction.system_id == query.system_id)
+    if query.since:
+        q = q.where(Interaction.start_time >= query.since)
+    return int(session.scalar(q) or 0)
+
+
 def _content_column() -> Any:
     parts: list[Any] = []
     for index, name in enumerate(FIELDS):
@@ -223,36 +255,130 @@ def _content_column() -> Any:
     return expression
 
 
-def _flagged(query: Query, texts: list[str]) -> list[int]:
-    """Indexes of the rows the prefilter flags (every row without a prefilter)."""
-    if query.prefilter is None:
-        return list(range(len(texts)))
-    buffer = _ROW_SEP.join(t.encode() for t in texts)
-    buffer = buffer.replace(b"\\\\", b"\x01")
+def _batch_query(session: Session, query: Query, after: int, upto: int) -> Any:
+    """One row for the ids in (after, upto]: the row count, and every row as
+    `id \x03 content` joined by \x01 into one byte string, built by the database."""
+    rows = select(Interaction.id.label("id"), _content_column().label("content")).where(
+        Interaction.id > after, Interaction.id <= upto
+    )
+    if query.system_id:
+        rows = rows.where(Interaction.system_id == query.system_id)
+    if query.since:
+        rows = rows.where(Interaction.start_time >= query.since)
+    sub = rows.order_by(Interaction.id).subquery()
+    line = cast(sub.c.id, Text).op("||")(literal(_ID_SEP)).op("||")(sub.c.content)
+    joined: Any
+    if session.get_bind().dialect.name == "postgresql":
+        joined = func.convert_to(
+            func.string_agg(line, aggregate_order_by(literal(_ROW_SEP.decode()), sub.c.id)),
+            literal("UTF8"),
+        )
+    else:
+        joined = cast(func.group_concat(line, literal(_ROW_SEP.decode())), LargeBinary)
+    return select(func.count(), joined)
+
+
+_ESCAPED = frozenset({ord('"'), ord("\\"), *range(32)})
+
+
+def _can_match_escaped(tree: Any) -> bool:
+    """Whether a parsed regex could match a character that JSON text escapes (a quote, a
+    backslash, a control character): only then must a batch be unescaped before the scan.
+    Anything not understood counts as yes."""
+    for op, arg in tree:
+        name = str(op)
+        if name == "LITERAL":
+            if arg in _ESCAPED:
+                return True
+        elif name == "IN":
+            if _class_can_match_escaped(arg):
+                return True
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            if _can_match_escaped(arg[2]):
+                return True
+        elif name == "SUBPATTERN":
+            if _can_match_escaped(arg[3]):
+                return True
+        elif name == "BRANCH":
+            if any(_can_match_escaped(branch) for branch in arg[1]):
+                return True
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            if _can_match_escaped(arg[1]):
+                return True
+        elif name == "ATOMIC_GROUP":
+            if _can_match_escaped(arg):
+                return True
+        elif name != "AT":
+            return True  # ANY, NOT_LITERAL, GROUPREF, ...: assume it can
+    return False
+
+
+def _class_can_match_escaped(items: Any) -> bool:
+    for item_op, item in items:
+        kind = str(item_op)
+        if kind == "LITERAL" and item in _ESCAPED:
+            return True
+        if kind == "RANGE" and any(item[0] <= c <= item[1] for c in (0, 31, 0x22, 0x5C)):
+            return True
+        if kind == "CATEGORY" and str(item) not in ("CATEGORY_DIGIT", "CATEGORY_WORD"):
+            return True
+        if kind == "NEGATE":
+            return True
+    return False
+
+
+def needs_unescape(regex: re.Pattern[str]) -> bool:
+    """Whether matches of `regex` may involve characters that JSON escapes."""
+    try:
+        tree = re._parser.parse(regex.pattern, regex.flags)  # type: ignore[attr-defined]
+    except Exception:
+        return True
+    return _can_match_escaped(tree)
+
+
+def _unescape(buffer: bytes) -> bytes:
+    buffer = buffer.replace(b"\\\\", b"\x04")
     for escaped, plain in _UNESCAPES:
         buffer = buffer.replace(escaped, plain)
-    buffer = buffer.replace(b"\x01", b"\\")
-    ends: list[int] = []
-    at = buffer.find(_ROW_SEP)
-    while at != -1:
-        ends.append(at)
-        at = buffer.find(_ROW_SEP, at + 1)
-    hits: set[int] = set()
+    return buffer.replace(b"\x04", b"\\")
+
+
+def _flagged_ids(query: Query, buffer: bytes) -> list[int]:
+    """The ids of the rows in a batch buffer that the prefilter flags."""
+    sep = _ID_SEP.encode()
+    if query.prefilter is None:
+        return [int(line.split(sep, 1)[0]) for line in buffer.split(_ROW_SEP)]
+    if query.unescape:
+        buffer = _unescape(buffer)
+    starts: set[int] = set()
 
     def on_match(_id: int, _start: int, end: int, _flags: int, _context: object) -> None:
-        hits.add(bisect.bisect_left(ends, max(end - 1, 0)))
+        starts.add(buffer.rfind(_ROW_SEP, 0, max(end - 1, 0)) + 1)
 
-    query.prefilter.scan(buffer, match_event_handler=on_match)
-    return sorted(hits)
+    # A scratch space of this call's own: windows are scanned by several threads at once.
+    scratch = hyperscan.Scratch(query.prefilter)
+    query.prefilter.scan(buffer, match_event_handler=on_match, scratch=scratch)
+    return sorted({int(buffer[at : buffer.index(sep, at)]) for at in starts})
 
 
-def count(session: Session, query: Query) -> int:
-    q = select(func.count()).select_from(Interaction)
-    if query.system_id:
-        q = q.where(Interaction.system_id == query.system_id)
-    if query.since:
-        q = q.where(Interaction.start_time >= query.since)
-    return int(session.scalar(q) or 0)
+def _window(
+    read: Callable[[], Any], query: Query, after: int, upto: int
+) -> tuple[int, list[Found]]:
+    """Scan the interactions with ids in (after, upto]: rows scanned and matches."""
+    with read() as session:
+        rows, buffer = session.execute(_batch_query(session, query, after, upto)).one()
+        if not rows:
+            return 0, []
+        flagged = _flagged_ids(query, bytes(buffer))
+        texts = (
+            session.execute(
+                select(Interaction.id, _content_column()).where(Interaction.id.in_(flagged))
+            ).all()
+            if flagged
+            else []
+        )
+    found = [hit for iid, text in sorted(texts) if (hit := _confirm(query, iid, text)) is not None]
+    return rows, found
 
 
 def scan(
@@ -260,32 +386,31 @@ def scan(
     query: Query,
     *,
     batch: int = BATCH,
-    after: int = 0,
-) -> Iterator[tuple[int, int, list[Found]]]:
-    """Scan interactions after id `after` in batches; yield (last id, rows scanned, matches)
-    per batch. `read` gives a context manager of a read-only session for each batch."""
-    content = _content_column()
-    while True:
-        q = select(Interaction.id, content).where(Interaction.id > after)
-        if query.system_id:
-            q = q.where(Interaction.system_id == query.system_id)
-        if query.since:
-            q = q.where(Interaction.start_time >= query.since)
-        with read() as session:
-            rows = session.execute(q.order_by(Interaction.id).limit(batch)).all()
-        if not rows:
-            return
-        ids = [r[0] for r in rows]
-        texts = [r[1] for r in rows]
-        found = [
-            hit
-            for index in _flagged(query, texts)
-            if (hit := _confirm(query, ids[index], texts[index])) is not None
-        ]
-        after = ids[-1]
-        yield after, len(rows), found
-        if len(rows) < batch:
-            return
+    workers: int = 1,
+) -> Iterator[tuple[int, list[Found]]]:
+    """Scan every interaction in windows of `batch` ids, in id order; yield (rows scanned,
+    matches) per window. `read` gives a context manager of a read-only session; with more
+    than one worker, windows are scanned by that many threads at once (the database and
+    Hyperscan release the GIL), each on its own session, and still yielded in order."""
+    with read() as session:
+        low, high = session.execute(
+            select(func.min(Interaction.id), func.max(Interaction.id))
+        ).one()
+    if low is None:
+        return
+    windows = [(start, min(start + batch, high)) for start in range(low - 1, high, batch)]
+    if workers <= 1:
+        for after, upto in windows:
+            yield _window(read, query, after, upto)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="hunt") as pool:
+        pending: deque[Future[tuple[int, list[Found]]]] = deque()
+        for after, upto in windows:
+            pending.append(pool.submit(_window, read, query, after, upto))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 # --- stored hunts ---------------------------------------------------------------------------
@@ -415,6 +540,7 @@ def run_hunt(
     hunt_id: int,
     progress: Callable[[int, int], None] | None = None,
     batch: int = BATCH,
+    workers: int | None = None,
 ) -> Hunt:
     """Run a stored hunt to the end, recording progress after each batch. Reads happen in
     read-only sessions, so a long hunt does not hold the database's write lock."""
@@ -435,8 +561,11 @@ def run_hunt(
             session.commit()
             if progress:
                 progress(0, hunt.total)
-            for _last, scanned, found in scan(
-                lambda: db.session(read_only=True), query, batch=batch
+            for scanned, found in scan(
+                lambda: db.session(read_only=True),
+                query,
+                batch=batch,
+                workers=workers or get_settings().hunt_workers,
             ):
                 room = MAX_MATCHES - hunt.match_count
                 _store_matches(session, hunt, found[:room])
