@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from typing import Annotated
@@ -23,7 +22,7 @@ from blastwall.dependencies import (
 )
 from blastwall.errors import PermissionDenied
 from blastwall.evidence import custody, flows, hunt, service
-from blastwall.evidence.models import EvidenceItem, Hunt, LedgerRecord
+from blastwall.evidence.models import EvidenceItem, Hunt, LegalHold
 from blastwall.evidence.schemas import (
     AccessIn,
     AttachIn,
@@ -53,22 +52,20 @@ hunts_router = APIRouter(prefix="/hunts", tags=["hunts"])
 MAX_UPLOAD = 256 * 1024 * 1024
 
 
+def _hold(incident_id: int, row: LegalHold | None) -> HoldOut:
+    if row is None:
+        return HoldOut(incident_id=incident_id, held=False)
+    return HoldOut(
+        incident_id=incident_id,
+        held=True,
+        reason=row.reason,
+        placed_by=row.placed_by,
+        placed_at=row.placed_at,
+    )
+
+
 def _item(row: EvidenceItem) -> ItemOut:
     return ItemOut.model_validate(row)
-
-
-def _record(row: LedgerRecord) -> RecordOut:
-    body = json.loads(row.body)
-    return RecordOut(
-        seq=row.seq,
-        action=row.action,
-        incident_id=row.incident_id,
-        item_id=row.item_id,
-        actor=row.actor,
-        at=row.at,
-        details=body.get("details") or {},
-        record_hash=row.record_hash,
-    )
 
 
 # --- ledger ---------------------------------------------------------------------------------
@@ -229,16 +226,7 @@ def export(
 @router.get("/incidents/{incident_id}/evidence/hold", response_model=HoldOut)
 def get_hold(incident_id: IncidentId, session: SessionDep, principal: PrincipalDep) -> HoldOut:
     incident = service.incident_for(session, incident_id=incident_id, principal=principal)
-    row = custody.hold_of(session, incident_id=incident.id)
-    if row is None:
-        return HoldOut(incident_id=incident.id, held=False)
-    return HoldOut(
-        incident_id=incident.id,
-        held=True,
-        reason=row.reason,
-        placed_by=row.placed_by,
-        placed_at=row.placed_at,
-    )
+    return _hold(incident.id, custody.hold_of(session, incident_id=incident.id))
 
 
 @router.post("/incidents/{incident_id}/evidence/hold", response_model=HoldOut)
@@ -247,13 +235,7 @@ def place_hold(
 ) -> HoldOut:
     """Place the incident's evidence on legal hold (legal, admin)."""
     row = custody.place_hold(session, incident_id=incident_id, reason=body.reason, actor=principal)
-    return HoldOut(
-        incident_id=row.incident_id,
-        held=True,
-        reason=row.reason,
-        placed_by=row.placed_by,
-        placed_at=row.placed_at,
-    )
+    return _hold(incident_id, row)
 
 
 @router.post("/incidents/{incident_id}/evidence/hold/release", response_model=HoldOut)
@@ -320,7 +302,7 @@ def item_custody(
     rows, next_cursor = custody.custody(
         session, item_id=item_id, principal=principal, limit=page.limit, cursor=page.cursor
     )
-    return Page(items=[_record(r) for r in rows], next=next_cursor)
+    return Page(items=[RecordOut.of(r) for r in rows], next=next_cursor)
 
 
 @router.post("/evidence/{item_id}/delete", response_model=ItemOut)

@@ -24,7 +24,14 @@ from blastwall.errors import InvalidInput, Problem
 from blastwall.evidence import custody, flows, hunt, service
 from blastwall.evidence.bundle import verify_bundle
 from blastwall.evidence.ledger import KeyFileError, read_key
-from blastwall.evidence.schemas import HuntIn, HuntMatchOut, HuntOut, ItemOut, ReproductionIn
+from blastwall.evidence.schemas import (
+    HuntIn,
+    HuntMatchOut,
+    HuntOut,
+    ItemOut,
+    RecordOut,
+    ReproductionIn,
+)
 from blastwall.settings import get_settings
 
 app = typer.Typer(
@@ -194,11 +201,9 @@ def get(
 @app.command("custody")
 def custody_(item_id: ItemArg, json: JsonOpt = False) -> None:
     """An item's chain of custody: who did what to it, when and why."""
-    from blastwall.evidence.api import _record
-
     with session_scope() as session:
         rows, _ = custody.custody(session, item_id=item_id, principal=operator(), limit=500)
-        records = [_record(r) for r in rows]
+        records = [RecordOut.of(r) for r in rows]
     if json:
         print_json(records)
         return

@@ -20,7 +20,7 @@ from blastwall.errors import Conflict, PermissionDenied
 from blastwall.evidence.models import EvidenceItem, FullViewGrant, LedgerRecord, LegalHold
 from blastwall.evidence.service import append, get_item, incident_for, vault
 from blastwall.incidents import service as incidents
-from blastwall.incidents.models import Participant
+from blastwall.incidents.models import Incident, Participant
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.settings import get_settings
 from blastwall.telemetry.redact import redact_text
@@ -161,6 +161,26 @@ def hold_of(session: Session, *, incident_id: int) -> LegalHold | None:
     return session.get(LegalHold, incident_id)
 
 
+def _record_hold(
+    session: Session, incident: Incident, *, held: bool, reason: str, actor: Principal
+) -> None:
+    append(
+        session,
+        action="hold_placed" if held else "hold_released",
+        actor=actor,
+        incident_id=incident.id,
+        details={"reason": reason},
+    )
+    incidents.log_event(
+        session,
+        incident,
+        kind="legal_hold",
+        actor=actor,
+        text=f"Legal hold {'placed' if held else 'lifted'}: {reason}",
+        data={"hold": held},
+    )
+
+
 def place_hold(session: Session, *, incident_id: int, reason: str, actor: Principal) -> LegalHold:
     _require_legal(actor)
     incident = incident_for(session, incident_id=incident_id, principal=actor)
@@ -170,21 +190,7 @@ def place_hold(session: Session, *, incident_id: int, reason: str, actor: Princi
             incident_id=incident.id, reason=reason, placed_by=actor.name, placed_at=utcnow()
         )
         session.add(row)
-        append(
-            session,
-            action="hold_placed",
-            actor=actor,
-            incident_id=incident.id,
-            details={"reason": reason},
-        )
-        incidents.log_event(
-            session,
-            incident,
-            kind="legal_hold",
-            actor=actor,
-            text=f"Legal hold placed: {reason}",
-            data={"hold": True},
-        )
+        _record_hold(session, incident, held=True, reason=reason, actor=actor)
     session.commit()
     return row
 
@@ -196,21 +202,7 @@ def release_hold(session: Session, *, incident_id: int, reason: str, actor: Prin
     if row is None:
         raise Conflict(f"Incident {incident.id} is not on legal hold.")
     session.delete(row)
-    append(
-        session,
-        action="hold_released",
-        actor=actor,
-        incident_id=incident.id,
-        details={"reason": reason},
-    )
-    incidents.log_event(
-        session,
-        incident,
-        kind="legal_hold",
-        actor=actor,
-        text=f"Legal hold lifted: {reason}",
-        data={"hold": False},
-    )
+    _record_hold(session, incident, held=False, reason=reason, actor=actor)
     session.commit()
 
 

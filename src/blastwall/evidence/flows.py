@@ -26,7 +26,8 @@ from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, IncidentSystem
 from blastwall.inventory.models import Change, System
 from blastwall.signals.models import Signal
-from blastwall.telemetry.models import ContextSpan, Interaction
+from blastwall.telemetry.models import Interaction
+from blastwall.telemetry.service import trace_spans
 
 JSON_MEDIA = "application/json"
 
@@ -82,16 +83,7 @@ def _collect_interactions(
         source = f"trace:{trace_id}"
         if service.has_source(session, incident_id=incident.id, kind="trace_tree", source=source):
             continue
-        spans = list(
-            session.scalars(
-                select(Interaction).where(Interaction.trace_id == trace_id).order_by(Interaction.id)
-            )
-        )
-        context = list(
-            session.scalars(
-                select(ContextSpan).where(ContextSpan.trace_id == trace_id).order_by(ContextSpan.id)
-            )
-        )
+        spans, context = trace_spans(session, trace_id=trace_id)
         tree = {
             "trace_id": trace_id,
             "interactions": [_columns(s) for s in spans],
@@ -169,6 +161,44 @@ def collect(
     return items
 
 
+def _keep(
+    session: Session,
+    incident: Incident,
+    *,
+    kind: str,
+    data: bytes,
+    name: str,
+    source: str,
+    actor: Principal,
+    text: str,
+    media_type: str = JSON_MEDIA,
+    note: str = "",
+    extra: dict[str, Any] | None = None,
+) -> EvidenceItem:
+    """Store one item a person brought or asked for, say so on the timeline, commit."""
+    item = service.store_item(
+        session,
+        incident=incident,
+        kind=kind,
+        data=data,
+        media_type=media_type,
+        name=name,
+        source=source,
+        actor=actor,
+        note=note,
+    )
+    incidents.log_event(
+        session,
+        incident,
+        kind="evidence_collected",
+        actor=actor,
+        text=text,
+        data={"items": [item.id], **(extra or {})},
+    )
+    session.commit()
+    return item
+
+
 def snapshot_config(
     session: Session, *, incident_id: int, actor: Principal, note: str = ""
 ) -> EvidenceItem:
@@ -196,27 +226,17 @@ def snapshot_config(
         "systems": [_columns(s) for s in systems],
         "recent_changes": [_columns(c) for c in changes],
     }
-    item = service.store_item(
+    return _keep(
         session,
-        incident=incident,
+        incident,
         kind="config_snapshot",
         data=_json(snapshot),
-        media_type=JSON_MEDIA,
         name="config-snapshot.json",
         source="inventory:" + ",".join(system_ids),
         actor=actor,
         note=note,
-    )
-    incidents.log_event(
-        session,
-        incident,
-        kind="evidence_collected",
-        actor=actor,
         text=f"Configuration snapshot of {', '.join(system_ids) or 'no systems'} preserved",
-        data={"items": [item.id]},
     )
-    session.commit()
-    return item
 
 
 def add_file(
@@ -232,9 +252,9 @@ def add_file(
     """Preserve a file a responder brings (a screenshot, an e-mail, a log)."""
     actor.require(Permission.write_incidents)
     incident = service.incident_for(session, incident_id=incident_id, principal=actor)
-    item = service.store_item(
+    return _keep(
         session,
-        incident=incident,
+        incident,
         kind="file",
         data=data,
         media_type=media_type,
@@ -242,17 +262,8 @@ def add_file(
         source=f"upload:{name}",
         actor=actor,
         note=note,
-    )
-    incidents.log_event(
-        session,
-        incident,
-        kind="evidence_collected",
-        actor=actor,
         text=f"File {name} added as evidence" + (f": {note}" if note else ""),
-        data={"items": [item.id]},
     )
-    session.commit()
-    return item
 
 
 def add_reproduction(
@@ -262,28 +273,19 @@ def add_reproduction(
     whether the result differed from what was seen."""
     actor.require(Permission.write_incidents)
     incident = service.incident_for(session, incident_id=incident_id, principal=actor)
-    item = service.store_item(
+    verdict = "differed" if attempt.differed else "matched"
+    return _keep(
         session,
-        incident=incident,
+        incident,
         kind="reproduction",
         data=_json(attempt.model_dump(mode="json")),
-        media_type=JSON_MEDIA,
         name="reproduction.json",
         source="reproduction",
         actor=actor,
         note=attempt.note,
-    )
-    verdict = "differed" if attempt.differed else "matched"
-    incidents.log_event(
-        session,
-        incident,
-        kind="evidence_collected",
-        actor=actor,
         text=f"Reproduction attempt on {attempt.model_version or 'unknown model'}: {verdict}",
-        data={"items": [item.id], "differed": attempt.differed},
+        extra={"differed": attempt.differed},
     )
-    session.commit()
-    return item
 
 
 def export_incident(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -60,6 +61,21 @@ class RecordOut(BaseModel):
     at: datetime
     details: dict[str, Any]
     record_hash: str
+
+    @classmethod
+    def of(cls, row: Any) -> RecordOut:
+        """The record of a ledger row, details read from its body."""
+        body = json.loads(row.body)
+        return cls(
+            seq=row.seq,
+            action=row.action,
+            incident_id=row.incident_id,
+            item_id=row.item_id,
+            actor=row.actor,
+            at=row.at,
+            details=body.get("details") or {},
+            record_hash=row.record_hash,
+        )
 
 
 class CollectIn(In):
