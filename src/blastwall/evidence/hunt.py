@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import hyperscan
+import numpy as np
 import orjson
 from sqlalchemy import LargeBinary, Text, cast, func, literal, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
@@ -61,7 +62,6 @@ BATCH = 20_000
 MAX_MATCHES = 10_000
 _FIELD_SEP = "\x02"
 _ROW_SEP = b"\x01"
-_ID_SEP = "\x03"
 _UNESCAPES = ((b'\\"', b'"'), (b"\\n", b"\n"), (b"\\t", b"\t"), (b"\\r", b"\r"), (b"\\/", b"/"))
 
 
@@ -256,26 +256,31 @@ def _content_column() -> Any:
 
 
 def _batch_query(session: Session, query: Query, after: int, upto: int) -> Any:
-    """One row for the ids in (after, upto]: the row count, and every row as
-    `id \x03 content` joined by \x01 into one byte string, built by the database."""
-    rows = select(Interaction.id.label("id"), _content_column().label("content")).where(
-        Interaction.id > after, Interaction.id <= upto
-    )
-    if query.system_id:
-        rows = rows.where(Interaction.system_id == query.system_id)
-    if query.since:
-        rows = rows.where(Interaction.start_time >= query.since)
-    sub = rows.order_by(Interaction.id).subquery()
-    line = cast(sub.c.id, Text).op("||")(literal(_ID_SEP)).op("||")(sub.c.content)
-    joined: Any
-    if session.get_bind().dialect.name == "postgresql":
-        joined = func.convert_to(
-            func.string_agg(line, aggregate_order_by(literal(_ROW_SEP.decode()), sub.c.id)),
-            literal("UTF8"),
-        )
+    """One row for the ids in (after, upto]: the row count, the ids joined by commas, and
+    for each content field every row's JSON text joined by \x01 into one byte string. The
+    aggregates consume the rows in one pass, so the n-th piece of each is the n-th id."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    sep = literal(_ROW_SEP.decode())
+    columns: list[Any] = [func.count()]
+    if postgres:
+        columns.append(func.string_agg(cast(Interaction.id, Text), literal(",")))
     else:
-        joined = cast(func.group_concat(line, literal(_ROW_SEP.decode())), LargeBinary)
-    return select(func.count(), joined)
+        columns.append(func.group_concat(Interaction.id, literal(",")))
+    for name in FIELDS:
+        column = getattr(Interaction, name)
+        if postgres:
+            text = func.coalesce(cast(column, Text), literal(""))
+            columns.append(func.convert_to(func.string_agg(text, sep), literal("UTF8")))
+        else:  # SQLite keeps JSON as text already: no cast, no copy
+            columns.append(
+                cast(func.group_concat(func.coalesce(column, literal("")), sep), LargeBinary)
+            )
+    q = select(*columns).where(Interaction.id > after, Interaction.id <= upto)
+    if query.system_id:
+        q = q.where(Interaction.system_id == query.system_id)
+    if query.since:
+        q = q.where(Interaction.start_time >= query.since)
+    return q
 
 
 _ESCAPED = frozenset({ord('"'), ord("\\"), *range(32)})
@@ -343,22 +348,25 @@ def _unescape(buffer: bytes) -> bytes:
     return buffer.replace(b"\x04", b"\\")
 
 
-def _flagged_ids(query: Query, buffer: bytes) -> list[int]:
-    """The ids of the rows in a batch buffer that the prefilter flags."""
-    sep = _ID_SEP.encode()
-    if query.prefilter is None:
-        return [int(line.split(sep, 1)[0]) for line in buffer.split(_ROW_SEP)]
-    if query.unescape:
-        buffer = _unescape(buffer)
-    starts: set[int] = set()
+def _end(ends: list[int], _id: int, _start: int, end: int, _flags: int, _context: object) -> None:
+    ends.append(end - 1)
 
-    def on_match(_id: int, _start: int, end: int, _flags: int, _context: object) -> None:
-        starts.add(buffer.rfind(_ROW_SEP, 0, max(end - 1, 0)) + 1)
 
+def _flagged_rows(query: Query, buffers: list[bytes]) -> set[int]:
+    """The positions (0, 1, ...) of the rows of a window that the prefilter flags."""
+    assert query.prefilter is not None
     # A scratch space of this call's own: windows are scanned by several threads at once.
     scratch = hyperscan.Scratch(query.prefilter)
-    query.prefilter.scan(buffer, match_event_handler=on_match, scratch=scratch)
-    return sorted({int(buffer[at : buffer.index(sep, at)]) for at in starts})
+    rows: set[int] = set()
+    for buffer in buffers:
+        if query.unescape:
+            buffer = _unescape(buffer)
+        ends: list[int] = []
+        query.prefilter.scan(buffer, match_event_handler=partial(_end, ends), scratch=scratch)
+        if ends:
+            separators = np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == _ROW_SEP[0])
+            rows.update(int(i) for i in np.searchsorted(separators, np.array(ends)))
+    return rows
 
 
 def _window(
@@ -366,10 +374,18 @@ def _window(
 ) -> tuple[int, list[Found]]:
     """Scan the interactions with ids in (after, upto]: rows scanned and matches."""
     with read() as session:
-        rows, buffer = session.execute(_batch_query(session, query, after, upto)).one()
+        rows, ids, *buffers = session.execute(_batch_query(session, query, after, upto)).one()
         if not rows:
             return 0, []
-        flagged = _flagged_ids(query, bytes(buffer))
+        if query.prefilter is None:
+            flagged = [int(i) for i in ids.split(",")]
+        else:
+            positions = _flagged_rows(query, [bytes(b) for b in buffers])
+            if positions:
+                every = ids.split(",")
+                flagged = [int(every[p]) for p in sorted(positions)]
+            else:
+                flagged = []
         texts = (
             session.execute(
                 select(Interaction.id, _content_column()).where(Interaction.id.in_(flagged))
