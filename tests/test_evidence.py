@@ -84,7 +84,7 @@ def test_interactions_collected_when_incident_opens(
     assert answer.status_code == 200, answer.text
     assert [i["source"] for i in answer.json()] == [
         f"interaction:{ids[2]}",
-        f"trace:{ids[2]:032x}",
+        f"trace:{3:032x}",  # the helper's trace id of its third interaction,
     ]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from blastwall.auth.roles import Principal
 from blastwall.db import utcnow
 from blastwall.errors import (
+    Conflict,
     InvalidInput,
     NotFound,
     Problem,
@@ -55,14 +56,21 @@ def vault() -> FileStore:
     return FileStore(get_settings().vault_dir)
 
 
+class SigningKeyMissing(Conflict):
+    """The installation has no readable signing key: nothing can be signed until it has."""
+
+    title = "Signing key missing"
+
+
 def signing_key() -> Keypair:
     path = get_settings().signing_key_path
     try:
         return read_key(path)
     except KeyFileError as exc:
-        raise ServerError(
-            f"The evidence signing key cannot be read ({exc}). Run `blastwall init` on the "
-            "server to make it, or set BLASTWALL_EVIDENCE_KEY_FILE to the existing key."
+        raise SigningKeyMissing(
+            f"The evidence signing key cannot be read ({exc}). An administrator must run "
+            "`blastwall init` on the server to make it, or set BLASTWALL_EVIDENCE_KEY_FILE to "
+            "the existing key."
         ) from None
 
 
@@ -231,8 +239,8 @@ def verify_ledger(session: Session, *, key: Keypair | None = None) -> LedgerRepo
         )
     if report.records and last_seq != report.records:
         report.problems.append(f"{report.records} records, numbered up to {last_seq}")
-    key = key or signing_key()
     for cp in session.scalars(select(Checkpoint).order_by(Checkpoint.id)):
+        key = key or signing_key()
         report.checkpoints += 1
         if cp.key_fingerprint != key.fingerprint:
             report.problems.append(
