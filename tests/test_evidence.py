@@ -9,7 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from blastwall.db import Database, utcnow
+from blastwall.evidence import api as evidence_api
 from blastwall.evidence.bundle import verify_bundle
 from blastwall.evidence.models import EvidenceItem
 from blastwall.evidence.vault import FileStore
@@ -290,3 +293,26 @@ def test_export_over_api_verifies_offline(
         f"{API}/incidents/{incident}/timeline?kind=evidence_exported", headers=admin
     ).json()["items"]
     assert "for the regulator" in timeline[0]["text"]
+
+
+def test_large_uploads_and_a_damaged_vault_are_named(
+    clients: Clients,
+    admin: H,
+    inventory: list[str],
+    evidence_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    incident = _open(clients, admin)["id"]
+    monkeypatch.setattr(evidence_api, "MAX_UPLOAD", 8)
+    url = f"{API}/incidents/{incident}/evidence/files?name=big.bin"
+    big = clients.client.post(url, content=b"0123456789", headers=admin)
+    assert big.status_code == 413 and "blastwall evidence add" in big.json()["detail"]
+    small = clients.client.post(url, content=b"0123", headers=admin).json()
+    blob = FileStore(evidence_dir / "vault").path(small["sha256"])
+    blob.chmod(0o644)
+    blob.write_bytes(b"4321")
+    damaged = clients.client.post(
+        f"{API}/evidence/{small['id']}/view", json={"reason": "look"}, headers=admin
+    )
+    assert damaged.status_code == 500
+    assert f"Evidence item {small['id']}" in damaged.json()["detail"]

@@ -20,7 +20,7 @@ from blastwall.dependencies import (
     audit_object,
     get_db,
 )
-from blastwall.errors import PermissionDenied
+from blastwall.errors import ClientError
 from blastwall.evidence import custody, flows, hunt, service
 from blastwall.evidence.models import EvidenceItem, Hunt, LegalHold
 from blastwall.evidence.schemas import (
@@ -50,6 +50,11 @@ router = APIRouter(tags=["evidence"])
 hunts_router = APIRouter(prefix="/hunts", tags=["hunts"])
 
 MAX_UPLOAD = 256 * 1024 * 1024
+
+
+class FileTooLarge(ClientError):
+    status_code = 413
+    title = "Payload too large"
 
 
 def _hold(incident_id: int, row: LegalHold | None) -> HoldOut:
@@ -132,9 +137,14 @@ async def add_file(
 ) -> ItemOut:
     """Add a file as evidence: the request body is the file, byte for byte; its
     Content-Type is kept."""
-    data = await request.body()
-    if len(data) > MAX_UPLOAD:
-        raise PermissionDenied(f"Files over {MAX_UPLOAD} bytes are refused; split the file.")
+    declared = request.headers.get("content-length", "0")
+    too_large = declared.isdigit() and int(declared) > MAX_UPLOAD
+    data = b"" if too_large else await request.body()
+    if too_large or len(data) > MAX_UPLOAD:
+        raise FileTooLarge(
+            f"Files over {MAX_UPLOAD} bytes are refused here; add a larger file with "
+            "`blastwall evidence add` on the server."
+        )
     media = request.headers.get("content-type", "application/octet-stream")[:100]
     item = flows.add_file(
         session,

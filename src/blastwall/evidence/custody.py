@@ -18,7 +18,7 @@ from blastwall.auth.roles import Permission, Principal, Role
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, PermissionDenied
 from blastwall.evidence.models import EvidenceItem, FullViewGrant, LedgerRecord, LegalHold
-from blastwall.evidence.service import append, get_item, incident_for, vault
+from blastwall.evidence.service import append, get_item, incident_for, read_blob, vault
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, Participant
 from blastwall.pagination import decode_cursor, fetch_page
@@ -111,7 +111,7 @@ def read_item(
     full = has_full_view(session, incident_id=item.incident_id, principal=principal)
     if download and not full:
         require_full_view(session, incident_id=item.incident_id, principal=principal)
-    data = vault().get(item.sha256)
+    data = read_blob(item)
     append(
         session,
         action="downloaded" if download else "viewed",

@@ -317,7 +317,6 @@ def export_incident(
             .order_by(LedgerRecord.seq)
         )
     ]
-    store = service.vault()
     manifest = write_bundle(
         out,
         incident={
@@ -348,7 +347,7 @@ def export_incident(
                     "collected_at": i.collected_at.isoformat(),
                     "record": i.record_seq,
                 },
-                read=partial(store.get, i.sha256),
+                read=partial(service.read_blob, i),
             )
             for i in items
         ],

@@ -42,7 +42,7 @@ from blastwall.evidence.models import (
     LedgerHead,
     LedgerRecord,
 )
-from blastwall.evidence.vault import FileStore
+from blastwall.evidence.vault import BlobMissing, FileStore
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.pagination import decode_cursor, fetch_page
@@ -71,6 +71,18 @@ def signing_key() -> Keypair:
             f"The evidence signing key cannot be read ({exc}). An administrator must run "
             "`blastwall init` on the server to make it, or set BLASTWALL_EVIDENCE_KEY_FILE to "
             "the existing key."
+        ) from None
+
+
+def read_blob(item: EvidenceItem) -> bytes:
+    """An item's bytes from the vault, checked against its hash."""
+    try:
+        return vault().get(item.sha256)
+    except BlobMissing as exc:
+        raise ServerError(
+            f"Evidence item {item.id}: {exc}. The vault at {get_settings().vault_dir} was "
+            "changed outside Blastwall; restore it from backup (`blastwall evidence "
+            "verify-ledger` checks the ledger, not the vault's files)."
         ) from None
 
 
