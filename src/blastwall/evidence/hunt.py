@@ -1,11 +1,12 @@
 """Retro-hunt: search every stored interaction's content for an attack's pattern or a leaked
 value.
 
-Method. Interactions are read in id order, `BATCH` rows per query, each row's content
-fields (inputs, outputs, tool arguments, tool results — where retrievals keep the documents
-they returned) as their stored JSON text joined into one string by the database. A batch
-becomes one buffer; JSON's escapes of newlines, tabs, quotes and backslashes are undone in
-place, so the text inside each JSON string reads as it was sent. Hyperscan scans the buffer
+Method. Interactions are read in windows of `BATCH` ids. For each window the database
+joins each content field of the rows (inputs, outputs, tool arguments, tool results — where
+retrievals keep the documents they returned), as stored JSON text, into one byte string per
+field, in one pass: Python does no per-row work. When the query could match a character
+JSON escapes, the escapes of newlines, tabs, quotes and backslashes are undone in place, so
+the text inside each JSON string reads as it was sent. Hyperscan scans each string
 once with the query compiled in prefilter mode (anchors dropped: a superset of the real
 matches). Each row it flags is then decoded and its string values are searched with
 Python's `re`, which decides: the hunt's answers are exactly Python's regular-expression
