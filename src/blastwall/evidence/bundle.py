@@ -127,16 +127,12 @@ def write_bundle(
     entries: list[dict[str, Any]] = []
     stream = _Stream(out.write)
     with zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED) as archive:
-        blobs: list[tuple[str, bytes]] = []
+        # The items' hashes are known from the ledger, so every listing can be written
+        # first and each item read, checked and written one at a time.
         for item in items:
-            data = item.read()
             path = item_path(item.meta["id"], item.meta["name"])
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != item.meta["sha256"]:
-                raise ValueError(f"item {item.meta['id']}: the vault's bytes do not match")
             entries.append({**item.meta, "path": path})
-            blobs.append((path, data))
-            files[path] = digest
+            files[path] = item.meta["sha256"]
         fixed = {
             "README.md": _readme(incident["id"]).encode(),
             "pubkey.pem": key.public_pem().encode(),
@@ -147,6 +143,20 @@ def write_bundle(
             files[name] = hashlib.sha256(data).hexdigest()
         sums = "".join(f"{files[n]}  {n}\n" for n in sorted(files)).encode()
         files["SHA256SUMS"] = hashlib.sha256(sums).hexdigest()
+        for name, data in (
+            ("README.md", fixed["README.md"]),
+            ("SHA256SUMS", sums),
+            ("pubkey.pem", fixed["pubkey.pem"]),
+            ("checkpoint.json", fixed["checkpoint.json"]),
+            ("checkpoint.sig", fixed["checkpoint.sig"]),
+        ):
+            _add(archive, name, [data], len(data))
+        for item, entry in zip(items, entries, strict=True):
+            data = item.read()
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise ValueError(f"item {entry['id']}: the vault's bytes do not match its hash")
+            _add(archive, entry["path"], [data], len(data))
+            del data
         manifest = {
             "format": FORMAT,
             "version": 1,
@@ -159,18 +169,9 @@ def write_bundle(
             "ledger": [row.as_dict() for row in ledger],
         }
         manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
-        ordered = [
-            ("README.md", fixed["README.md"]),
-            ("SHA256SUMS", sums),
-            ("pubkey.pem", fixed["pubkey.pem"]),
-            ("checkpoint.json", fixed["checkpoint.json"]),
-            ("checkpoint.sig", fixed["checkpoint.sig"]),
-            *blobs,
-            ("manifest.json", manifest_bytes),
-            ("manifest.sig", key.sign(manifest_bytes)),
-        ]
-        for name, data in ordered:
-            _add(archive, name, [data], len(data))
+        _add(archive, "manifest.json", [manifest_bytes], len(manifest_bytes))
+        signature = key.sign(manifest_bytes)
+        _add(archive, "manifest.sig", [signature], len(signature))
     return manifest
 
 
