@@ -246,7 +246,44 @@ def test_playbook_commands(cli: CliRunner, tmp_path: Path) -> None:
     assert "notify" in run(
         "playbook", "done", str(number), str(decision["id"]), "--outcome", "notify"
     )
+    quarantine = next(i for i in items if i["control"] == "quarantine_output")
+    ran = run(
+        "playbook", "run", str(number), str(quarantine["id"]), "--reason", "hold the answers"
+    )
+    assert "containment action" in ran
+    assert "quarantine_output" in run("containment", "list", str(number))
     target = tmp_path / "pb.json"
     run("playbook", "export", "vendor_failure", "-o", str(target))
     assert json.loads(target.read_text())["spec_version"] == "cacao-2.0"
     assert "Agentic misalignment" in run("playbook", "list")
+
+
+def test_a_containment_step_runs_its_action(
+    clients: Clients, admin: H, inventory: list[str]
+) -> None:
+    client = clients.client
+    incident = _open(client, admin)  # SEV2 on the refund agent
+    url = f"/api/v1/incidents/{incident['id']}"
+    steps = client.post(f"{url}/playbooks", json={}, headers=admin).json()
+    revoke = next(s for s in steps if s["control"] == "revoke_tool")
+    check = next(s for s in steps if s["kind"] == "check")
+    wrong = client.post(
+        f"{url}/checklist/{check['id']}/run", json={"reason": "x"}, headers=admin
+    )
+    assert wrong.status_code == 422
+    ran = client.post(
+        f"{url}/checklist/{revoke['id']}/run",
+        json={"reason": "refunds above the limit", "params": {"tool": "issue-refund"}},
+        headers=admin,
+    )
+    assert ran.status_code in (201, 202), ran.text
+    body = ran.json()
+    assert body["action"]["control"] == "revoke_tool"
+    assert body["step"]["state"] == "done"
+    assert f"action {body['action']['id']}" in body["step"]["note"]
+    actions = client.get(f"{url}/actions", headers=admin).json()["items"]
+    assert [a["id"] for a in actions] == [body["action"]["id"]]
+    again = client.post(
+        f"{url}/checklist/{revoke['id']}/run", json={"reason": "again"}, headers=admin
+    )
+    assert again.status_code == 409

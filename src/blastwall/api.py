@@ -32,6 +32,8 @@ from blastwall.db import Database
 from blastwall.detection.api import router as detection_router
 from blastwall.detection.engine import DetectionEngine
 from blastwall.errors import BlastwallError, Unavailable, field_path
+from blastwall.evidence.api import hunts_router
+from blastwall.evidence.api import router as evidence_router
 from blastwall.incidents.api import router as incidents_router
 from blastwall.inventory.api import router as inventory_router
 from blastwall.library.api import router as library_router
@@ -279,6 +281,8 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(correlation_router)
     api.include_router(containment_router)
     api.include_router(controls_router)
+    api.include_router(evidence_router)
+    api.include_router(hunts_router)
     app.include_router(api)
     app.include_router(otlp_router)
     return app

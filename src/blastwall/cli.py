@@ -17,6 +17,8 @@ from blastwall.correlation.commands import app as candidates_app
 from blastwall.correlation.commands import noise_app
 from blastwall.detection.commands import canary_app, detectors, scan
 from blastwall.errors import BlastwallError
+from blastwall.evidence.commands import app as evidence_app
+from blastwall.evidence.commands import hunt_command
 from blastwall.incidents.commands import app as incident_app
 from blastwall.inventory.commands import app as inventory_app
 from blastwall.inventory.commands import changes_app
@@ -56,6 +58,8 @@ app.command("detectors")(detectors)
 app.command("contain")(contain)
 app.add_typer(containment_app, name="containment")
 app.command("affected")(affected)
+app.add_typer(evidence_app, name="evidence")
+app.command("hunt")(hunt_command)
 
 
 @app.command()
@@ -66,8 +70,10 @@ def version() -> None:
 
 @app.command()
 def init() -> None:
-    """Create the data directory and bring the database to the current schema (idempotent)."""
+    """Create the data directory, bring the database to the current schema and make the
+    evidence signing key if there is none (idempotent)."""
     from blastwall.db import make_engine
+    from blastwall.evidence.ledger import make_key
     from blastwall.migrate import upgrade
 
     settings = get_settings()
@@ -79,6 +85,12 @@ def init() -> None:
         engine.dispose()
     url = engine.url.render_as_string(hide_password=True)
     out.print(f"data dir {settings.data_dir.resolve()}; database {url} is up to date")
+    key, made = make_key(settings.signing_key_path)
+    state = "made" if made else "kept"
+    out.print(
+        f"evidence signing key {state}: {settings.signing_key_path.resolve()} "
+        f"(Ed25519, fingerprint {key.fingerprint}; `blastwall evidence pubkey` prints it)"
+    )
 
 
 GC_THRESHOLD = 100_000

@@ -12,6 +12,16 @@ from blastwall.containment.models import (
 from blastwall.correlation.models import Candidate, CandidateSystem, NoiseRule, SignalGroup
 from blastwall.db import Base
 from blastwall.detection.models import CanaryToken
+from blastwall.evidence.models import (
+    Checkpoint,
+    EvidenceItem,
+    FullViewGrant,
+    Hunt,
+    HuntMatch,
+    LedgerHead,
+    LedgerRecord,
+    LegalHold,
+)
 from blastwall.incidents.models import (
     Incident,
     IncidentSystem,
@@ -35,15 +45,23 @@ __all__ = [
     "CandidateSystem",
     "Change",
     "ChecklistStep",
+    "Checkpoint",
     "ContainmentAction",
     "ContextSpan",
     "ControlRevision",
     "ControlSnapshot",
+    "EvidenceItem",
+    "FullViewGrant",
+    "Hunt",
+    "HuntMatch",
     "Incident",
     "IncidentSystem",
     "IngestKey",
     "Interaction",
     "KnownIncident",
+    "LedgerHead",
+    "LedgerRecord",
+    "LegalHold",
     "NoiseRule",
     "Participant",
     "QuarantinedOutput",

@@ -91,6 +91,39 @@ class Settings(BaseSettings):
         description="Seconds between keep-alive comments on a quiet control stream.",
     )
 
+    evidence_dir: Path | None = Field(
+        default=None,
+        description="Folder of the evidence vault's blobs; default: `vault/` in the data dir.",
+    )
+    evidence_key_file: Path | None = Field(
+        default=None,
+        description="The Ed25519 key that signs ledger checkpoints and bundles; default: "
+        "`evidence-signing-key.pem` in the data dir (made by `blastwall init`).",
+    )
+    evidence_retention_days: int = Field(
+        default=365,
+        ge=1,
+        description="Evidence older than this expires (`blastwall evidence expire`) unless "
+        "its incident is on legal hold.",
+    )
+
+    hunt_workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Threads a retro-hunt scans with, each on its own database connection.",
+    )
+
+    @property
+    def vault_dir(self) -> Path:
+        """Where the vault keeps its blobs."""
+        return self.evidence_dir or self.data_dir / "vault"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """Where the ledger's signing key lives."""
+        return self.evidence_key_file or self.data_dir / "evidence-signing-key.pem"
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL in use: the explicit one, or the SQLite file in the data dir."""

@@ -54,7 +54,8 @@ def _policy(settings: SettingsDep) -> Policy:
     return load_policy(settings.containment_policy)
 
 
-def _changed(request: Request, action: ContainmentAction) -> None:
+def notify_guards(request: Request, action: ContainmentAction) -> None:
+    """Tell the connected guards that the action's system changed."""
     hub: ControlHub = request.app.state.control_hub
     hub.notify(action.system_id, expires_at=action.expires_at)
 
@@ -87,7 +88,7 @@ def request_action(
     )
     audit_object(request, f"incident:{incident_id}/action:{action.id}")
     if action.state == ActionState.active.value:
-        _changed(request, action)
+        notify_guards(request, action)
     else:
         response.status_code = 202
     return service.action_out(action, message)
@@ -144,7 +145,7 @@ def approve_action(
         snapshot_interactions=settings.containment_snapshot_interactions,
         note=body.note if body else "",
     )
-    _changed(request, action)
+    notify_guards(request, action)
     return service.action_out(action, f"Approved and applied by {principal.name}.")
 
 
@@ -189,7 +190,7 @@ def revert_action(
         reason=body.reason,
         snapshot_interactions=settings.containment_snapshot_interactions,
     )
-    _changed(request, action)
+    notify_guards(request, action)
     return service.action_out(action)
 
 

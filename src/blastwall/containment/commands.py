@@ -30,7 +30,8 @@ ActionArg = Annotated[int, typer.Argument(help="The action's number.", min=1)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _params(values: list[str]) -> dict[str, Any]:
+def parse_params(values: list[str]) -> dict[str, Any]:
+    """KEY=VALUE options as a dict; VALUE is read as JSON when it is."""
     params: dict[str, Any] = {}
     for value in values:
         key, sep, raw = value.partition("=")
@@ -87,7 +88,7 @@ def contain(
         expires_at = expires_at.replace(tzinfo=UTC)
     data = ActionIn(
         control=control,
-        params=_params(param or []),
+        params=parse_params(param or []),
         reason=reason,
         expires_at=expires_at,
         system=system,

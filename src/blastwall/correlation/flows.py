@@ -326,6 +326,14 @@ class _Run:
         self.assess(candidate, systems)
         incident = self.incident_of(candidate)
         if incident is not None:
+            if signal.interaction_ids:  # later signals add their interactions as evidence
+                from blastwall.evidence.flows import (
+                    collect_for_incident,
+                )  # evidence reads telemetry
+
+                collect_for_incident(
+                    self.session, incident_id=incident.id, signal_ids=[signal.id], actor=CORRELATOR
+                )
             if added and signal.system_id:
                 incidents.link_systems(
                     self.session, incident=incident, system_ids=[signal.system_id]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
@@ -26,6 +27,7 @@ from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.incidents.schemas import IncidentCreate, Severity
 from blastwall.inventory.service import existing_system_ids
+from blastwall.signals.models import Signal
 
 __all__ = ["accept", "decide", "decline", "incident_from", "merge"]
 
@@ -63,7 +65,20 @@ def incident_from(
     )
     candidate.incident_id = incident.id
     candidate.updated_at = now
+    collect_evidence(session, incident_id=incident.id, candidate_id=candidate.id, actor=actor)
     return incident
+
+
+def collect_evidence(
+    session: Session, *, incident_id: int, candidate_id: int, actor: Principal
+) -> None:
+    """Preserve the interactions behind the candidate's signals as the incident's evidence."""
+    from blastwall.evidence.flows import collect_for_incident
+
+    session.flush()
+    signal_ids = list(session.scalars(select(Signal.id).where(Signal.candidate_id == candidate_id)))
+    if signal_ids:
+        collect_for_incident(session, incident_id=incident_id, signal_ids=signal_ids, actor=actor)
 
 
 def decide(candidate: Candidate, status: CandidateStatus, actor: Principal, now: datetime) -> None:
@@ -162,6 +177,7 @@ def merge(session: Session, *, candidate_id: int, data: Merge, actor: Principal)
             "still being worked on."
         )
     candidate.incident_id = target.id
+    collect_evidence(session, incident_id=target.id, candidate_id=candidate.id, actor=actor)
     decide(candidate, CandidateStatus.merged, actor, utcnow())
     systems = service.systems_of(session, candidate_ids=[candidate.id])[candidate.id]
     added = incidents.link_systems(session, incident=target, system_ids=systems)

@@ -92,6 +92,12 @@ class IncidentCreate(In):
         default=None, description="When the problem was first detected; default: now."
     )
     participants: list[Name] = Field(default_factory=list, max_length=200)
+    signals: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Signals behind the incident: the interactions they point to are "
+        "preserved as evidence when it opens.",
+    )
 
 
 class IncidentUpdate(In):

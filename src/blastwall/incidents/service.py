@@ -116,7 +116,12 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
 
 
 def create_incident(session: Session, *, data: IncidentCreate, actor: Principal) -> Incident:
+    """Open an incident; the interactions behind the signals it names are collected into the
+    evidence vault in the same transaction."""
+    from blastwall.evidence.flows import collect_for_incident
+
     incident = add_incident(session, data=data, actor=actor)
+    collect_for_incident(session, incident_id=incident.id, signal_ids=data.signals, actor=actor)
     session.commit()
     return incident
 

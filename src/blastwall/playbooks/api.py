@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, Response
 
 from blastwall.auth.roles import Permission
-from blastwall.dependencies import IncidentId, ItemId, PrincipalDep, SessionDep, audit_object
+from blastwall.containment.api import notify_guards
+from blastwall.containment.policy import load_policy
+from blastwall.containment.schemas import ActionState
+from blastwall.containment.service import action_out
+from blastwall.dependencies import (
+    IncidentId,
+    ItemId,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    audit_object,
+)
 from blastwall.pagination import Page
 from blastwall.playbooks import service
 from blastwall.playbooks.cacao import to_cacao
@@ -17,6 +28,8 @@ from blastwall.playbooks.schemas import (
     ChecklistStepOut,
     PlaybookSummary,
     StepCompletion,
+    StepRun,
+    StepRunOut,
 )
 from blastwall.settings import get_settings
 
@@ -103,3 +116,41 @@ def complete_step(
     )
     audit_object(request, f"incident:{incident_id}/checklist:{item_id}")
     return ChecklistStepOut.model_validate(row)
+
+
+@router.post(
+    "/incidents/{incident_id}/checklist/{item_id}/run",
+    response_model=StepRunOut,
+    status_code=201,
+    responses={202: {"model": StepRunOut, "description": "The action waits for approval."}},
+)
+def run_step(
+    request: Request,
+    response: Response,
+    incident_id: IncidentId,
+    item_id: ItemId,
+    body: StepRun,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+) -> StepRunOut:
+    """Run a containment step: its control is applied through containment (201), or waits for
+    a second person's approval (202) as the containment policy says; the step is marked
+    done with the action's number."""
+    step, action, message = service.run_containment(
+        session,
+        incident_id=incident_id,
+        item_id=item_id,
+        run=body,
+        actor=principal,
+        policy=load_policy(settings.containment_policy),
+        snapshot_interactions=settings.containment_snapshot_interactions,
+    )
+    audit_object(request, f"incident:{incident_id}/action:{action.id}")
+    if action.state == ActionState.active.value:
+        notify_guards(request, action)
+    else:
+        response.status_code = 202
+    return StepRunOut(
+        step=ChecklistStepOut.model_validate(step), action=action_out(action, message)
+    )

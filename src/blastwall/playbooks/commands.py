@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +11,17 @@ import typer
 from rich.markup import escape
 
 from blastwall.console import audit, operator, out, print_json, print_table, session_scope
+from blastwall.containment.commands import parse_params
+from blastwall.containment.policy import load_policy
 from blastwall.playbooks import service
 from blastwall.playbooks.cacao import to_cacao
 from blastwall.playbooks.library import Library, library
-from blastwall.playbooks.schemas import ChecklistStepOut, PlaybookSummary, StepCompletion
+from blastwall.playbooks.schemas import (
+    ChecklistStepOut,
+    PlaybookSummary,
+    StepCompletion,
+    StepRun,
+)
 from blastwall.settings import get_settings
 
 app = typer.Typer(help="Playbooks: the library, CACAO export, incident checklists.")
@@ -149,6 +157,42 @@ def done(
         audit(session, command="playbook done", object=f"incident:{incident_id}")
         state, result = row.state, row.outcome
     out.print(f"step {item_id}: {state}" + (f" → {result}" if result else ""))
+
+
+@app.command("run")
+def run(
+    incident_id: IncidentArg,
+    item_id: Annotated[int, typer.Argument(help="The containment step's number.", min=1)],
+    reason: Annotated[str, typer.Option(help="Why; goes on the timeline.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE for the control (VALUE read as JSON when it is)."),
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="The AI system, if several.")] = None,
+    expires_at: Annotated[
+        datetime | None, typer.Option(help="When it lapses (UTC unless a timezone is given).")
+    ] = None,
+) -> None:
+    """Run a containment step of the checklist: apply its control through containment."""
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    settings = get_settings()
+    body = StepRun(
+        reason=reason, params=parse_params(param or []), system=system, expires_at=expires_at
+    )
+    with session_scope() as session:
+        _, action, message = service.run_containment(
+            session,
+            incident_id=incident_id,
+            item_id=item_id,
+            run=body,
+            actor=operator(),
+            policy=load_policy(settings.containment_policy),
+            snapshot_interactions=settings.containment_snapshot_interactions,
+        )
+        audit(session, command="playbook run", object=f"incident:{incident_id}/action:{action.id}")
+        number, state = action.id, action.state
+    out.print(f"step {item_id}: done; containment action {number} ({state}): {message}")
 
 
 def _print_checklist(items: list[ChecklistStepOut]) -> None:

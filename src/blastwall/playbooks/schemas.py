@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from blastwall.containment.schemas import ActionOut
 from blastwall.playbooks.library import Playbook
 
 
@@ -81,3 +83,24 @@ class ChecklistStepOut(BaseModel):
         if value is None:
             return []
         return value.split("\n") if isinstance(value, str) else value
+
+
+class StepRun(BaseModel):
+    """Run a containment step: its control, with these parameters, through containment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description='The control\'s parameters, e.g. {"tool": "issue_refund"}.',
+    )
+    expires_at: AwareDatetime | None = None
+    system: str | None = Field(
+        default=None, max_length=100, description="The AI system; default: the incident's only one."
+    )
+
+
+class StepRunOut(BaseModel):
+    step: ChecklistStepOut
+    action: ActionOut

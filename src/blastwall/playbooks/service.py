@@ -7,16 +7,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
+from blastwall.containment.flows import request_action
+from blastwall.containment.models import ContainmentAction
+from blastwall.containment.policy import Policy
+from blastwall.containment.schemas import ActionIn
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import IncidentSystem, RoleAssignment
 from blastwall.inventory.models import System
+from blastwall.inventory.schemas import Control
 from blastwall.playbooks.library import Library, StepKind, select_steps
 from blastwall.playbooks.models import ChecklistStep
-from blastwall.playbooks.schemas import StepCompletion
+from blastwall.playbooks.schemas import StepCompletion, StepRun
 
-__all__ = ["attach", "checklist", "complete", "system_types"]
+__all__ = ["attach", "checklist", "complete", "run_containment", "system_types"]
 
 
 def system_types(session: Session, *, incident_id: int) -> list[str]:
@@ -192,3 +197,51 @@ def complete(
     )
     session.commit()
     return row
+
+
+def run_containment(
+    session: Session,
+    *,
+    incident_id: int,
+    item_id: int,
+    run: StepRun,
+    actor: Principal,
+    policy: Policy,
+    snapshot_interactions: int,
+) -> tuple[ChecklistStep, ContainmentAction, str]:
+    """Apply a containment step's control through containment (pre-authorised or waiting for
+    approval, as the policy says), then mark the step done with the action's number."""
+    incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
+    row = session.get(ChecklistStep, item_id)
+    if row is None or row.incident_id != incident.id:
+        raise NotFound(f"Incident {incident.id} has no checklist step {item_id}.")
+    if row.kind != StepKind.containment.value or row.control is None:
+        raise InvalidInput(
+            f"Step {row.id} is a {row.kind} step; only containment steps run an action.",
+            problems=[Problem("item_id", "choose a containment step of the checklist")],
+        )
+    if row.state != "open":
+        raise Conflict(f"Step {row.id} was already {row.state} by {row.completed_by}.")
+    action, message = request_action(
+        session,
+        incident_id=incident.id,
+        data=ActionIn(
+            control=Control(row.control),
+            params=run.params,
+            reason=run.reason,
+            expires_at=run.expires_at,
+            system=run.system,
+        ),
+        actor=actor,
+        policy=policy,
+        snapshot_interactions=snapshot_interactions,
+    )
+    note = f"containment action {action.id} ({action.state}): {run.reason}"
+    done = complete(
+        session,
+        incident_id=incident.id,
+        item_id=row.id,
+        completion=StepCompletion(note=note[:2000]),
+        actor=actor,
+    )
+    return done, action, message

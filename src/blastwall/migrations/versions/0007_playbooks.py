@@ -1,6 +1,6 @@
 """Playbooks: checklist steps of the playbooks attached to incidents.
 
-Revision ID: 0008
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-30
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import blastwall.db
 
-revision = "0008"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None

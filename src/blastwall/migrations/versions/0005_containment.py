@@ -1,6 +1,6 @@
 """Containment: actions, snapshots, control revisions, quarantined outputs, tool approvals.
 
-Revision ID: 0006
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-30
 """
@@ -13,7 +13,7 @@ from alembic import op
 import blastwall.db
 
 from sqlalchemy.dialects import postgresql
-revision = '0006'
+revision = '0005'
 down_revision = '0004'
 branch_labels = None
 depends_on = None

@@ -1,0 +1,1 @@
+"""evidence: the vault, its hash-chained ledger, custody, bundles and retro-hunts."""

@@ -1,0 +1,429 @@
+"""`blastwall evidence ...` and `blastwall hunt`."""
+
+from __future__ import annotations
+
+import mimetypes
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from blastwall.console import (
+    audit,
+    open_database,
+    operator,
+    out,
+    print_json,
+    print_table,
+    session_scope,
+)
+from blastwall.errors import InvalidInput, Problem
+from blastwall.evidence import custody, flows, hunt, service
+from blastwall.evidence.bundle import verify_bundle
+from blastwall.evidence.ledger import KeyFileError, read_key
+from blastwall.evidence.schemas import (
+    HuntIn,
+    HuntMatchOut,
+    HuntOut,
+    ItemOut,
+    RecordOut,
+    ReproductionIn,
+)
+from blastwall.settings import get_settings
+
+app = typer.Typer(
+    help="Evidence: the vault, chain of custody, legal hold, bundles and their verification.",
+    no_args_is_help=True,
+)
+IncidentArg = Annotated[int, typer.Argument(help="The incident's number.", min=1)]
+ItemArg = Annotated[int, typer.Argument(help="The evidence item's id.", min=1)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ReasonOpt = Annotated[str, typer.Option(help="Why: recorded in the chain of custody.")]
+
+
+def _items(rows: list[ItemOut], json: bool) -> None:
+    if json:
+        print_json(rows)
+        return
+    print_table(
+        ["id", "kind", "name", "size", "sha256", "state", "collected by", "collected at"],
+        [
+            (i.id, i.kind, i.name, i.size, i.sha256[:16], i.state, i.collected_by, i.collected_at)
+            for i in rows
+        ],
+    )
+
+
+@app.command("list")
+def list_(
+    incident_id: IncidentArg,
+    kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """List an incident's evidence, oldest first."""
+    with session_scope() as session:
+        rows, _ = service.list_items(
+            session, incident_id=incident_id, principal=operator(), limit=500, kind=kind
+        )
+        items = [ItemOut.model_validate(r) for r in rows]
+    _items(items, json)
+
+
+@app.command("add")
+def add(
+    incident_id: IncidentArg,
+    file: Annotated[
+        Path, typer.Argument(help="The file to preserve.", exists=True, dir_okay=False)
+    ],
+    note: Annotated[str, typer.Option(help="What the file is and where it came from.")] = "",
+    json: JsonOpt = False,
+) -> None:
+    """Add a file as evidence (a screenshot, an e-mail, a log)."""
+    media = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    with session_scope() as session:
+        item = flows.add_file(
+            session,
+            incident_id=incident_id,
+            data=file.read_bytes(),
+            name=file.name,
+            media_type=media,
+            note=note,
+            actor=operator(),
+        )
+        audit(session, command="evidence add", object=f"evidence:{item.id}")
+        shown = ItemOut.model_validate(item)
+    if json:
+        print_json(shown)
+    else:
+        out.print(f"evidence {shown.id} added to incident {incident_id}: sha256 {shown.sha256}")
+
+
+@app.command("collect")
+def collect(
+    incident_id: IncidentArg,
+    signal: Annotated[list[int] | None, typer.Option(help="A signal (repeat).")] = None,
+    interaction: Annotated[list[int] | None, typer.Option(help="An interaction (repeat).")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Preserve the interactions behind signals, or named directly, with their trace trees."""
+    if not signal and not interaction:
+        raise InvalidInput("Nothing to collect.", [Problem("--signal/--interaction", "give one")])
+    with session_scope() as session:
+        items = flows.collect(
+            session,
+            incident_id=incident_id,
+            actor=operator(),
+            signal_ids=signal or [],
+            interaction_ids=interaction or [],
+        )
+        audit(session, command="evidence collect", object=f"incident:{incident_id}")
+        shown = [ItemOut.model_validate(i) for i in items]
+    _items(shown, json)
+
+
+@app.command("snapshot")
+def snapshot(incident_id: IncidentArg, note: str = "", json: JsonOpt = False) -> None:
+    """Preserve the inventory state of the incident's systems and their recent changes."""
+    with session_scope() as session:
+        item = flows.snapshot_config(session, incident_id=incident_id, actor=operator(), note=note)
+        audit(session, command="evidence snapshot", object=f"evidence:{item.id}")
+        shown = ItemOut.model_validate(item)
+    _items([shown], json)
+
+
+@app.command("reproduce")
+def reproduce(
+    incident_id: IncidentArg,
+    input: Annotated[str, typer.Option(help="What was sent.")],
+    result: Annotated[str, typer.Option(help="What came back.")],
+    differed: Annotated[bool, typer.Option("--differed/--same", help="Did it differ?")],
+    model_version: Annotated[str, typer.Option(help="The model version it ran on.")] = "",
+    env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE of the environment.")] = None,
+    note: str = "",
+) -> None:
+    """Record a reproduction attempt."""
+    environment = dict(e.partition("=")[::2] for e in env or [])
+    attempt = ReproductionIn(
+        input=input,
+        result=result,
+        differed=differed,
+        model_version=model_version,
+        environment=environment,
+        note=note,
+    )
+    with session_scope() as session:
+        item = flows.add_reproduction(
+            session, incident_id=incident_id, attempt=attempt, actor=operator()
+        )
+        audit(session, command="evidence reproduce", object=f"evidence:{item.id}")
+        out.print(f"evidence {item.id}: reproduction attempt recorded")
+
+
+@app.command("show")
+def show(item_id: ItemArg, reason: ReasonOpt = "not given", json: JsonOpt = False) -> None:
+    """Show an item's content (masked without the full view); the view is recorded."""
+    with session_scope() as session:
+        item, data, full = custody.read_item(
+            session, item_id=item_id, principal=operator(), reason=reason
+        )
+        content, withheld = custody.render(item, data, full=full)
+        described = ItemOut.model_validate(item)
+    if json:
+        print_json({"item": described, "view": "full" if full else "redacted", "content": content})
+        return
+    out.print(f"item {item_id} ({described.kind}, {'full' if full else 'redacted'} view)")
+    if withheld:
+        out.print(withheld)
+    elif isinstance(content, str):
+        sys.stdout.write(content + "\n")
+    else:
+        print_json(content)
+
+
+@app.command("get")
+def get(
+    item_id: ItemArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the bytes.")],
+    reason: ReasonOpt = "not given",
+) -> None:
+    """Write an item's original bytes to a file (needs the full view); recorded."""
+    with session_scope() as session:
+        item, data, _ = custody.read_item(
+            session, item_id=item_id, principal=operator(), reason=reason, download=True
+        )
+    output.write_bytes(data)
+    out.print(f"{output}: {len(data)} bytes, sha256 {item.sha256}")
+
+
+@app.command("custody")
+def custody_(item_id: ItemArg, json: JsonOpt = False) -> None:
+    """An item's chain of custody: who did what to it, when and why."""
+    with session_scope() as session:
+        rows, _ = custody.custody(session, item_id=item_id, principal=operator(), limit=500)
+        records = [RecordOut.of(r) for r in rows]
+    if json:
+        print_json(records)
+        return
+    print_table(
+        ["seq", "at", "action", "actor", "why / details"],
+        [
+            (r.seq, r.at, r.action, r.actor, r.details.get("reason") or r.details or "")
+            for r in records
+        ],
+    )
+
+
+@app.command("export")
+def export(
+    incident_id: IncidentArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The bundle to write (.zip).")],
+    reason: ReasonOpt = "not given",
+) -> None:
+    """Export the incident's evidence as a bundle anyone can verify offline."""
+    temp = output.with_name(output.name + ".partial")
+    with session_scope() as session, temp.open("wb") as handle:
+        manifest = flows.export_incident(
+            session, incident_id=incident_id, out=handle, reason=reason, actor=operator()
+        )
+        audit(session, command="evidence export", object=f"incident:{incident_id}")
+    temp.replace(output)
+    out.print(
+        f"{output}: {len(manifest['items'])} items, ledger records "
+        f"{manifest['ledger'][0]['seq']}-{manifest['ledger'][-1]['seq']}, signed by key "
+        f"{manifest['key_fingerprint']}. Check it with `blastwall evidence verify {output}`."
+    )
+
+
+@app.command("verify")
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="The bundle (.zip).", exists=True, dir_okay=False)],
+    pubkey: Annotated[
+        Path | None, typer.Option(help="The signer's public key (PEM, or 64 hex digits).")
+    ] = None,
+) -> None:
+    """Verify a bundle offline (no server, no database); exit 1 when anything is off."""
+    verdict = verify_bundle(bundle, pubkey=pubkey.read_bytes() if pubkey else None)
+    for note in verdict.notes:
+        out.print(f"note: {note}")
+    if not verdict.ok:
+        for problem in verdict.problems:
+            out.print(f"[red]FAIL[/red] {problem}", highlight=False)
+        raise typer.Exit(1)
+    out.print(
+        f"OK: incident {verdict.incident}, {verdict.items} items, {verdict.bytes} bytes, "
+        f"signed by key {verdict.key_fingerprint}"
+    )
+
+
+@app.command("verify-ledger")
+def verify_ledger() -> None:
+    """Check the whole evidence ledger in the database; exit 1 when anything is off."""
+    with session_scope() as session:
+        report = service.verify_ledger(session)
+    for problem in report.problems:
+        out.print(f"[red]FAIL[/red] {problem}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+    out.print(
+        f"OK: {report.records} records, head {report.head_seq} {report.last_hash}, "
+        f"{report.checkpoints} checkpoints verified"
+    )
+
+
+@app.command("checkpoint")
+def checkpoint() -> None:
+    """Sign the ledger's current head."""
+    with session_scope() as session:
+        row = service.checkpoint(session)
+        session.commit()
+        out.print(f"checkpoint {row.id}: record {row.seq} {row.head_hash}")
+
+
+@app.command("pubkey")
+def pubkey() -> None:
+    """Print the public key that verifies checkpoints and bundles (PEM)."""
+    path = get_settings().signing_key_path
+    try:
+        sys.stdout.write(read_key(path).public_pem())
+    except KeyFileError as exc:
+        raise InvalidInput(f"{exc}. Run `blastwall init` to make the key.") from None
+
+
+@app.command("hold")
+def hold(incident_id: IncidentArg, reason: Annotated[str, typer.Option(help="Why.")]) -> None:
+    """Place an incident's evidence on legal hold: nothing of it is deleted or expires."""
+    with session_scope() as session:
+        custody.place_hold(session, incident_id=incident_id, reason=reason, actor=operator())
+        audit(session, command="evidence hold", object=f"incident:{incident_id}")
+    out.print(f"incident {incident_id}: evidence on legal hold")
+
+
+@app.command("release")
+def release(incident_id: IncidentArg, reason: Annotated[str, typer.Option(help="Why.")]) -> None:
+    """Lift an incident's legal hold."""
+    with session_scope() as session:
+        custody.release_hold(session, incident_id=incident_id, reason=reason, actor=operator())
+        audit(session, command="evidence release", object=f"incident:{incident_id}")
+    out.print(f"incident {incident_id}: legal hold lifted")
+
+
+@app.command("grant")
+def grant(
+    incident_id: IncidentArg,
+    to: Annotated[str, typer.Option(help="Who gets the full view (a token's name).")],
+    reason: Annotated[str, typer.Option(help="Why.")],
+) -> None:
+    """Give someone the full (unredacted) view of an incident's evidence; recorded."""
+    with session_scope() as session:
+        custody.grant_full_view(
+            session, incident_id=incident_id, to=to, reason=reason, actor=operator()
+        )
+        audit(session, command="evidence grant", object=f"incident:{incident_id}")
+    out.print(f"{to} has the full view of incident {incident_id}'s evidence")
+
+
+@app.command("delete")
+def delete(item_id: ItemArg, reason: Annotated[str, typer.Option(help="Why.")]) -> None:
+    """Delete an item's bytes (refused under legal hold); its records stay."""
+    with session_scope() as session:
+        custody.delete_item(session, item_id=item_id, reason=reason, actor=operator())
+        audit(session, command="evidence delete", object=f"evidence:{item_id}")
+    out.print(f"evidence {item_id} deleted")
+
+
+@app.command("expire")
+def expire() -> None:
+    """Expire evidence past the retention period (BLASTWALL_EVIDENCE_RETENTION_DAYS) unless
+    its incident is on legal hold."""
+    with session_scope() as session:
+        gone = custody.expire(session, actor=operator())
+        audit(session, command="evidence expire", object=None)
+    out.print(f"{len(gone)} items expired")
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            "The --since time is not understood.",
+            [Problem("--since", "use ISO 8601, e.g. 2026-11-01 or 2026-11-01T08:00:00Z")],
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def hunt_command(
+    pattern: Annotated[str | None, typer.Option(help="A regular expression (Python).")] = None,
+    text: Annotated[str | None, typer.Option(help="A literal string.")] = None,
+    canary: Annotated[int | None, typer.Option(help="A canary token's id.")] = None,
+    system: Annotated[str | None, typer.Option(help="Only this AI system.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only from this time on (ISO 8601).")] = None,
+    incident: Annotated[
+        int | None, typer.Option(help="Attach the results to this incident as evidence.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Matches to print.", min=0)] = 20,
+    json: JsonOpt = False,
+) -> None:
+    """Search stored interactions (inputs, outputs, tool arguments, retrieved content) for a
+    pattern, a text or a canary token; list the conversations, users and tool side effects."""
+    data = HuntIn(pattern=pattern, text=text, canary=canary, system=system, since=_since(since))
+    db = open_database()
+    try:
+        with db.session() as session:
+            row = hunt.create_hunt(session, data=data, actor=operator())
+            audit(session, command="hunt", object=f"hunt:{row.id}")
+        with Progress(
+            TextColumn("hunt {task.fields[hunt]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=out,
+            transient=True,
+            disable=json or not out.is_terminal,
+        ) as bar:
+            task = bar.add_task("hunt", total=None, hunt=row.id)
+            done = hunt.run_hunt(
+                db,
+                hunt_id=row.id,
+                progress=lambda n, total: bar.update(task, completed=n, total=total),
+            )
+        with db.session() as session:
+            matches, _ = hunt.list_matches(
+                session, hunt_id=row.id, principal=operator(), limit=max(limit, 1)
+            )
+            shown = [HuntMatchOut.model_validate(m) for m in matches][:limit]
+            result = HuntOut.model_validate(done)
+            if incident is not None:
+                flows.attach_hunt(session, hunt_id=row.id, incident_id=incident, actor=operator())
+    finally:
+        db.engine.dispose()
+    if json:
+        print_json({"hunt": result, "matches": shown})
+        return
+    out.print(
+        f"hunt {result.id}: {result.match_count} matches in {result.scanned} interactions "
+        f"({result.method})" + (f"; {result.error}" if result.error else "")
+    )
+    print_table(
+        ["interaction", "at", "system", "conversation", "user", "field", "excerpt"],
+        [
+            (m.interaction_id, m.at, m.system_id, m.conversation_id, m.user_id, m.field, m.excerpt)
+            for m in shown
+        ],
+    )
+    summary = result.summary
+    for title, key, label in (
+        ("conversations", "conversations", "id"),
+        ("users", "users", "id"),
+        ("tool side effects", "tool_side_effects", "tool"),
+    ):
+        entries = summary.get(key) or []
+        if entries:
+            out.print(f"{title}: " + ", ".join(str(e[label]) for e in entries[:20]))
+    if incident is not None:
+        out.print(f"attached to incident {incident}")

@@ -1,0 +1,406 @@
+"""The only way into evidence storage: items, the ledger, custody, holds, grants, retention.
+
+Every act on evidence — collecting, viewing, downloading, exporting, granting the full
+view, placing or lifting a hold, deleting, expiring — appends a record to the ledger in the
+same transaction, so the ledger is the chain of custody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from blastwall.auth.roles import Principal
+from blastwall.db import utcnow
+from blastwall.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Problem,
+    ServerError,
+)
+from blastwall.evidence.ledger import (
+    GENESIS,
+    KeyFileError,
+    Keypair,
+    LedgerRow,
+    body_hash,
+    canonical,
+    checkpoint_message,
+    read_key,
+    record_hash,
+    verify_chain,
+    verify_signature,
+)
+from blastwall.evidence.models import (
+    Checkpoint,
+    EvidenceItem,
+    LedgerHead,
+    LedgerRecord,
+)
+from blastwall.evidence.vault import BlobMissing, FileStore
+from blastwall.incidents import service as incidents
+from blastwall.incidents.models import Incident
+from blastwall.pagination import decode_cursor, fetch_page
+from blastwall.settings import get_settings
+
+KINDS = ("interaction", "trace_tree", "config_snapshot", "file", "reproduction", "hunt_result")
+
+
+def vault() -> FileStore:
+    """The installation's blob store."""
+    return FileStore(get_settings().vault_dir)
+
+
+class SigningKeyMissing(Conflict):
+    """The installation has no readable signing key: nothing can be signed until it has."""
+
+    title = "Signing key missing"
+
+
+def signing_key() -> Keypair:
+    path = get_settings().signing_key_path
+    try:
+        return read_key(path)
+    except KeyFileError as exc:
+        raise SigningKeyMissing(
+            f"The evidence signing key cannot be read ({exc}). An administrator must run "
+            "`blastwall init` on the server to make it, or set BLASTWALL_EVIDENCE_KEY_FILE to "
+            "the existing key."
+        ) from None
+
+
+def read_blob(item: EvidenceItem) -> bytes:
+    """An item's bytes from the vault, checked against its hash."""
+    try:
+        return vault().get(item.sha256)
+    except BlobMissing as exc:
+        raise ServerError(
+            f"Evidence item {item.id}: {exc}. The vault at {get_settings().vault_dir} was "
+            "changed outside Blastwall; restore it from backup (`blastwall evidence "
+            "verify-ledger` checks the ledger, not the vault's files)."
+        ) from None
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+
+def append(
+    session: Session,
+    *,
+    action: str,
+    actor: Principal,
+    incident_id: int | None,
+    item: EvidenceItem | None = None,
+    details: dict[str, Any] | None = None,
+) -> LedgerRecord:
+    """Append one record after the current head (locked until the transaction ends)."""
+    head = session.scalar(select(LedgerHead).where(LedgerHead.id == 1).with_for_update())
+    if head is None:
+        raise ServerError("The evidence ledger has no head row; run `blastwall init`.")
+    at = utcnow()
+    seq = head.seq + 1
+    body = canonical(
+        {
+            "v": 1,
+            "seq": seq,
+            "action": action,
+            "incident": incident_id,
+            "item": item.id if item else None,
+            "item_hash": item.sha256 if item else None,
+            "kind": item.kind if item else None,
+            "source": item.source if item else None,
+            "actor": actor.name,
+            "role": actor.role.value,
+            "at": at.isoformat(),
+            "details": details or {},
+        }
+    )
+    digest = body_hash(body)
+    row = LedgerRecord(
+        seq=seq,
+        prev_hash=head.hash,
+        body=body,
+        body_hash=digest,
+        record_hash=record_hash(head.hash, digest),
+        action=action,
+        incident_id=incident_id,
+        item_id=item.id if item else None,
+        actor=actor.name,
+        at=at,
+    )
+    session.add(row)
+    head.seq, head.hash = seq, row.record_hash
+    session.flush()
+    return row
+
+
+def checkpoint(session: Session, *, key: Keypair | None = None) -> Checkpoint:
+    """Sign the ledger's current head (a new checkpoint unless the last one names it)."""
+    key = key or signing_key()
+    head = session.scalar(select(LedgerHead).where(LedgerHead.id == 1))
+    if head is None:
+        raise ServerError("The evidence ledger has no head row; run `blastwall init`.")
+    last = session.scalar(select(Checkpoint).order_by(Checkpoint.id.desc()).limit(1))
+    if last is not None and last.seq == head.seq and last.key_fingerprint == key.fingerprint:
+        return last
+    at = utcnow()
+    message = checkpoint_message(
+        seq=head.seq, head=head.hash, at=at.isoformat(), key=key.fingerprint
+    )
+    row = Checkpoint(
+        seq=head.seq,
+        head_hash=head.hash,
+        message=message,
+        signature=key.sign(message.encode("ascii")).hex(),
+        key_fingerprint=key.fingerprint,
+        at=at,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def as_row(record: LedgerRecord, *, with_body: bool = True) -> LedgerRow:
+    return LedgerRow(
+        seq=record.seq,
+        prev_hash=record.prev_hash,
+        body=record.body if with_body else None,
+        body_hash=record.body_hash,
+        record_hash=record.record_hash,
+    )
+
+
+def iter_records(
+    session: Session, *, since_seq: int = 1, batch: int = 5000
+) -> Iterator[LedgerRecord]:
+    """Ledger records in order, read a batch at a time."""
+    after = since_seq - 1
+    while True:
+        rows = list(
+            session.scalars(
+                select(LedgerRecord)
+                .where(LedgerRecord.seq > after)
+                .order_by(LedgerRecord.seq)
+                .limit(batch)
+            )
+        )
+        yield from rows
+        if len(rows) < batch:
+            return
+        after = rows[-1].seq
+
+
+@dataclass
+class LedgerReport:
+    records: int = 0
+    checkpoints: int = 0
+    head_seq: int = 0
+    last_hash: str = GENESIS
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _columns_match(record: LedgerRecord) -> str | None:
+    import json
+
+    try:
+        body = json.loads(record.body)
+    except ValueError:
+        return "body is not JSON"
+    expected = {
+        "seq": record.seq,
+        "action": record.action,
+        "incident": record.incident_id,
+        "item": record.item_id,
+        "actor": record.actor,
+        "at": record.at.isoformat(),
+    }
+    wrong = [k for k, v in expected.items() if not isinstance(body, dict) or body.get(k) != v]
+    return f"columns {', '.join(wrong)} disagree with the body" if wrong else None
+
+
+def verify_ledger(session: Session, *, key: Keypair | None = None) -> LedgerReport:
+    """Check the whole ledger: every hash, every link, every column against its body, the
+    head row, each checkpoint's signature and head, and each item against its record."""
+    report = LedgerReport()
+
+    def rows() -> Iterator[LedgerRow]:
+        for record in iter_records(session):
+            report.records += 1
+            report.head_seq, report.last_hash = record.seq, record.record_hash
+            problem = _columns_match(record)
+            if problem:
+                report.problems.append(f"record {record.seq}: {problem}")
+            yield as_row(record)
+
+    for brk in verify_chain(rows(), start_prev=GENESIS):
+        report.problems.append(str(brk))
+    last_seq, last_hash = report.head_seq, report.last_hash
+    head = session.scalar(select(LedgerHead).where(LedgerHead.id == 1))
+    if head is None or (head.seq, head.hash) != (last_seq, last_hash):
+        report.problems.append(
+            f"the head row says record {head.seq if head else '?'}, the chain ends at {last_seq}"
+        )
+    if report.records and last_seq != report.records:
+        report.problems.append(f"{report.records} records, numbered up to {last_seq}")
+    for cp in session.scalars(select(Checkpoint).order_by(Checkpoint.id)):
+        key = key or signing_key()
+        report.checkpoints += 1
+        if cp.key_fingerprint != key.fingerprint:
+            report.problems.append(
+                f"checkpoint {cp.id}: signed by another key ({cp.key_fingerprint})"
+            )
+            continue
+        if not verify_signature(key.public, bytes.fromhex(cp.signature), cp.message.encode()):
+            report.problems.append(f"checkpoint {cp.id}: the signature does not verify")
+        expected = checkpoint_message(
+            seq=cp.seq, head=cp.head_hash, at=cp.at.isoformat(), key=cp.key_fingerprint
+        )
+        if cp.message != expected:
+            report.problems.append(f"checkpoint {cp.id}: columns disagree with the signed message")
+        named = session.get(LedgerRecord, cp.seq)
+        if cp.seq and (named is None or named.record_hash != cp.head_hash):
+            report.problems.append(
+                f"checkpoint {cp.id}: record {cp.seq} is not the record it signed"
+            )
+    for item in session.scalars(select(EvidenceItem).order_by(EvidenceItem.id)):
+        record = session.get(LedgerRecord, item.record_seq)
+        if (
+            record is None
+            or record.item_id != item.id
+            or f'"item_hash":"{item.sha256}"' not in record.body
+        ):
+            report.problems.append(
+                f"item {item.id}: its hash is not the one its ledger record holds"
+            )
+    return report
+
+
+# --- items -------------------------------------------------------------------------------
+
+
+def incident_for(session: Session, *, incident_id: int, principal: Principal) -> Incident:
+    return incidents.get_incident(session, incident_id=incident_id, principal=principal)
+
+
+def store_item(
+    session: Session,
+    *,
+    incident: Incident,
+    kind: str,
+    data: bytes,
+    media_type: str,
+    name: str,
+    source: str,
+    actor: Principal,
+    note: str = "",
+) -> EvidenceItem:
+    """Put bytes in the vault and record them as an item of the incident (no commit)."""
+    digest = vault().put(data)
+    item = EvidenceItem(
+        incident_id=incident.id,
+        kind=kind,
+        sha256=digest,
+        size=len(data),
+        media_type=media_type,
+        name=name[:300],
+        source=source[:300],
+        note=note,
+        collected_by=actor.name,
+        collected_at=utcnow(),
+        record_seq=0,
+        state="kept",
+    )
+    session.add(item)
+    session.flush()
+    item.record_seq = append(
+        session,
+        action="collected",
+        actor=actor,
+        incident_id=incident.id,
+        item=item,
+        details={"size": len(data), "name": item.name, "media_type": media_type, "note": note},
+    ).seq
+    return item
+
+
+def has_source(session: Session, *, incident_id: int, kind: str, source: str) -> bool:
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    EvidenceItem.incident_id == incident_id,
+                    EvidenceItem.kind == kind,
+                    EvidenceItem.source == source,
+                )
+            )
+        )
+    )
+
+
+def get_item(session: Session, *, item_id: int, principal: Principal) -> EvidenceItem:
+    item = session.get(EvidenceItem, item_id)
+    if item is None:
+        raise NotFound(
+            f"No evidence item {item_id}. `blastwall evidence list INCIDENT` shows them."
+        )
+    incident_for(session, incident_id=item.incident_id, principal=principal)
+    return item
+
+
+def list_items(
+    session: Session,
+    *,
+    incident_id: int,
+    principal: Principal,
+    limit: int,
+    cursor: str | None = None,
+    kind: str | None = None,
+) -> tuple[list[EvidenceItem], str | None]:
+    """An incident's evidence, oldest first (removed items too, with their state)."""
+    incident = incident_for(session, incident_id=incident_id, principal=principal)
+    query = select(EvidenceItem).where(EvidenceItem.incident_id == incident.id)
+    after = decode_cursor(cursor, types=(int,))
+    if after:
+        query = query.where(EvidenceItem.id > after[0])
+    if kind:
+        query = query.where(EvidenceItem.kind == kind)
+    return fetch_page(session, query.order_by(EvidenceItem.id), limit=limit)
+
+
+def kept_items(session: Session, *, incident_id: int) -> list[EvidenceItem]:
+    return list(
+        session.scalars(
+            select(EvidenceItem)
+            .where(EvidenceItem.incident_id == incident_id, EvidenceItem.state == "kept")
+            .order_by(EvidenceItem.id)
+        )
+    )
+
+
+def count_kept(session: Session, *, incident_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                EvidenceItem.incident_id == incident_id, EvidenceItem.state == "kept"
+            )
+        )
+        or 0
+    )
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise InvalidInput(
+            f"Unknown evidence kind '{kind}'.",
+            [Problem("kind", f"use one of: {', '.join(KINDS)}")],
+        )
+    return kind
