@@ -247,9 +247,7 @@ def test_playbook_commands(cli: CliRunner, tmp_path: Path) -> None:
         "playbook", "done", str(number), str(decision["id"]), "--outcome", "notify"
     )
     quarantine = next(i for i in items if i["control"] == "quarantine_output")
-    ran = run(
-        "playbook", "run", str(number), str(quarantine["id"]), "--reason", "hold the answers"
-    )
+    ran = run("playbook", "run", str(number), str(quarantine["id"]), "--reason", "hold the answers")
     assert "containment action" in ran
     assert "quarantine_output" in run("containment", "list", str(number))
     target = tmp_path / "pb.json"
@@ -267,9 +265,7 @@ def test_a_containment_step_runs_its_action(
     steps = client.post(f"{url}/playbooks", json={}, headers=admin).json()
     revoke = next(s for s in steps if s["control"] == "revoke_tool")
     check = next(s for s in steps if s["kind"] == "check")
-    wrong = client.post(
-        f"{url}/checklist/{check['id']}/run", json={"reason": "x"}, headers=admin
-    )
+    wrong = client.post(f"{url}/checklist/{check['id']}/run", json={"reason": "x"}, headers=admin)
     assert wrong.status_code == 422
     ran = client.post(
         f"{url}/checklist/{revoke['id']}/run",
