@@ -323,3 +323,45 @@ def test_tool_call_approvals(clients: Clients, admin: H, inventory: list[str]) -
         f"/api/v1/controls/approvals/{short['id']}/decide", json={"approve": True}, headers=admin
     )
     assert late.status_code == 409 and "is expired" in late.json()["detail"]
+
+
+def test_held_outputs_are_reviewed(clients: Clients, admin: H, inventory: list[str]) -> None:
+    client = clients.client
+    guard = clients.headers("viewer", "chat-guard")
+    incident = _incident(client, admin, systems=["support-chatbot"])
+    output = {"system": "support-chatbot", "text": "Your card 4111 1111 1111 1111 is refunded."}
+    early = client.post("/api/v1/controls/held", json=output, headers=guard)
+    assert early.status_code == 409 and "out of date" in early.json()["detail"]
+    applied = _act(client, incident, admin, control="quarantine_output", reason="leaks cards")
+    assert applied.status_code == 201, applied.text
+
+    held = client.post("/api/v1/controls/held", json=output, headers=guard)
+    assert held.status_code == 201, held.text
+    number = held.json()["id"]
+    assert held.json()["incident_id"] == incident
+    viewer = client.get("/api/v1/controls/held", params={"state": "held"}, headers=guard).json()
+    assert [h["id"] for h in viewer["items"]] == [number]
+    assert "4111" not in viewer["items"][0]["text"]  # masked for roles without content
+    full = client.get("/api/v1/controls/held", headers=admin).json()["items"][0]
+    assert "4111 1111 1111 1111" in full["text"]
+
+    responder = clients.headers("responder", "rob")
+    refused = client.post(
+        f"/api/v1/controls/held/{number}/decide", json={"release": True}, headers=responder
+    )
+    assert refused.status_code == 403
+    commander = clients.headers("commander", "cora")
+    discarded = client.post(
+        f"/api/v1/controls/held/{number}/decide",
+        json={"release": False, "note": "carries a card number"},
+        headers=commander,
+    )
+    assert discarded.status_code == 200 and discarded.json()["state"] == "discarded"
+    again = client.post(
+        f"/api/v1/controls/held/{number}/decide", json={"release": True}, headers=commander
+    )
+    assert again.status_code == 409
+    entries = _timeline(client, incident, admin)
+    kinds = [e["kind"] for e in entries]
+    assert "output_held" in kinds and "output_discarded" in kinds
+    assert not any("4111" in e["text"] for e in entries)  # the timeline never holds the text

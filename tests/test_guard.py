@@ -3,6 +3,7 @@ openai wrapper, the OpenFeature provider, and that it imports without the server
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -317,3 +318,24 @@ def test_unreachable_server_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert len(warnings) == 1  # said once, not at every retry
     assert "unreachable (ConnectionError: HTTP 401" in warnings[0]
     assert "failing open" in warnings[0]
+
+
+def test_a_quarantined_output_is_handed_over_for_review() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/controls/held"
+        seen.append(json.loads(request.content))
+        return httpx.Response(201, json={"id": 7})
+
+    g = guard(transport=httpx.MockTransport(server))
+    g._install(state(control("quarantine_output", 2)))
+    with pytest.raises(Quarantined, match="held output 7") as held:
+        g.release_output("Refund issued.", conversation_id="c-1")
+    assert held.value.held_id == 7 and held.value.output == "Refund issued."
+    assert seen == [{"system": "refund-bot", "text": "Refund issued.", "conversation_id": "c-1"}]
+    unreachable = guard()
+    unreachable._install(state(control("quarantine_output", 2)))
+    with pytest.raises(Quarantined) as kept:
+        unreachable.release_output("Refund issued.")
+    assert kept.value.held_id is None  # the application keeps the text

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime
 
 from blastwall.auth.roles import Permission
 from blastwall.containment import affected as hunt
-from blastwall.containment import approvals, flows, service
+from blastwall.containment import approvals, flows, held, service
 from blastwall.containment.models import ContainmentAction
 from blastwall.containment.policy import Policy, load_policy
 from blastwall.containment.schemas import (
@@ -356,3 +356,47 @@ def decide_tool_approval(
         session, approval_id=approval_id, decision=body, actor=principal, policy=_policy(settings)
     )
     return service.tool_approval_out(row, show_arguments=True)
+
+
+@controls_router.post("/held", response_model=held.HeldOut, status_code=201)
+def hold_output(body: held.HeldIn, session: SessionDep, principal: PrincipalDep) -> held.HeldOut:
+    """A guard hands over an output it held back under `quarantine_output`."""
+    row, incident_id = held.hold(session, data=body, principal=principal)
+    return held.to_out(row, incident_id, full=True)
+
+
+@controls_router.get("/held", response_model=Page[held.HeldOut])
+def list_held_outputs(
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: PageDep,
+    system: Annotated[str | None, Query(max_length=100)] = None,
+    state: Annotated[str | None, Query(pattern="^(held|released|discarded)$")] = None,
+) -> Page[held.HeldOut]:
+    """Held outputs, newest first; their text masked of personal data for roles that do not
+    see content."""
+    principal.require(Permission.read)
+    rows, following = held.list_held(
+        session, limit=page.limit, cursor=page.cursor, system_id=system, state=state
+    )
+    full = principal.can(Permission.see_content)
+    return Page(items=[held.to_out(r, i, full=full) for r, i in rows], next=following)
+
+
+@controls_router.post("/held/{held_id}/decide", response_model=held.HeldOut)
+def decide_held_output(
+    held_id: ItemId,
+    body: held.HeldDecision,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+) -> held.HeldOut:
+    """Release (the application may deliver it) or discard a held output."""
+    row, incident_id = held.decide(
+        session,
+        held_id=held_id,
+        decision=body,
+        actor=principal,
+        policy=_policy(settings),
+    )
+    return held.to_out(row, incident_id, full=True)

@@ -12,7 +12,7 @@ import typer
 from blastwall.console import audit, operator, out, print_json, print_table, session_scope
 from blastwall.containment import affected as hunt
 from blastwall.containment import approvals as tool_approvals
-from blastwall.containment import flows, service
+from blastwall.containment import flows, held, service
 from blastwall.containment.policy import load_policy
 from blastwall.containment.schemas import ActionIn, ActionState, ToolDecisionIn
 from blastwall.errors import InvalidInput, Problem
@@ -271,6 +271,51 @@ def decide(
         )
         audit(session, command="containment decide", object=f"approval:{approval}")
     out.print(f"call of {row.tool} on {row.system_id} {row.state}")
+
+
+@app.command("held")
+def list_held(
+    system: Annotated[str | None, typer.Option(help="Only this system.")] = None,
+    state: Annotated[str | None, typer.Option(help="held, released or discarded.")] = "held",
+    json: JsonOpt = False,
+) -> None:
+    """Outputs guards held back under quarantine, newest first."""
+    with session_scope() as session:
+        rows, _ = held.list_held(session, limit=500, cursor=None, system_id=system, state=state)
+        items = [held.to_out(row, incident, full=True) for row, incident in rows]
+    if json:
+        print_json([i.model_dump() for i in items])
+        return
+    print_table(
+        ["id", "state", "system", "incident", "held at", "output"],
+        [
+            (i.id, i.state, i.system_id, i.incident_id, i.held_at, (i.text or "")[:200])
+            for i in items
+        ],
+    )
+
+
+@app.command()
+def review(
+    held_id: Annotated[int, typer.Argument(help="The held output's number.", min=1)],
+    release: Annotated[
+        bool, typer.Option("--release/--discard", help="Let it be delivered, or discard it.")
+    ],
+    note: Annotated[str, typer.Option(help="A note for the timeline.")] = "",
+) -> None:
+    """Release or discard an output held for review."""
+    settings = get_settings()
+    with session_scope() as session:
+        row, _ = held.decide(
+            session,
+            held_id=held_id,
+            decision=held.HeldDecision(release=release, note=note),
+            actor=operator(),
+            policy=load_policy(settings.containment_policy),
+        )
+        audit(session, command="containment review", object=f"held:{held_id}")
+        state = row.state
+    out.print(f"held output {held_id} {state}")
 
 
 def affected(

@@ -106,3 +106,23 @@ class ToolApproval(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200), default=None)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     note: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class HeldOutput(Base):
+    """An output a guard held back while `quarantine_output` is in force, kept for a person to
+    review: released (the application may deliver it) or discarded."""
+
+    __tablename__ = "held_outputs"
+    __table_args__ = (Index("ix_held_outputs_system_state", "system_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = mapped_column(ForeignKey("systems.id"))
+    action_id: Mapped[int] = mapped_column(ForeignKey("containment_actions.id"))
+    text: Mapped[str] = mapped_column(Text)
+    conversation_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    state: Mapped[str] = mapped_column(String(20), default="held")  # held, released, discarded
+    held_by: Mapped[str] = mapped_column(String(200))
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)

@@ -351,19 +351,45 @@ class Guard:
                 )
         return text
 
-    def release_output(self, text: str) -> str:
-        """The output, unless outputs are quarantined (Quarantined carries the text held)
-        or the guard fails closed (Unavailable)."""
+    def release_output(self, text: str, *, conversation_id: str | None = None) -> str:
+        """The output, unless outputs are quarantined or the guard fails closed
+        (Unavailable). A quarantined output is handed over to Blastwall for a person to
+        review (`POST /api/v1/controls/held`); Quarantined carries the text and its number
+        there."""
         view = self.current()
         if view.unavailable:
             raise Unavailable(view.unavailable)
         if view.quarantine:
+            held_id = self.hold_output(text, conversation_id=conversation_id)
+            where = f" as held output {held_id}" if held_id is not None else ""
             raise Quarantined(
-                f"outputs of {self.system_id} are held for review: {cite(view.quarantine)}",
+                f"outputs of {self.system_id} are held for review{where}: {cite(view.quarantine)}",
                 view.quarantine,
                 text,
+                held_id,
             )
         return text
+
+    def hold_output(self, text: str, *, conversation_id: str | None = None) -> int | None:
+        """Hand a held output to Blastwall for review; its number there, or None when it
+        could not be handed over (logged; the application keeps the text)."""
+        body = {"system": self.system_id, "text": text, "conversation_id": conversation_id}
+        headers = {"Authorization": f"Bearer {self._token}"}
+        try:
+            with httpx.Client(
+                base_url=self.url, headers=headers, timeout=5.0, transport=self._transport
+            ) as client:
+                answer = client.post("/api/v1/controls/held", json=body)
+            if answer.status_code == 201:
+                return int(answer.json()["id"])
+            log.warning(
+                "could not hand a held output over: HTTP %s %s",
+                answer.status_code,
+                answer.text[:300],
+            )
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.warning("could not hand a held output over: %s: %s", type(exc).__name__, exc)
+        return None
 
     def approve(self, name: str, args: dict[str, Any], approver: Approver | None = None) -> bool:
         """Whether a tool call that needs approval may go ahead: asks `approver` (or the

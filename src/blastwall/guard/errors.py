@@ -52,9 +52,19 @@ class Blocked(GuardError):
 
 
 class Quarantined(GuardError):
-    def __init__(self, message: str, control: dict[str, Any] | None, output: str) -> None:
+    """The output is held for review; `held_id` is its number in Blastwall when the guard
+    could hand it over (None when the server could not be reached)."""
+
+    def __init__(
+        self,
+        message: str,
+        control: dict[str, Any] | None,
+        output: str,
+        held_id: int | None = None,
+    ) -> None:
         super().__init__(message, control)
         self.output = output
+        self.held_id = held_id
 
 
 class RateLimited(GuardError):
