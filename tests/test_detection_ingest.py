@@ -156,3 +156,29 @@ def test_one_finding_on_many_interactions_of_a_batch_is_one_signal(
     assert "4111 1111" not in signal["excerpt"]
     send(client, admin, "support-chatbot", leaks[0])
     assert len(signals(client, admin, detector="sensitive_data")) == 2
+
+
+def test_an_incident_from_detected_signals_collects_their_interactions(
+    clients: Clients, admin: H, inventory: list[str]
+) -> None:
+    client = clients.client
+    bad = span(
+        tool("issue_refund", {"amount": 5000}, **{"gen_ai.agent.name": "refund-agent"}),
+        name="execute_tool issue_refund",
+    )
+    send(client, admin, "refund-agent", bad)
+    (signal,) = signals(client, admin, detector="tool_policy")
+    candidate = client.get(f"/api/v1/candidates/{signal['candidate_id']}", headers=admin).json()
+    incident_id = candidate["incident_id"]
+    if incident_id is None:  # below the threshold: a person accepts it
+        accepted = client.post(
+            f"/api/v1/candidates/{candidate['id']}/accept", json={}, headers=admin
+        )
+        assert accepted.status_code == 200, accepted.text
+        incident_id = accepted.json()["incident_id"]
+    evidence = client.get(f"/api/v1/incidents/{incident_id}/evidence", headers=admin).json()
+    kinds = sorted(item["kind"] for item in evidence["items"])
+    assert "interaction" in kinds and "trace_tree" in kinds
+    send(client, admin, "refund-agent", bad)  # a repeat: same group, no new evidence
+    again = client.get(f"/api/v1/incidents/{incident_id}/evidence", headers=admin).json()
+    assert len(again["items"]) == len(evidence["items"])

@@ -326,13 +326,15 @@ class _Run:
         self.assess(candidate, systems)
         incident = self.incident_of(candidate)
         if incident is not None:
-            if signal.interaction_ids:  # later signals add their interactions as evidence
-                from blastwall.evidence.flows import (
-                    collect_for_incident,
-                )  # evidence reads telemetry
+            if new_group and signal.interaction_ids:  # a new kind of signal adds evidence
+                # imported here: evidence reads telemetry, which imports this module
+                from blastwall.evidence.flows import collect_for_incident
 
                 collect_for_incident(
-                    self.session, incident_id=incident.id, signal_ids=[signal.id], actor=CORRELATOR
+                    self.session,
+                    incident_id=incident.id,
+                    interaction_ids=triage.evidence_ids([(signal.id, signal.interaction_ids)]),
+                    actor=CORRELATOR,
                 )
             if added and signal.system_id:
                 incidents.link_systems(

@@ -4,6 +4,7 @@ on the candidate and on the incident's timeline, in one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -69,16 +70,35 @@ def incident_from(
     return incident
 
 
+EVIDENCE_PER_SIGNAL = 5
+"""Interactions of each signal collected as evidence by correlation; `blastwall evidence
+collect` takes the rest."""
+EVIDENCE_PER_INCIDENT = 200
+
+
+def evidence_ids(signals: Sequence[tuple[int, list[int] | None]]) -> list[int]:
+    """The interactions correlation collects for these (signal id, interaction ids): the
+    first few of each signal, at most EVIDENCE_PER_INCIDENT in all."""
+    ids: list[int] = []
+    for _, interactions in signals:
+        ids.extend(i for i in (interactions or [])[:EVIDENCE_PER_SIGNAL] if isinstance(i, int))
+    return list(dict.fromkeys(ids))[:EVIDENCE_PER_INCIDENT]
+
+
 def collect_evidence(
     session: Session, *, incident_id: int, candidate_id: int, actor: Principal
 ) -> None:
-    """Preserve the interactions behind the candidate's signals as the incident's evidence."""
+    """Preserve the interactions behind the candidate's signals as the incident's evidence
+    (the first few of each signal)."""
     from blastwall.evidence.flows import collect_for_incident
 
     session.flush()
-    signal_ids = list(session.scalars(select(Signal.id).where(Signal.candidate_id == candidate_id)))
-    if signal_ids:
-        collect_for_incident(session, incident_id=incident_id, signal_ids=signal_ids, actor=actor)
+    rows = session.execute(
+        select(Signal.id, Signal.interaction_ids).where(Signal.candidate_id == candidate_id)
+    ).all()
+    ids = evidence_ids([(row_id, interactions) for row_id, interactions in rows])
+    if ids:
+        collect_for_incident(session, incident_id=incident_id, interaction_ids=ids, actor=actor)
 
 
 def decide(candidate: Candidate, status: CandidateStatus, actor: Principal, now: datetime) -> None:

@@ -15,7 +15,6 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import hyperscan
 
@@ -33,10 +32,8 @@ class Rule:
     caseless: bool = True
 
 
-class Match(NamedTuple):
-    """Where a rule matched: the rule's index in the set, start and end in the bytes. A
-    tuple, as one is made for every match a scan reports."""
-
+@dataclass(frozen=True, slots=True)
+class Match:
     rule: int
     start: int
     end: int

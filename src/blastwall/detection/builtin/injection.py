@@ -23,8 +23,7 @@ import base64
 import binascii
 import codecs
 import re
-from bisect import bisect_left
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ClassVar
@@ -132,7 +131,7 @@ def _load_rules() -> tuple[dict[str, str], tuple[tuple[Rule, RuleInfo], ...]]:
             after=_python(entry.get("after"), macros, "(?:%s)"),
             unless=_python(entry.get("unless"), macros, "%s"),
             window=int(entry.get("window", WINDOW)),
-            needs=tuple(sorted({str(n).lower().encode() for n in entry.get("needs", ())})),
+            needs=tuple(str(n).lower().encode() for n in entry.get("needs", ())),
             decode=frozenset(entry.get("decode", ())),
         )
         if not info.decode <= DECODERS:
@@ -204,13 +203,7 @@ _INVISIBLE_TABLE: dict[int, None] = dict.fromkeys(
 )
 _TAG_RUN = re.compile("[\U000e0000-\U000e007f]+")
 _RIGHT_TO_LEFT = re.compile("\u202e([^\u202a-\u202e\u2066-\u2069\n]*)")
-_ESCAPED_BLOB = re.compile(r"(?:\\x[0-9a-fA-F]{2}){8,}")
-_BASE64_MAP = bytes(
-    97 if chr(byte).isascii() and (chr(byte).isalnum() or chr(byte) in "+/") else 32
-    for byte in range(256)
-)
-"""Base64 characters to "a", every other byte to " ": runs of 40 are found with `find`."""
-_BLOB_RUN = b"a" * 40
+_BLOB = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}|(?:\\x[0-9a-fA-F]{2}){8,}")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _LEET = str.maketrans("0134578@$", "oieastbas")
 _LEET_WORD = re.compile(r"[A-Za-z]*[0-9@$][A-Za-z0-9@$]*")
@@ -233,7 +226,8 @@ def _printable(data: bytes) -> str | None:
     return text
 
 
-def _decode_blob(blob: str) -> str:
+def _decode_blob(match: re.Match[str]) -> str:
+    blob = match.group(0)
     if blob.startswith("\\x"):
         data: bytes | None = bytes.fromhex(blob.replace("\\x", ""))
     elif _HEX.fullmatch(blob):
@@ -250,32 +244,6 @@ def _decode_blob(blob: str) -> str:
 def _unleet(match: re.Match[str]) -> str:
     word = match.group(0)
     return word.translate(_LEET) if any(c.isalpha() for c in word) else word
-
-
-def _decode_blobs(text: str) -> str:
-    """The text with its base64 runs (40 characters or more, with their "=" padding) and
-    `\\x..` escape runs (eight or more) decoded where they decode to text."""
-    if "\\x" in text:
-        text = _ESCAPED_BLOB.sub(lambda m: _decode_blob(m.group(0)), text)
-    data = text.encode("utf-8", "surrogatepass")
-    mapped = data.translate(_BASE64_MAP)
-    at = mapped.find(_BLOB_RUN)
-    if at < 0:
-        return text
-    pieces: list[str] = []
-    done = 0
-    while at >= 0:
-        end = mapped.find(b" ", at)
-        end = len(data) if end < 0 else end
-        for _ in range(2):
-            if data[end : end + 1] == b"=":
-                end += 1
-        pieces.append(data[done:at].decode("utf-8", "surrogatepass"))
-        pieces.append(_decode_blob(data[at:end].decode("ascii")))
-        done = end
-        at = mapped.find(_BLOB_RUN, end)
-    pieces.append(data[done:].decode("utf-8", "surrogatepass"))
-    return "".join(pieces)
 
 
 def deobfuscate(text: str, decoders: Collection[str] = DECODERS) -> str:
@@ -300,7 +268,7 @@ def deobfuscate(text: str, decoders: Collection[str] = DECODERS) -> str:
     if "homoglyphs" in decoders:
         text = text.translate(_HOMOGLYPH_TABLE)
     if "blobs" in decoders:
-        text = _decode_blobs(text)
+        text = _BLOB.sub(_decode_blob, text)
     if "leet" in decoders:
         text = _LEET_WORD.sub(_unleet, text)
     if rot13:
@@ -316,8 +284,10 @@ class _Hit:
     info: RuleInfo
     text: str
     """The text the match is in: the channel's text, or its deobfuscated form."""
+    data: bytes
+    """The same, as scanned."""
     offset: int
-    """Where the evidence (the match and what its conditions read) starts, in characters."""
+    """Where the evidence (the match and what its conditions read) starts, in bytes."""
     evidence: str
     decoded: bool = False
 
@@ -341,77 +311,37 @@ def _score(hits: list[_Hit]) -> _Verdict:
     return _Verdict(1.0 - remaining, families, hits)
 
 
-_CONTINUATIONS = bytes(1 if 0x80 <= byte < 0xC0 else 0 for byte in range(256))
-"""UTF-8 continuation bytes to 1, every other byte to 0."""
-
-
-class _Scanned:
-    """A channel's text and its UTF-8 bytes, which Hyperscan scans."""
-
-    __slots__ = ("_continuations", "_needles", "data", "text")
-
-    def __init__(self, text: str, data: bytes) -> None:
-        self.text, self.data = text, data
-        self._continuations: bytes | None = None
-        self._needles: dict[tuple[bytes, ...], list[int]] = {}
-
-    def char(self, offset: int) -> int:
-        """The character offset of a byte offset: the offset less the UTF-8 continuation
-        bytes before it (none in ASCII)."""
-        if len(self.data) == len(self.text):
-            return offset
-        if self._continuations is None:
-            self._continuations = self.data.translate(_CONTINUATIONS)
-        return offset - self._continuations.count(1, 0, offset)
-
-    def holds(self, needs: tuple[bytes, ...], start: int, end: int) -> bool:
-        """Whether one of these strings (lower case) starts in data[start:end], in any case.
-        Where they occur is found once per text, with `bytes.find`."""
-        positions = self._needles.get(needs)
-        if positions is None:
-            lowered = self.data.lower()
-            positions = self._needles[needs] = sorted(
-                at for needle in needs for at in _occurrences(lowered, needle)
-            )
-        at = bisect_left(positions, start)
-        return at < len(positions) and positions[at] < end
-
-
-def _occurrences(data: bytes, needle: bytes) -> Iterator[int]:
-    at = data.find(needle)
-    while at >= 0:
-        yield at
-        at = data.find(needle, at + 1)
-
-
-def _encode(texts: Sequence[str]) -> _Scanned:
+def _encode(texts: Sequence[str]) -> tuple[str, bytes]:
     text = texts[0] if len(texts) == 1 else "\n".join(texts)
     try:
-        return _Scanned(text, text.encode("utf-8"))
+        return text, text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates
         text = text.encode("utf-8", "replace").decode("utf-8")
-        return _Scanned(text, text.encode("utf-8"))
+        return text, text.encode("utf-8")
 
 
-def _evidence(info: RuleInfo, scanned: _Scanned, match: Match) -> tuple[int, str] | None:
-    """The character offset and text of what makes the match count, or None where the
-    rule's conditions do not hold around it. The conditions read the text in place: `after`
-    (cheaper) first, then `before`, then `unless` on the whole evidence."""
-    text = scanned.text
-    start, end = scanned.char(match.start), scanned.char(match.end)
-    if info.after is not None:
-        if info.needs and not scanned.holds(info.needs, match.end, match.end + info.window):
-            return None
-        found = info.after.match(text, end, end + info.window)
-        if found is None:
-            return None
-        end = found.end()
+def _evidence(info: RuleInfo, data: bytes, match: Match) -> tuple[int, str] | None:
+    """The byte offset and text of what makes the match count, or None where the rule's
+    conditions do not hold around it."""
+    start, evidence = match.start, match.text(data)
     if info.before is not None:
-        found = info.before.search(text, max(0, start - info.window), start)
+        window = data[max(0, match.start - info.window) : match.start].decode("utf-8", "ignore")
+        found = info.before.search(window)
         if found is None:
             return None
-        start = found.start()
-    evidence = text[start:end]
+        start -= len(found.group(0).encode("utf-8"))
+        evidence = found.group(0) + evidence
+    if info.after is not None:
+        raw = data[match.end : match.end + info.window]
+        if info.needs:
+            lowered = raw.lower()
+            if not any(n in lowered for n in info.needs):
+                return None
+        window = raw.decode("utf-8", "ignore")
+        found = info.after.match(window)
+        if found is None:
+            return None
+        evidence += found.group(0)
     if info.unless is not None and info.unless.search(evidence):
         return None
     return start, evidence
@@ -421,7 +351,8 @@ def _hits(
     rule_set: PatternSet,
     rules: Sequence[Sequence[RuleInfo]],
     channel: str,
-    scanned: _Scanned,
+    text: str,
+    data: bytes,
     *,
     decoded: bool = False,
     skip: Iterable[str] = (),
@@ -429,15 +360,15 @@ def _hits(
     """The rules that fire on a channel's text, each once (at its first match that counts)."""
     found: list[_Hit] = []
     fired = set(skip)
-    for match in rule_set.scan(scanned.data):
+    for match in rule_set.scan(data):
         for info in rules[match.rule]:
             if info.name in fired or channel not in info.channels:
                 continue
-            evidence = _evidence(info, scanned, match)
+            evidence = _evidence(info, data, match)
             if evidence is None:
                 continue
             fired.add(info.name)
-            found.append(_Hit(info, scanned.text, evidence[0], evidence[1], decoded))
+            found.append(_Hit(info, text, data, evidence[0], evidence[1], decoded))
     return found
 
 
@@ -525,35 +456,37 @@ class InjectionDetector(Detector):
     def score(self, texts: Sequence[str], channel: str = "inputs") -> tuple[float, list[str]]:
         """The score of these texts of a channel and the rules that fired, whatever the
         threshold (for benchmarks and for choosing a threshold)."""
-        scanned = _encode(texts)
+        text, data = _encode(texts)
         if channel == "outputs":
-            result = self._output_verdict(scanned, ())
+            result = self._output_verdict(text, data, ())
         else:
-            result = self._input_verdict(scanned, channel)
+            result = self._input_verdict(text, data, channel)
         if result is None:
             return 0.0, []
         return result.score, [h.info.name for h in result.hits]
 
     # -- inputs and context
 
-    def _input_verdict(self, scanned: _Scanned, channel: str) -> _Verdict | None:
-        hits = _hits(RULE_SET, _INPUT_RULES, channel, scanned)
+    def _input_verdict(self, text: str, data: bytes, channel: str) -> _Verdict | None:
+        hits = _hits(RULE_SET, _INPUT_RULES, channel, text, data)
         if not hits:
             return None
         decoders = frozenset().union(*(h.info.decode for h in hits))
         if decoders:
-            plain = deobfuscate(scanned.text, decoders)
-            if plain != scanned.text:
+            plain = deobfuscate(text, decoders)
+            if plain != text:
+                plain_data = plain.encode("utf-8", "replace")
                 fired = [h.info.name for h in hits]
                 for hit in _hits(
-                    RULE_SET, _INPUT_RULES, channel, _encode([plain]), decoded=True, skip=fired
+                    RULE_SET, _INPUT_RULES, channel, plain, plain_data, decoded=True, skip=fired
                 ):
                     if hit.info.family != _OBFUSCATION:
                         hits.append(hit)
         return _score(hits)
 
     def _injection(self, texts: Sequence[str], channel: str) -> Finding | None:
-        result = self._input_verdict(_encode(texts), channel)
+        text, data = _encode(texts)
+        result = self._input_verdict(text, data, channel)
         if result is None or result.score < self.settings.threshold:
             return None
         atlas = ["AML.T0051.001" if channel == "context" else "AML.T0051.000"]
@@ -587,22 +520,22 @@ class InjectionDetector(Detector):
     # -- outputs
 
     def _output_verdict(
-        self, scanned: _Scanned, seen: Sequence[str], threshold: float = 0.0
+        self, text: str, data: bytes, seen: Sequence[str], threshold: float = 0.0
     ) -> _Verdict | None:
         """Links and images whose host is neither allowed nor named in `seen` (the item's
         other texts: a link the user or a document gave is not unexpected). `seen` is read
         only when the links would reach `threshold`."""
-        if b"http" not in scanned.data.lower():
+        if b"http" not in data.lower():
             return None
         candidates: list[tuple[str, _Hit]] = []
-        for match in OUTPUT_RULE_SET.scan(scanned.data):
+        for match in OUTPUT_RULE_SET.scan(data):
             for info in _OUTPUT_RULES[match.rule]:
-                evidence = _evidence(info, scanned, match)
+                evidence = _evidence(info, data, match)
                 if evidence is None:
                     continue
                 host = _host(evidence[1])
                 if host and not _domain_listed(host, self._allowed):
-                    candidates.append((host, _Hit(info, scanned.text, *evidence)))
+                    candidates.append((host, _Hit(info, text, data, *evidence)))
         if not candidates:
             return None
         if _score(_first_per_rule(h for _, h in candidates)).score < threshold:
@@ -612,8 +545,9 @@ class InjectionDetector(Detector):
         return _score(hits) if hits else None
 
     def _exfiltration(self, item: Item) -> Finding | None:
+        text, data = _encode(item.outputs)
         seen = [*item.inputs, *item.context, *item.instructions]
-        result = self._output_verdict(_encode(item.outputs), seen, self.settings.threshold)
+        result = self._output_verdict(text, data, seen, self.settings.threshold)
         if result is None or result.score < self.settings.threshold:
             return None
         rules = ", ".join(h.info.name.replace("_", " ") for h in result.hits)
@@ -642,7 +576,7 @@ def _finding(
     channel: str,
 ) -> Finding:
     top = max(result.hits, key=lambda h: (h.info.weight, not h.decoded))
-    start = top.offset
+    start = len(top.data[: top.offset].decode("utf-8", "replace"))
     attributes: dict[str, Any] = {
         "score": round(result.score, 3),
         "families": result.families,
