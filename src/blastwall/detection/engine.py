@@ -197,10 +197,13 @@ class DetectionEngine:
                 current = self._systems[system_id] = self._build(system_id, spec)
         return current
 
-    def _failed(self, detector: Detector, item: Item) -> list[Finding]:
-        self.failures[detector.id] += 1
-        log.exception("detector %s failed on an interaction of %s", detector.id, item.system_id)
-        return []
+    def _run(self, detector: Detector, item: Item) -> list[Finding]:
+        try:
+            return detector.detect(item)
+        except Exception:
+            self.failures[detector.id] += 1
+            log.exception("detector %s failed on an interaction of %s", detector.id, item.system_id)
+            return []
 
     def run(
         self,
@@ -215,26 +218,16 @@ class DetectionEngine:
         detections: list[Detection] = []
         for item in items:
             system = self.detectors(item.system_id, spec_of(item.system_id))
-            found: list[tuple[Detector, Finding]] | None = None
+            found: list[tuple[Detector, Finding]] = []
             for detector in system.stateless:
-                try:
-                    findings = detector.detect(item)
-                except Exception:
-                    findings = self._failed(detector, item)
+                findings = self._run(detector, item)
                 if findings:
                     item.hits.append(detector.id)
-                    found = found or []
                     found.extend((detector, f) for f in findings)
             if system.stateful:
                 with system.lock:
                     for detector in system.stateful:
-                        try:
-                            findings = detector.detect(item)
-                        except Exception:
-                            findings = self._failed(detector, item)
-                        if findings:
-                            found = found or []
-                            found.extend((detector, f) for f in findings)
+                        found.extend((detector, f) for f in self._run(detector, item))
             if found:
                 self._collect(found, item, system, detections, redact)
         return detections
