@@ -178,13 +178,13 @@ def _blast_radius(systems: list[str], components: dict[str, set[tuple[str, str]]
 def _similar(
     session: Session,
     incident: Incident,
-    signals: list[Signal],
+    text: str,
     systems: list[str],
     components: dict[str, set[tuple[str, str]]],
     principal: Principal,
 ) -> list[SimilarIncident]:
     ranked = index_for(session).search(
-        _query(incident, signals),
+        text,
         systems=set(systems),
         components=components,
         exclude=incident.id,
@@ -352,6 +352,7 @@ def triage_pack(
     }
     components = _components(session, systems)
     owners, roles = _owners(specs)
+    text = _query(incident, signals)  # what similar incidents are searched by
     return TriagePack(
         incident_id=incident.id,
         title=incident.title,
@@ -363,8 +364,8 @@ def triage_pack(
         changes=_changes(session, systems, anchor),
         anomalies=_anomalies(signals),
         blast_radius=_blast_radius(systems, components),
-        similar=_similar(session, incident, signals, systems, components, principal),
-        similar_external=_external(session, _query(incident, signals), principal),
+        similar=_similar(session, incident, text, systems, components, principal),
+        similar_external=_external(session, text, principal),
         playbook=_playbook(incident, specs, library),
         owners=owners,
         roles=roles,
