@@ -83,7 +83,10 @@ def test_stream_state_changes_keepalive_and_expiry(db: Database, inventory: list
             )
             session.commit()
         hub.notify("refund-agent", expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        # The push notify scheduled reads the state in a thread of its own; the test database
+        # is one shared connection, so let that read end before the tick writes.
         await asyncio.sleep(0)
+        await hub.drain()
         await hub.tick()
         frames = [await anext(stream)]
         while _state(frames[-1])["revision"] != 2:

@@ -92,6 +92,11 @@ class ControlHub:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def drain(self) -> None:
+        """Wait for the pushes already scheduled by `notify` to finish."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     def _load(self, system_id: str) -> ControlState:
         with self.db.session(read_only=True) as session:
             return service.control_state(session, system_id=system_id)
