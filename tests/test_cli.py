@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
-from blastwall.cli import app
+from blastwall.cli import app, main
 from tests.conftest import EXAMPLES
 
 
@@ -142,3 +144,16 @@ def test_cyclonedx_export_import(cli: CliRunner, tmp_path: Path) -> None:
     document["metadata"]["component"]["bom-ref"] = "system:support-chatbot-eu"
     bom.write_text(json.dumps(document))
     assert "support-chatbot-eu: created" in run(cli, "inventory", "import", str(bom))
+
+
+def test_invalid_input_is_named_field_by_field(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["blastwall", "candidates", "decline", "1", "--reason", ""])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 1
+    printed = capsys.readouterr().err
+    assert "invalid input" in printed
+    assert "reason: String should have at least 1 character" in printed
+    assert "errors.pydantic.dev" not in printed

@@ -4,12 +4,17 @@ expiry, evidence snapshots, timeline and audit records, and clear refusals."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from blastwall.api import create_app
 from blastwall.containment import flows, service
+from blastwall.containment.policy import PolicyError
 from blastwall.db import Database
+from blastwall.settings import Settings
 from tests.conftest import Clients
 
 H = dict[str, str]
@@ -276,6 +281,29 @@ def test_affected_over_the_api(
     assert all(r["quarantined"] for r in again["interactions"])
     assert _timeline(client, incident, admin)[-1]["kind"] == "outputs_quarantined"
 
+    # An incident opened by a signal that names conversation c-2: by default only c-2 counts.
+    raised = client.post(
+        "/api/v1/signals",
+        json={
+            "source": "guardrail",
+            "system": "refund-agent",
+            "kind": "refund_outside_policy",
+            "archetype": "agentic_misalignment",
+            "severity": "critical",
+            "summary": "A refund above the limit",
+            "conversation_id": "c-2",
+        },
+        headers=admin,
+    ).json()
+    opened = client.get(f"/api/v1/candidates/{raised['candidate_id']}", headers=admin).json()
+    assert opened["incident_id"] is not None
+    signalled = f"/api/v1/incidents/{opened['incident_id']}/affected"
+    scoped = client.get(signalled, headers=admin).json()
+    assert scoped["scope"] == "signals"
+    assert [c["conversation_id"] for c in scoped["conversations"]] == ["c-2"]
+    wide = client.get(f"{signalled}?all=true", headers=admin).json()
+    assert wide["scope"] == "all" and len(wide["conversations"]) == 2
+
 
 def test_tool_call_approvals(clients: Clients, admin: H, inventory: list[str]) -> None:
     client = clients.client
@@ -365,3 +393,10 @@ def test_held_outputs_are_reviewed(clients: Clients, admin: H, inventory: list[s
     kinds = [e["kind"] for e in entries]
     assert "output_held" in kinds and "output_discarded" in kinds
     assert not any("4111" in e["text"] for e in entries)  # the timeline never holds the text
+
+
+def test_the_server_refuses_to_start_on_a_bad_policy(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "containment.yaml"
+    path.write_text("approvers: [nobody-such-role]\n")
+    with pytest.raises(PolicyError, match="approvers"):
+        create_app(db, Settings(containment_policy=path))

@@ -176,8 +176,17 @@ def test_affected_lists_and_quarantines(cli: CliRunner) -> None:
     assert sorted(u["user_id"] for u in found["users"]) == ["u-1", "u-2"]
     assert len(found["side_effects"]) == 3 and len(found["interactions"]) == 4
 
+    assert found["scope"] == "all"  # the incident has no signals naming conversations
+
     big = json.loads(run(cli, "affected", "1", "--tool", "issue_refund", "--pattern", "900"))
     assert [r["tool_arguments"] for r in big["interactions"]] == [{"order": "A-100", "amount": 900}]
+    # A pattern selects whole conversations: the refund after the matching message is in.
+    asked = json.loads(run(cli, "affected", "1", "--pattern", "refund please"))
+    assert asked["scope"] == "pattern"
+    assert [c["conversation_id"] for c in asked["conversations"]] == ["c-1"]
+    assert [r["tool_arguments"] for r in asked["side_effects"]] == [
+        {"order": "A-100", "amount": 900}
+    ]
 
     result = cli.invoke(
         app,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from blastwall.api import create_app
 from blastwall.auth.roles import Principal, Role
 from blastwall.correlation import flows, triage
-from blastwall.correlation.models import Candidate, SignalGroup
+from blastwall.correlation.models import Candidate, NoiseRule, SignalGroup
 from blastwall.correlation.policy import DEFAULT_PATH, current_policy, load_policy
 from blastwall.correlation.schemas import Accept, Decline, Merge
 from blastwall.errors import Conflict, InvalidInput
@@ -88,6 +88,26 @@ def test_flapping_within_the_quiet_period_and_a_recurrence_after_it(
     assert back.group_id != first.group_id
     assert group(session, back).previous_id == first.group_id
     assert group(session, back).count == 1
+
+
+def test_declining_snoozes_a_recurring_fingerprint_once(
+    session: Session, inventory: list[str]
+) -> None:
+    first = emit(session, T0, fingerprint="f2", source="alertmanager")
+    resolve(session, first, T0 + timedelta(minutes=1))
+    later = T0 + timedelta(minutes=1) + POLICY.grouping.quiet_period + timedelta(seconds=1)
+    back = emit(session, later, fingerprint="f2", source="alertmanager")
+    assert back.group_id != first.group_id and back.candidate_id == first.candidate_id
+    assert first.candidate_id is not None
+    triage.decline(
+        session,
+        candidate_id=first.candidate_id,
+        data=Decline(reason="load test"),
+        actor=ADMIN,
+        policy=POLICY,
+    )
+    rules = session.scalars(select(NoiseRule).where(NoiseRule.candidate_id == first.candidate_id))
+    assert [r.match for r in rules] == [{"fingerprint": group(session, first).fingerprint}]
 
 
 def test_a_waiting_candidate_closes_after_the_window(

@@ -192,6 +192,8 @@ def test_files_snapshots_and_reproductions(
         headers=admin,
     ).json()
     assert [s["id"] for s in shown["content"]["systems"]] == ["support-chatbot"]
+    controls = shown["content"]["controls"]["support-chatbot"]
+    assert controls["system_id"] == "support-chatbot" and controls["controls"] == []
     png = clients.client.post(
         f"{API}/evidence/{upload.json()['id']}/view", json={"reason": "look"}, headers=admin
     ).json()

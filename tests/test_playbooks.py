@@ -127,18 +127,25 @@ def test_cacao_export_is_a_connected_workflow() -> None:
         while workflow[current]["type"] != "end":
             reached.append(current)
             step = workflow[current]
-            targets = [step["on_completion"]] + [
-                t for c in step.get("cases", {}).values() for t in c
-            ]
-            assert all(t in workflow for t in targets)
+            assert step["on_completion"] in workflow
             current = step["on_completion"]
         assert len(reached) == len(playbook.steps) + 1  # start and every step, in order
+        agents = document["agent_definitions"]
+        for step in workflow.values():
+            if step["type"] == "action":  # CACAO 2.0: an action names its agent
+                assert agents[step["agent"]]["type"] == "group" and step["commands"]
         decisions = [s for s in playbook.steps if s.kind.value == "decision"]
         switches = [s for s in workflow.values() if s["type"] == "switch-condition"]
         assert len(switches) == len(decisions)
+        ends: list[str] = []
         for switch, decision in zip(switches, decisions, strict=True):
             assert set(switch["cases"]) == set(decision.options)
             assert switch["switch"] in document["playbook_variables"]
+            for branch in switch["cases"].values():  # one step id per case, its own end
+                assert isinstance(branch, str) and workflow[branch]["type"] == "action"
+                ends.append(workflow[branch]["on_completion"])
+                assert workflow[ends[-1]]["type"] == "end"
+        assert len(set(ends)) == len(ends)
 
 
 def test_checklist_through_the_api(clients: Clients, admin: H, inventory: list[str]) -> None:

@@ -25,6 +25,7 @@ from blastwall.audit.api import router as audit_router
 from blastwall.auth.api import router as tokens_router
 from blastwall.containment.api import controls_router
 from blastwall.containment.api import router as containment_router
+from blastwall.containment.policy import load_policy as load_containment_policy
 from blastwall.containment.stream import ControlHub
 from blastwall.correlation.api import router as correlation_router
 from blastwall.correlation.policy import current_policy
@@ -219,6 +220,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     app.state.ingest_inflight = 0
     app.state.detection = DetectionEngine() if settings.detection else None
     current_policy(settings.correlation_policy)  # refuse to start on a policy that is invalid
+    load_containment_policy(settings.containment_policy)  # nor on a containment policy
 
     app.add_exception_handler(BlastwallError, _blastwall_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -16,7 +16,7 @@ from blastwall.containment.commands import app as containment_app
 from blastwall.correlation.commands import app as candidates_app
 from blastwall.correlation.commands import noise_app
 from blastwall.detection.commands import canary_app, detectors, scan
-from blastwall.errors import BlastwallError
+from blastwall.errors import BlastwallError, field_path
 from blastwall.evidence.commands import app as evidence_app
 from blastwall.evidence.commands import hunt_command
 from blastwall.incidents.commands import app as incident_app
@@ -125,11 +125,13 @@ def serve(
     """Run the API server."""
     import uvicorn
 
+    from blastwall.containment.policy import load_policy as load_containment_policy
     from blastwall.correlation.policy import current_policy
 
     with session_scope():
         pass  # refuse to start on a database that `blastwall init` has not set up
     current_policy(get_settings().correlation_policy)  # nor on an invalid correlation policy
+    load_containment_policy(get_settings().containment_policy)  # nor containment policy
     out.print(
         f"Blastwall {__version__} listening on http://{host}:{port} "
         f"(API /api/v1, OpenAPI /openapi.json, docs /docs)"
@@ -177,7 +179,9 @@ def main() -> None:
         err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
         sys.exit(1)
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] invalid input:\n{exc}", highlight=False)
+        lines = [f"  {field_path(e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()]
+        err.print("[red]error:[/red] invalid input:", highlight=False, markup=True)
+        err.print("\n".join(lines), highlight=False, markup=False)
         sys.exit(1)
 
 

@@ -1,26 +1,31 @@
 """The retro-hunt behind `blastwall affected`: the conversations, users and tool-call side
-effects of an incident's systems in its time range (optionally only the interactions that
-match a pattern or call one tool), for the business owners to follow up, and marking their
-outputs quarantined."""
+effects the incident touched on its systems in its time range (the conversations its
+signals name, or those matching a pattern, or all; optionally only the calls of one tool),
+for the business owners to follow up, and marking their outputs quarantined."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
 from blastwall.containment import service
+from blastwall.correlation.models import Candidate
 from blastwall.db import utcnow
 from blastwall.errors import InvalidInput, Problem
 from blastwall.incidents import service as incidents
+from blastwall.signals.models import Signal
+from blastwall.telemetry.models import Interaction
 from blastwall.telemetry.service import InteractionFilter, list_interactions
 
 #: How far before detection the hunt looks by default: harm starts before it is noticed.
@@ -50,6 +55,10 @@ class Affected(BaseModel):
     until: datetime
     tool: str | None
     pattern: str | None
+    scope: str = Field(
+        description="Which conversations count: pattern (those matching it), signals (those "
+        "the incident's signals name) or all (all the systems' traffic)."
+    )
     conversations: list[dict[str, Any]]
     users: list[dict[str, Any]]
     side_effects: list[AffectedRow]
@@ -77,10 +86,16 @@ def find_affected(
     until: datetime | None = None,
     tool: str | None = None,
     pattern: str | None = None,
+    everything: bool = False,
     limit: int = 10_000,
 ) -> Affected:
-    """What the incident's systems touched from `since` (default: a day before detection)
-    to `until` (default: now); at most `limit` interactions, newest first."""
+    """What the incident touched on its systems from `since` (default: a day before
+    detection) to `until` (default: now), at most `limit` interactions, newest first.
+
+    Which conversations count (`scope`): with a `pattern`, those with an interaction whose
+    content matches it; without one, those the incident's signals name; with `everything`,
+    or when the signals name none, all of the systems' traffic. A conversation counts whole,
+    so the refunds of a conversation whose first message was the injection are in."""
     principal.require(Permission.see_content)
     incident = incidents.get_incident(session, incident_id=incident_id, principal=principal)
     systems = incidents.systems_of(session, incident_ids=[incident.id]).get(incident.id, [])
@@ -92,40 +107,102 @@ def find_affected(
         raise InvalidInput(
             "The pattern is not a regular expression.", [Problem("pattern", str(exc))]
         ) from None
+    touched: _Touched | None = None
+    scope = "all"
+    if matcher is not None:
+        touched, scope = _Touched(), "pattern"
+        for row in _rows(session, systems, None, since, until):
+            if matcher.search(_haystack(row)):
+                touched.add(row.id, row.conversation_id)
+    elif not everything:
+        touched = _signalled(session, incident.id)
+        scope = "signals" if touched.ids or touched.conversations else "all"
+        if scope == "all":
+            touched = None
     hunt = _Hunt()
-    for system_id in systems:
-        where = InteractionFilter(system_id=system_id, tool=tool, since=since, until=until)
-        cursor: str | None = None
-        while not hunt.truncated:
-            page, cursor = list_interactions(session, where=where, limit=PAGE, cursor=cursor)
-            for row in page:
-                if matcher and not matcher.search(_haystack(row)):
-                    continue
-                if len(hunt.rows) >= limit:
-                    hunt.truncated = True
-                    break
-                hunt.rows.append(
-                    AffectedRow(
-                        interaction_id=row.id,
-                        system_id=row.system_id,
-                        at=row.start_time,
-                        operation=row.operation,
-                        conversation_id=row.conversation_id,
-                        user_id=row.user_id,
-                        agent=row.agent_name,
-                        tool=row.tool_name,
-                        tool_arguments=row.tool_arguments,
-                        tool_result=row.tool_result,
-                        side_effect=row.tool_name is not None,
-                        quarantined=False,
-                    )
-                )
-            if cursor is None:
-                break
+    for row in _rows(session, systems, tool, since, until):
+        if touched is not None and not touched.covers(row.id, row.conversation_id):
+            continue
+        if len(hunt.rows) >= limit:
+            hunt.truncated = True
+            break
+        hunt.rows.append(
+            AffectedRow(
+                interaction_id=row.id,
+                system_id=row.system_id,
+                at=row.start_time,
+                operation=row.operation,
+                conversation_id=row.conversation_id,
+                user_id=row.user_id,
+                agent=row.agent_name,
+                tool=row.tool_name,
+                tool_arguments=row.tool_arguments,
+                tool_result=row.tool_result,
+                side_effect=row.tool_name is not None,
+                quarantined=False,
+            )
+        )
     held = service.quarantined(session, interaction_ids=[r.interaction_id for r in hunt.rows])
     for found in hunt.rows:
         found.quarantined = found.interaction_id in held
-    return _summarise(incident.id, systems, since, until, tool, pattern, hunt)
+    return _summarise(incident.id, systems, since, until, tool, pattern, scope, hunt)
+
+
+@dataclass
+class _Touched:
+    """The interactions and conversations an incident touched."""
+
+    ids: set[int] = field(default_factory=set)
+    conversations: set[str] = field(default_factory=set)
+
+    def add(self, interaction_id: int, conversation_id: str | None) -> None:
+        self.ids.add(interaction_id)
+        if conversation_id:
+            self.conversations.add(conversation_id)
+
+    def covers(self, interaction_id: int, conversation_id: str | None) -> bool:
+        return interaction_id in self.ids or (
+            conversation_id is not None and conversation_id in self.conversations
+        )
+
+
+def _rows(
+    session: Session, systems: list[str], tool: str | None, since: datetime, until: datetime
+) -> Iterator[Any]:
+    """The systems' interactions in the time range, newest first, a page at a time."""
+    for system_id in systems:
+        where = InteractionFilter(system_id=system_id, tool=tool, since=since, until=until)
+        cursor: str | None = None
+        while True:
+            page, cursor = list_interactions(session, where=where, limit=PAGE, cursor=cursor)
+            yield from page
+            if cursor is None:
+                break
+
+
+def _signalled(session: Session, incident_id: int) -> _Touched:
+    """The interactions and conversations the incident's signals name."""
+    touched = _Touched()
+    candidates = select(Candidate.id).where(Candidate.incident_id == incident_id)
+    rows = session.execute(
+        select(Signal.conversation_id, Signal.interaction_ids).where(
+            Signal.candidate_id.in_(candidates)
+        )
+    ).all()
+    ids: set[int] = set()
+    for conversation_id, interaction_ids in rows:
+        if conversation_id:
+            touched.conversations.add(conversation_id)
+        ids.update(i for i in interaction_ids or () if isinstance(i, int))
+    ordered = sorted(ids)
+    for at in range(0, len(ordered), 500):
+        chunk = ordered[at : at + 500]
+        found = session.execute(
+            select(Interaction.id, Interaction.conversation_id).where(Interaction.id.in_(chunk))
+        )
+        for interaction_id, conversation_id in found:
+            touched.add(interaction_id, conversation_id)
+    return touched
 
 
 def _summarise(
@@ -135,6 +212,7 @@ def _summarise(
     until: datetime,
     tool: str | None,
     pattern: str | None,
+    scope: str,
     hunt: _Hunt,
 ) -> Affected:
     conversations: dict[str, dict[str, Any]] = {}
@@ -169,6 +247,7 @@ def _summarise(
         until=until,
         tool=tool,
         pattern=pattern,
+        scope=scope,
         conversations=list(conversations.values()),
         users=[{**u, "conversations": len(u["conversations"])} for u in users.values()],
         side_effects=[r for r in hunt.rows if r.side_effect],
@@ -237,6 +316,7 @@ def quarantine_affected(
             "until": affected.until.isoformat(),
             "tool": affected.tool,
             "pattern": affected.pattern,
+            "scope": affected.scope,
         },
     )
     session.commit()

@@ -213,7 +213,11 @@ Since = Annotated[
 Until = Annotated[AwareDatetime | None, Query(description="Until; default: now.")]
 Tool = Annotated[str | None, Query(max_length=200, description="Only calls of this tool.")]
 Pattern = Annotated[
-    str | None, Query(max_length=500, description="Only interactions whose content matches.")
+    str | None,
+    Query(
+        max_length=500,
+        description="The conversations with an interaction whose content matches this regex.",
+    ),
 ]
 
 
@@ -230,11 +234,19 @@ def affected(
     until: Until = None,
     tool: Tool = None,
     pattern: Pattern = None,
+    everything: Annotated[
+        bool,
+        Query(
+            alias="all",
+            description="All the systems' traffic, not only the conversations of the signals.",
+        ),
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> hunt.Affected | Response:
-    """Conversations, users and tool-call side effects of the incident's systems in its
-    time range (`blastwall affected`), as JSON or CSV."""
+    """Conversations, users and tool-call side effects the incident touched on its systems in
+    its time range (`blastwall affected`), as JSON or CSV: the conversations its signals
+    name, or those matching `pattern`, or with `all` everything."""
     found = hunt.find_affected(
         session,
         incident_id=incident_id,
@@ -243,6 +255,7 @@ def affected(
         until=until,
         tool=tool,
         pattern=pattern,
+        everything=everything,
         limit=limit,
     )
     if format == "csv":
@@ -264,6 +277,7 @@ def quarantine_affected(
         until=body.until,
         tool=body.tool,
         pattern=body.pattern,
+        everything=body.all,
         limit=body.limit,
     )
     marked = hunt.quarantine_affected(

@@ -326,8 +326,17 @@ def affected(
     until: Annotated[datetime | None, typer.Option(help="Until (UTC); default: now.")] = None,
     tool: Annotated[str | None, typer.Option(help="Only calls of this tool.")] = None,
     pattern: Annotated[
-        str | None, typer.Option(help="Only interactions whose content matches this regex.")
+        str | None,
+        typer.Option(
+            help="The conversations with an interaction whose content matches this regex."
+        ),
     ] = None,
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="All the systems' traffic, not only the conversations of the signals."
+        ),
+    ] = False,
     format: Annotated[str, typer.Option(help="json or csv.")] = "json",
     output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
     quarantine: Annotated[
@@ -335,8 +344,9 @@ def affected(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 10_000,
 ) -> None:
-    """Conversations, users and tool-call side effects (e.g. refunds issued) of the
-    incident's systems in its time range, for the business owners."""
+    """Conversations, users and tool-call side effects (e.g. refunds issued) the incident
+    touched on its systems in its time range, for the business owners: the conversations
+    its signals name, or those matching --pattern, or with --all everything."""
     from datetime import UTC
 
     if format not in ("json", "csv"):
@@ -352,6 +362,7 @@ def affected(
             until=until,
             tool=tool,
             pattern=pattern,
+            everything=everything,
             limit=limit,
         )
         if quarantine:

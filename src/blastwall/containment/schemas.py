@@ -130,6 +130,7 @@ class QuarantineIn(Strict):
     until: AwareDatetime | None = None
     tool: Annotated[str, StringConstraints(max_length=200)] | None = None
     pattern: Annotated[str, StringConstraints(max_length=500)] | None = None
+    all: bool = False
     limit: int = Field(default=10_000, ge=1, le=100_000)
 
 

@@ -171,11 +171,12 @@ def decline(
         groups, _ = service.list_groups(
             session, principal=actor, candidate_id=candidate.id, limit=100
         )
-        for group in groups:
+        # A recurrence is a group of its own with the same fingerprint: one snooze each.
+        for fingerprint in dict.fromkeys(g.fingerprint for g in groups):
             service.add_snooze(
                 session,
                 data=SnoozeCreate(
-                    match=Match(fingerprint=group.fingerprint),
+                    match=Match(fingerprint=fingerprint),
                     reason=f"candidate {candidate.id} declined: {data.reason}"[:2000],
                     until=until,
                 ),

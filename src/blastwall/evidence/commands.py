@@ -241,7 +241,10 @@ def export(
 def verify(
     bundle: Annotated[Path, typer.Argument(help="The bundle (.zip).", exists=True, dir_okay=False)],
     pubkey: Annotated[
-        Path | None, typer.Option(help="The signer's public key (PEM, or 64 hex digits).")
+        Path | None,
+        typer.Option(
+            help="The signer's public key (PEM, or 64 hex digits).", exists=True, dir_okay=False
+        ),
     ] = None,
 ) -> None:
     """Verify a bundle offline (no server, no database); exit 1 when anything is off."""

@@ -202,7 +202,10 @@ def _keep(
 def snapshot_config(
     session: Session, *, incident_id: int, actor: Principal, note: str = ""
 ) -> EvidenceItem:
-    """Preserve the inventory declaration of the incident's systems and their last changes."""
+    """Preserve the inventory declaration of the incident's systems, their last changes and
+    the controls in force on them."""
+    from blastwall.containment.service import control_state  # containment imports evidence
+
     actor.require(Permission.write_incidents)
     incident = service.incident_for(session, incident_id=incident_id, principal=actor)
     system_ids = list(
@@ -225,6 +228,9 @@ def snapshot_config(
         "incident": incident.id,
         "systems": [_columns(s) for s in systems],
         "recent_changes": [_columns(c) for c in changes],
+        "controls": {
+            s.id: control_state(session, system_id=s.id).model_dump(mode="json") for s in systems
+        },
     }
     return _keep(
         session,

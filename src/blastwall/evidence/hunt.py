@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
 from blastwall.db import Database, utcnow
+from blastwall.detection.builtin.canary import TOKEN as CANARY_TOKEN
 from blastwall.detection.builtin.canary import token_hash
 from blastwall.detection.models import CanaryToken
 from blastwall.errors import InvalidInput, NotFound, Problem
@@ -229,10 +230,26 @@ def _confirm(query: Query, interaction_id: int, joined: str) -> Found | None:
         for text in _strings(value):
             match = query.search(text)
             if match is not None:
-                start, end = max(0, match.start() - 60), min(len(text), match.end() + 60)
-                excerpt = redact_text(text[start:end])
-                return Found(interaction_id, name, excerpt[:400])
+                return Found(interaction_id, name, excerpt_around(text, match.start(), match.end()))
     return None
+
+
+def excerpt_around(text: str, start: int, end: int, context: int = 60) -> str:
+    """About `context` characters either side of text[start:end], masked. The window is
+    widened to whole words before masking, so that a cut never leaves part of an e-mail
+    address or a number unmasked; canary tokens are masked too (shown once, at issue)."""
+    begin, stop = max(0, start - context), min(len(text), end + context)
+    floor, ceiling = max(0, begin - _WORD_SLACK), min(len(text), stop + _WORD_SLACK)
+    while begin > floor and not text[begin - 1].isspace():
+        begin -= 1
+    while stop < ceiling and not text[stop].isspace():
+        stop += 1
+    masked = CANARY_TOKEN.sub("[CANARY]", redact_text(text[begin:stop]))
+    return masked[: 2 * context + 280]
+
+
+_WORD_SLACK = 120
+"""How far a window may grow to reach the end of a word (a long token is cut after this)."""
 
 
 def count(session: Session, query: Query) -> int:
@@ -458,7 +475,7 @@ def get_hunt(session: Session, *, hunt_id: int, principal: Principal) -> Hunt:
     principal.require(Permission.see_content)
     row = session.get(Hunt, hunt_id)
     if row is None:
-        raise NotFound(f"No hunt {hunt_id}. `blastwall hunt list` shows them.")
+        raise NotFound(f"No hunt {hunt_id}. `GET /api/v1/hunts` lists them.")
     return row
 
 

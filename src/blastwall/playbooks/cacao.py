@@ -1,11 +1,12 @@
 """A playbook as an OASIS CACAO Security Playbook 2.0 document (JSON), for SOAR tools.
 
 The steps become a linear workflow: `start`, one `action` step per check, containment,
-evidence or communication step (a manual command saying what to do), a `switch-condition`
-per decision (one case per option, each going on to the next step; the decision is the
-playbook variable the switch reads), and `end`. A step's `when` conditions are written in
-its description. Identifiers are UUIDv5 of the playbook id, its version and the step id, so
-the same playbook always exports to the same document.
+evidence or communication step (a manual command saying what to do, for the incident
+response team, the one agent), a `switch-condition` per decision (the decision is the
+playbook variable the switch reads; each option is a branch of one step recording it and an
+end of its own, then the workflow goes on to the next step), and `end`. A step's `when`
+conditions are written in its description. Identifiers are UUIDv5 of the playbook id, its
+version and the step id, so the same playbook always exports to the same document.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def to_cacao(playbook: Playbook, *, created: datetime | None = None) -> dict[str
         _id("switch-condition" if s.kind is StepKind.decision else "action", *key, s.id)
         for s in playbook.steps
     ]
+    agent = _id("group", *key, "responders")
     workflow: dict[str, Any] = {start: {"type": "start", "name": "Start", "on_completion": ids[0]}}
     variables: dict[str, Any] = {}
     for index, step in enumerate(playbook.steps):
@@ -76,12 +78,28 @@ def to_cacao(playbook: Playbook, *, created: datetime | None = None) -> dict[str
                 "constant": False,
                 "external": True,
             }
+            cases: dict[str, str] = {}
+            for option in step.options:
+                # Each case is a branch of its own: one step recording the decision, then
+                # an end step of the branch; the switch then goes on to the next step.
+                branch = _id("action", *key, step.id, "case", option)
+                branch_end = _id("end", *key, step.id, "case", option)
+                cases[option] = branch
+                workflow[branch] = {
+                    "type": "action",
+                    "name": f"{step.title} {option}",
+                    "description": f"The {decider} decided: {option}.",
+                    "commands": [{"type": "manual", "command": f"Record the decision: {option}"}],
+                    "agent": agent,
+                    "on_completion": branch_end,
+                }
+                workflow[branch_end] = {"type": "end", "name": f"{step.title} {option}: done"}
             workflow[ids[index]] = {
                 "type": "switch-condition",
                 "name": step.title,
                 "description": _description(step),
                 "switch": variable,
-                "cases": {option: [following] for option in step.options},
+                "cases": cases,
                 "on_completion": following,
             }
             continue
@@ -90,6 +108,7 @@ def to_cacao(playbook: Playbook, *, created: datetime | None = None) -> dict[str
             "name": step.title,
             "description": _description(step),
             "commands": [{"type": "manual", "command": step.title}],
+            "agent": agent,
             "on_completion": following,
         }
     workflow[end] = {"type": "end", "name": "End"}
@@ -114,6 +133,13 @@ def to_cacao(playbook: Playbook, *, created: datetime | None = None) -> dict[str
         ],
         "workflow_start": start,
         "workflow": workflow,
+        "agent_definitions": {
+            agent: {
+                "type": "group",
+                "name": "Incident response team",
+                "description": "The people working the incident; each step says who acts.",
+            }
+        },
     }
     if variables:
         document["playbook_variables"] = variables
