@@ -16,7 +16,7 @@ from blastwall.db import Database
 from blastwall.errors import InvalidInput, PermissionDenied
 from blastwall.library import service
 from blastwall.taxonomy import taxonomy
-from tests.conftest import Clients
+from tests.conftest import EXAMPLES, Clients
 
 ADMIN = Principal(name="ada", role=Role.admin)
 VIEWER = Principal(name="vic", role=Role.viewer)
@@ -121,3 +121,23 @@ def test_library_commands(cli: CliRunner) -> None:
     assert rows and rows[0]["source"] == "atlas"
     shown = cli.invoke(app, ["library", "show", str(rows[0]["id"])])
     assert shown.exit_code == 0 and "Apache-2.0" in shown.output
+    assert cli.invoke(app, ["inventory", "apply", str(EXAMPLES)]).exit_code == 0
+    opened = cli.invoke(
+        app,
+        [
+            "incident",
+            "open",
+            "--title",
+            "Chatbot follows injected instructions from a retrieved web page",
+            "--archetype",
+            "prompt_injection",
+            "--severity",
+            "SEV3",
+            "--system",
+            "support-chatbot",
+        ],
+    )
+    assert opened.exit_code == 0, opened.output
+    pack = cli.invoke(app, ["triage", "1"])
+    assert pack.exit_code == 0, pack.output
+    assert "Similar incidents elsewhere" in pack.output and "MITRE" in pack.output

@@ -4,6 +4,7 @@ and checklists on incidents through the API and the command line."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from blastwall.cli import app
 from blastwall.errors import InvalidInput
 from blastwall.incidents.schemas import Archetype
 from blastwall.playbooks.cacao import to_cacao
-from blastwall.playbooks.library import library, load_folder, select_steps
+from blastwall.playbooks.library import PlaybookError, library, load_folder, select_steps
 from tests.conftest import EXAMPLES, Clients
 
 H = dict[str, str]
@@ -112,6 +113,24 @@ def test_a_bad_playbook_file_is_refused_with_its_path_and_field(tmp_path: Path) 
     assert any("broken.yaml: steps[1]" in w for w in where)
     assert any("broken.yaml: steps[2]" in w for w in where)
     assert any("notyaml.yaml" in w for w in where)
+    with pytest.raises(PlaybookError, match="BLASTWALL_PLAYBOOK_DIR"):
+        library(tmp_path)  # never good: refused (the server does not start)
+
+
+def test_a_folder_that_turns_bad_keeps_the_last_good_playbooks(tmp_path: Path) -> None:
+    good = {
+        "id": "ours",
+        "name": "Ours",
+        "archetypes": ["prompt_injection"],
+        "steps": [{"id": "look", "kind": "check", "title": "Look"}],
+    }
+    path = tmp_path / "ours.yaml"
+    path.write_text(yaml.safe_dump(good))
+    assert "ours" in library(tmp_path).custom
+    path.write_text("id: [unclosed\n")
+    os.utime(path, ns=(1, 1))  # a new stamp, whatever the clock's resolution
+    kept = library(tmp_path)
+    assert kept.get("ours").name == "Ours"
 
 
 def test_cacao_export_is_a_connected_workflow() -> None:

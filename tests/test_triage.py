@@ -165,3 +165,39 @@ def test_triage_command(cli: CliRunner, tmp_path: Path) -> None:
     pack = json.loads(run("triage", number, "--json", "--svg", str(target)))
     assert pack["incident_id"] == int(number)
     assert target.read_text().startswith("<svg")
+
+
+def test_similar_ranks_by_archetype_systems_and_components_not_by_itself() -> None:
+    import bm25s
+
+    from blastwall.triage.similar import SimilarIndex
+
+    texts = {
+        1: "chatbot follows injected instructions from a web page",  # the incident at hand
+        2: "injected instructions in a retrieved page",  # same kind, another system
+        3: "chatbot leaks card numbers",  # another kind, the same system
+        4: "nightly batch job slow",  # no words in common; shares the model only
+    }
+    ids = list(texts)
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([texts[i] for i in ids], show_progress=False))
+    index = SimilarIndex(
+        ids=ids,
+        retriever=retriever,
+        systems={1: {"chatbot"}, 2: {"docs-bot"}, 3: {"chatbot"}, 4: {"batch"}},
+        archetypes={1: "prompt_injection", 2: "prompt_injection", 3: "data_exfiltration"},
+        version=None,
+    )
+    model = ("model", "openai/gpt-4o")
+    ranked = index.search(
+        texts[1],
+        systems={"chatbot"},
+        components={"chatbot": {model}, "docs-bot": set(), "batch": {model}},
+        exclude=1,
+        k=5,
+        archetype="prompt_injection",
+    )
+    order = [incident_id for incident_id, _, _ in ranked]
+    assert order[0] == 2 and 1 not in order
+    assert ranked[0][1] == 1.0  # the best other incident's text sets the scale
+    assert 4 in order  # found through the shared model alone

@@ -39,6 +39,7 @@ from blastwall.incidents.api import router as incidents_router
 from blastwall.inventory.api import router as inventory_router
 from blastwall.library.api import router as library_router
 from blastwall.playbooks.api import router as playbooks_router
+from blastwall.playbooks.library import library as playbook_library
 from blastwall.settings import Settings, get_settings
 from blastwall.signals.api import router as signals_router
 from blastwall.taxonomy.api import router as taxonomy_router
@@ -221,6 +222,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     app.state.detection = DetectionEngine() if settings.detection else None
     current_policy(settings.correlation_policy)  # refuse to start on a policy that is invalid
     load_containment_policy(settings.containment_policy)  # nor on a containment policy
+    playbook_library(settings.playbook_dir)  # nor on a bad playbook folder
 
     app.add_exception_handler(BlastwallError, _blastwall_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

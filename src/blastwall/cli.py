@@ -127,11 +127,13 @@ def serve(
 
     from blastwall.containment.policy import load_policy as load_containment_policy
     from blastwall.correlation.policy import current_policy
+    from blastwall.playbooks.library import library as playbook_library
 
     with session_scope():
         pass  # refuse to start on a database that `blastwall init` has not set up
     current_policy(get_settings().correlation_policy)  # nor on an invalid correlation policy
     load_containment_policy(get_settings().containment_policy)  # nor containment policy
+    playbook_library(get_settings().playbook_dir)  # nor on a bad playbook folder
     out.print(
         f"Blastwall {__version__} listening on http://{host}:{port} "
         f"(API /api/v1, OpenAPI /openapi.json, docs /docs)"

@@ -14,6 +14,7 @@ field, and no playbook is read from a folder that has one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,11 +25,22 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from blastwall.errors import InvalidInput, NotFound, Problem, field_path
+from blastwall.errors import InvalidInput, NotFound, Problem, ServerError, field_path
 from blastwall.incidents.schemas import Archetype, IncidentRole, Severity
 from blastwall.inventory.schemas import Control, SystemType
 
-__all__ = ["Playbook", "Step", "StepKind", "When", "library", "load_folder", "select_steps"]
+log = logging.getLogger("blastwall.playbooks")
+
+__all__ = [
+    "Playbook",
+    "PlaybookError",
+    "Step",
+    "StepKind",
+    "When",
+    "library",
+    "load_folder",
+    "select_steps",
+]
 
 
 class StepKind(StrEnum):
@@ -197,12 +209,32 @@ def _shipped() -> dict[str, Playbook]:
     return found
 
 
+class PlaybookError(ServerError):
+    """The organisation's playbook folder holds bad files: the server's configuration, not
+    the request, must be fixed."""
+
+    title = "Playbook library error"
+
+    def __init__(self, detail: str, problems: list[Problem]) -> None:
+        super().__init__(detail)
+        self.problems = problems
+
+    def extra(self) -> dict[str, Any]:
+        return {"errors": [p.as_dict() for p in self.problems]}
+
+    def __str__(self) -> str:
+        return self.detail + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
 _cache: dict[Any, Library] = {}
+_last_good: dict[str, Library] = {}
 
 
 def library(folder: Path | None = None) -> Library:
     """The shipped playbooks, with those of `folder` (BLASTWALL_PLAYBOOK_DIR) over them.
-    Read again when a file of the folder changed."""
+    Read again when a file of the folder changed. A folder that turns bad keeps the last
+    good reading in force (the problems are logged); one that was never good raises
+    PlaybookError naming each bad file and field."""
     stamp: Any = None
     if folder is not None:
         files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
@@ -211,8 +243,27 @@ def library(folder: Path | None = None) -> Library:
     if cached is not None:
         return cached
     playbooks = _shipped()
-    custom = load_folder(folder) if folder is not None else {}
+    try:
+        custom = load_folder(folder) if folder is not None else {}
+    except InvalidInput as exc:
+        previous = _last_good.get(str(folder))
+        problems = exc.problems or [Problem(str(folder), exc.detail)]
+        if previous is None:
+            raise PlaybookError(
+                f"The playbooks of {folder} (BLASTWALL_PLAYBOOK_DIR) are not valid; fix "
+                "these files:",
+                problems,
+            ) from None
+        log.error(
+            "the playbooks of %s are not valid; the previous ones stay in force: %s",
+            folder,
+            "; ".join(str(p) for p in problems),
+        )
+        _cache.clear()
+        _cache[stamp] = previous
+        return previous
     built = Library({**playbooks, **custom}, frozenset(custom))
     _cache.clear()
     _cache[stamp] = built
+    _last_good[str(folder)] = built
     return built

@@ -87,6 +87,17 @@ def triage(
             ],
             title="Similar past incidents",
         )
+    if pack.similar_external:
+        print_table(
+            ["source", "id", "year", "title", "score", "url"],
+            [
+                (e.source, e.external_id, e.year or "", escape(e.title), e.score, e.url or "")
+                for e in pack.similar_external
+            ],
+            title="Similar incidents elsewhere (public library)",
+        )
+        for attribution in dict.fromkeys(e.attribution for e in pack.similar_external):
+            out.print(escape(attribution))
     if pack.playbook:
         print_table(
             ["step", "kind", "title", "control"],

@@ -189,6 +189,7 @@ def _similar(
         components=components,
         exclude=incident.id,
         k=MAX_SIMILAR,
+        archetype=incident.archetype,
     )
     if not ranked:
         return []

@@ -1,6 +1,6 @@
 """Similar past incidents: BM25 (bm25s) over each incident's title, severity reason and the
-summaries of its signals, plus a bonus for the AI systems and components it shares with the
-incident at hand.
+summaries of its signals, plus a bonus for the same archetype and for the AI systems and
+components it shares with the incident at hand.
 
 The index is built once per database and rebuilt when an incident was added or changed
 (about a second for 10,000 incidents); a query against it takes well under a millisecond.
@@ -25,6 +25,7 @@ __all__ = ["SimilarIndex", "index_for"]
 
 MAX_SIGNAL_TEXTS = 20
 """Signal summaries read per incident for its text."""
+SAME_ARCHETYPE_BONUS = 0.3
 SHARED_SYSTEM_BONUS = 0.25
 SHARED_COMPONENT_BONUS = 0.1
 
@@ -34,6 +35,7 @@ class SimilarIndex:
     ids: list[int]
     retriever: bm25s.BM25 | None
     systems: dict[int, set[str]]
+    archetypes: dict[int, str]
     version: Any
 
     def search(
@@ -44,31 +46,38 @@ class SimilarIndex:
         components: dict[str, set[tuple[str, str]]],
         exclude: int,
         k: int,
+        archetype: str | None = None,
     ) -> list[tuple[int, float, float]]:
-        """(incident id, text score, score with shared systems and components), best first;
-        `components` maps each system to its (kind, key) components."""
+        """(incident id, text score, score with shared archetype, systems and components),
+        best first; `components` maps each system to its (kind, key) components. The text
+        score is relative to the best other incident's (the incident at hand, which matches
+        its own text best, does not count)."""
         scores: dict[int, float] = {}
         if self.retriever is not None and self.ids and text.strip():
             tokens = bm25s.tokenize([text], stopwords="en", show_progress=False)
             if tokens.vocab:
                 wanted = min(len(self.ids), max(k * 10, 50))
                 found, values = self.retriever.retrieve(tokens, k=wanted, show_progress=False)
-                top = float(values[0][0]) if len(values[0]) and values[0][0] > 0 else 1.0
                 for position, score in zip(found[0], values[0], strict=True):
-                    if score > 0:
-                        scores[self.ids[int(position)]] = float(score) / top
+                    if score > 0 and self.ids[int(position)] != exclude:
+                        scores[self.ids[int(position)]] = float(score)
+                top = max(scores.values(), default=1.0)
+                scores = {i: score / top for i, score in scores.items()}
         mine = set().union(*(components.get(s, set()) for s in systems)) if systems else set()
-        for incident_id, theirs in self.systems.items():
-            if theirs & systems:
-                scores.setdefault(incident_id, 0.0)
+        sharing = {s: found & mine for s, found in components.items() if found & mine}
         ranked: list[tuple[int, float, float]] = []
-        for incident_id, text_score in scores.items():
+        for incident_id in scores.keys() | self.systems.keys() | self.archetypes.keys():
             if incident_id == exclude:
                 continue
             theirs = self.systems.get(incident_id, set())
-            shared = set().union(*(components.get(s, set()) for s in theirs)) & mine
+            shared = set().union(*(sharing[s] for s in theirs if s in sharing))
+            same_kind = archetype is not None and self.archetypes.get(incident_id) == archetype
+            text_score = scores.get(incident_id, 0.0)
+            if not (text_score or theirs & systems or shared or same_kind):
+                continue
             total = (
                 text_score
+                + SAME_ARCHETYPE_BONUS * same_kind
                 + SHARED_SYSTEM_BONUS * len(theirs & systems)
                 + SHARED_COMPONENT_BONUS * min(len(shared), 5)
             )
@@ -89,12 +98,18 @@ def _version(session: Session) -> Any:
     )
 
 
-def _texts(session: Session) -> tuple[list[int], list[str], dict[int, set[str]]]:
+def _texts(
+    session: Session,
+) -> tuple[list[int], list[str], dict[int, set[str]], dict[int, str]]:
     texts: dict[int, list[str]] = {}
-    for incident_id, title, reason in session.execute(
-        select(Incident.id, Incident.title, Incident.severity_reason).order_by(Incident.id)
+    archetypes: dict[int, str] = {}
+    for incident_id, title, reason, archetype in session.execute(
+        select(Incident.id, Incident.title, Incident.severity_reason, Incident.archetype).order_by(
+            Incident.id
+        )
     ):
         texts[incident_id] = [title, reason or ""]
+        archetypes[incident_id] = archetype
     counts: dict[int, int] = defaultdict(int)
     rows = session.execute(
         select(Candidate.incident_id, Signal.summary)
@@ -112,7 +127,7 @@ def _texts(session: Session) -> tuple[list[int], list[str], dict[int, set[str]]]
     ):
         systems[incident_id].add(system_id)
     ids = list(texts)
-    return ids, [" ".join(texts[i]) for i in ids], dict(systems)
+    return ids, [" ".join(texts[i]) for i in ids], dict(systems), archetypes
 
 
 def index_for(session: Session) -> SimilarIndex:
@@ -126,12 +141,12 @@ def index_for(session: Session) -> SimilarIndex:
         current = _indexes.get(key)
         if current is not None and current.version == version:
             return current
-        ids, texts, systems = _texts(session)
+        ids, texts, systems, archetypes = _texts(session)
         retriever: bm25s.BM25 | None = None
         tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False) if texts else None
         if tokens is not None and tokens.vocab:
             retriever = bm25s.BM25()
             retriever.index(tokens, show_progress=False)
-        built = SimilarIndex(ids, retriever, systems, version)
+        built = SimilarIndex(ids, retriever, systems, archetypes, version)
         _indexes[key] = built
         return built
