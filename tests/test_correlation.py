@@ -497,6 +497,12 @@ def test_vendor_outage_incident_inhibits_latency_signals(
     inhibitions = client.get("/api/v1/inhibitions", headers=admin).json()
     assert inhibitions["next"] is None
     assert inhibitions["items"][0]["name"] == "vendor-outage-explains-latency"
+    held = client.get(
+        "/api/v1/signals",
+        params={"held_by": "inhibition:vendor-outage-explains-latency"},
+        headers=admin,
+    ).json()["items"]
+    assert [x["id"] for x in held] == [slow["id"]]
 
 
 # -- listing -----------------------------------------------------------------------------

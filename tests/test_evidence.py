@@ -89,6 +89,14 @@ def test_interactions_collected_when_incident_opens(
         f"interaction:{ids[2]}",
         f"trace:{3:032x}",  # the helper's trace id of its third interaction,
     ]
+    unknown = clients.client.post(
+        f"{API}/incidents/{incident['id']}/evidence/collect",
+        json={"signals": [later, 999_999], "interactions": [999_998]},
+        headers=admin,
+    )
+    assert unknown.status_code == 422
+    assert [e["field"] for e in unknown.json()["errors"]] == ["signals", "interactions"]
+    assert "999999" in unknown.json()["errors"][0]["message"]
 
 
 def test_views_are_recorded_and_broad_roles_see_redacted(

@@ -171,7 +171,7 @@ def test_tool_decorator() -> None:
 
     g._install(state(control("require_approval", 1, tool="issue_refund")))
     assert issue_refund(order="A1", amount=20) == "refunded 20 on A1"
-    with pytest.raises(ApprovalRequired):
+    with pytest.raises(ApprovalRequired, match="refused by the approver"):
         issue_refund(order="A1", amount=500)
     assert asked == [
         ("issue_refund", {"order": "A1", "amount": 20}),

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from blastwall.guard import Guard, Suspended, Unavailable
+from blastwall.guard import ApprovalRequired, Guard, Suspended, Unavailable
 from tests.conftest import ROOT
 from tests.containment_live import WAIT, Installation, wait_for
 
@@ -140,6 +140,35 @@ def test_stream_fail_modes_and_resync(tmp_path: Path) -> None:
             ).raise_for_status()
             caller.join(WAIT)
             assert sent == ["sent to c@example.com"]
+
+            # A person refuses the next one: the guard says who and why.
+            refused: list[ApprovalRequired] = []
+
+            def refused_call() -> None:
+                try:
+                    send_email(to="d@example.com")
+                except ApprovalRequired as exc:
+                    refused.append(exc)
+
+            caller = threading.Thread(target=refused_call)
+            caller.start()
+            waiting: list[dict[str, Any]] = []
+            wait_for(
+                "the second request",
+                lambda: (
+                    waiting.extend(
+                        api.get("/api/v1/controls/approvals?pending=true").json()["items"]
+                    )
+                    or bool(waiting)
+                ),
+            )
+            api.post(
+                f"/api/v1/controls/approvals/{waiting[0]['id']}/decide",
+                json={"approve": False, "note": "not to that address"},
+            ).raise_for_status()
+            caller.join(WAIT)
+            assert len(refused) == 1
+            assert "denied by" in str(refused[0]) and "not to that address" in str(refused[0])
         finally:
             closed.close()
             opened.close()

@@ -168,6 +168,8 @@ def test_bad_queries_are_refused(db: Database, evidence_dir: Path) -> None:
             hunt.create_hunt(session, data=HuntIn(pattern="a*"), actor=ALICE)
         with pytest.raises(InvalidInput, match="not a valid regular expression"):
             hunt.create_hunt(session, data=HuntIn(pattern="(unclosed"), actor=ALICE)
+        with pytest.raises(InvalidInput, match="No AI system 'nosuch'"):
+            hunt.create_hunt(session, data=HuntIn(text="x", system="nosuch"), actor=ALICE)
     with pytest.raises(ValueError, match="exactly one"):
         HuntIn(pattern="a", text="b")
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
-from blastwall.errors import Conflict
+from blastwall.errors import Conflict, InvalidInput, Problem
 from blastwall.evidence import custody, service
 from blastwall.evidence.bundle import BundleItem, write_bundle
 from blastwall.evidence.hunt import get_hunt
@@ -147,9 +147,24 @@ def collect(
     signal_ids: list[int] | None = None,
     interaction_ids: list[int] | None = None,
 ) -> list[EvidenceItem]:
-    """`collect_for_incident` for a person asking for it: checks rights, then commits."""
+    """`collect_for_incident` for a person asking for it: checks rights and that every
+    signal and interaction named exists, then commits."""
     actor.require(Permission.write_incidents)
     incident = service.incident_for(session, incident_id=incident_id, principal=actor)
+    problems: list[Problem] = []
+    for field, model, wanted in (
+        ("signals", Signal, signal_ids),
+        ("interactions", Interaction, interaction_ids),
+    ):
+        if wanted:
+            found = set(session.scalars(select(model.id).where(model.id.in_(set(wanted)))))
+            if missing := sorted(set(wanted) - found):
+                problems.append(Problem(field, f"none with the id(s) {missing}"))
+    if problems:
+        raise InvalidInput(
+            "Some of what was named to collect does not exist; nothing was collected.",
+            problems,
+        )
     items = collect_for_incident(
         session,
         incident_id=incident.id,

@@ -39,6 +39,7 @@ from blastwall.detection.models import CanaryToken
 from blastwall.errors import InvalidInput, NotFound, Problem
 from blastwall.evidence.models import Hunt, HuntMatch
 from blastwall.evidence.schemas import HuntIn
+from blastwall.inventory.models import System
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.settings import get_settings
 from blastwall.telemetry.models import Interaction
@@ -154,6 +155,11 @@ def compile_query(
     since: datetime | None = None,
 ) -> Query:
     """Check and compile a hunt's query; InvalidInput names what is wrong with it."""
+    if system_id is not None and session.get(System, system_id) is None:
+        raise InvalidInput(
+            f"No AI system '{system_id}'.",
+            [Problem("system", "not in the inventory; `blastwall inventory list` shows the ids")],
+        )
     if mode == "text":
         regex = re.compile(re.escape(query))
         return Query(

@@ -395,20 +395,31 @@ class Guard:
         """Whether a tool call that needs approval may go ahead: asks `approver` (or the
         guard's), else a person in Blastwall (`request_approval`), waiting at most
         `approval_timeout` seconds; False when refused or without an answer in time."""
+        return self._approval(name, args, approver)[0]
+
+    def _approval(
+        self, name: str, args: dict[str, Any], approver: Approver | None = None
+    ) -> tuple[bool, str]:
+        """(approved, what happened: who decided, or that no answer came) for `approve`."""
         approver = approver or self.approver
         if approver is None:
-            return self.request_approval(name, args)
+            return self._ask(name, args)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             future = pool.submit(approver, name, args)
             try:
-                return bool(future.result(timeout=self.approval_timeout))
+                if future.result(timeout=self.approval_timeout):
+                    return True, "approved by the approver"
+                return False, "refused by the approver"
             except concurrent.futures.TimeoutError:
                 log.warning("approval of %s timed out after %ss", name, self.approval_timeout)
-                return False
+                return False, f"no answer from the approver within {self.approval_timeout}s"
 
     def request_approval(self, name: str, args: dict[str, Any]) -> bool:
         """Ask Blastwall for a person's approval of one call (`POST /api/v1/controls/
         approvals`) and wait for the decision, at most `approval_timeout` seconds."""
+        return self._ask(name, args)[0]
+
+    def _ask(self, name: str, args: dict[str, Any]) -> tuple[bool, str]:
         deadline = time.monotonic() + self.approval_timeout
         body = {
             "system": self.system_id,
@@ -430,20 +441,25 @@ class Guard:
                         asked.status_code,
                         asked.text[:300],
                     )
-                    return False
+                    return False, f"could not ask for approval (HTTP {asked.status_code})"
                 approval = asked.json()["id"]
                 log.info("waiting for a person to approve %s (approval %s)", name, approval)
                 while time.monotonic() < deadline and not self._stop.is_set():
                     self._stop.wait(self.approval_poll)
-                    state = client.get(f"/api/v1/controls/approvals/{approval}").json()["state"]
+                    answer = client.get(f"/api/v1/controls/approvals/{approval}").json()
+                    state = answer["state"]
                     if state != "pending":
                         log.info("approval %s of %s: %s", approval, name, state)
-                        return bool(state == "approved")
+                        who = answer.get("decided_by")
+                        said = f"{state} by {who}" if who else state
+                        if answer.get("note"):
+                            said += f": {answer['note']}"
+                        return state == "approved", f"approval {approval} {said}"
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             log.warning("could not get approval of %s: %s: %s", name, type(exc).__name__, exc)
-            return False
+            return False, f"could not get approval ({type(exc).__name__})"
         log.warning("approval of %s timed out after %ss", name, self.approval_timeout)
-        return False
+        return False, f"no decision within {self.approval_timeout}s"
 
     def tool(
         self,
@@ -462,16 +478,18 @@ class Guard:
             @functools.wraps(function)
             def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
                 decision = self.check_tool(tool_name, dict(kwargs))
-                if decision.outcome == "approval" and self.approve(
-                    tool_name, dict(kwargs), approver
-                ):
-                    return function(*args, **kwargs)
+                reason = decision.reason
+                if decision.outcome == "approval":
+                    approved, said = self._approval(tool_name, dict(kwargs), approver)
+                    if approved:
+                        return function(*args, **kwargs)
+                    reason = f"{decision.reason}; {said}"
                 if decision.outcome != "allow":
                     if fallback is not None:
                         result: R = fallback(*args, **kwargs)
                         return result
                     error = ToolDenied if decision.outcome == "deny" else ApprovalRequired
-                    raise error(decision.reason, decision.control)
+                    raise error(reason, decision.control)
                 return function(*args, **kwargs)
 
             return guarded

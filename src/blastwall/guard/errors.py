@@ -5,7 +5,8 @@ GuardError
 ├── Suspended         the system (or this agent) is suspended
 │   └── ManualFallback  the system is switched to its manual fallback
 ├── ToolDenied        the tool is revoked (or the system suspended)
-├── ApprovalRequired  the tool needs a person's approval, and none came in time
+├── ApprovalRequired  the tool needs approval and did not get it (the message says
+│                     who refused it, or that no answer came in time)
 ├── Blocked           the input matches a blocked pattern
 ├── Quarantined       outputs are held for review instead of delivered
 └── RateLimited       more model calls than the rate limit allows

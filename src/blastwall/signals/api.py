@@ -53,6 +53,14 @@ def list_signals(
         bool | None,
         Query(description="true: only signals naming a system that is not in the inventory."),
     ] = None,
+    held_by: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Only signals held back by this rule: snooze:ID, maintenance:ID or "
+            "inhibition:NAME.",
+        ),
+    ] = None,
 ) -> Page[SignalOut]:
     """Signals, newest first."""
     rows, next_cursor = service.list_signals(
@@ -72,6 +80,7 @@ def list_signals(
         conversation_id=conversation_id,
         trace_id=trace_id,
         unregistered=unregistered,
+        held_by=held_by,
     )
     return Page(items=[service.to_out(r) for r in rows], next=next_cursor)
 

@@ -37,6 +37,12 @@ def list_(
     archetype: Annotated[Archetype | None, typer.Option(help="Only this archetype.")] = None,
     severity: Annotated[SignalSeverity | None, typer.Option(help="Only this severity.")] = None,
     status: Annotated[SignalStatus | None, typer.Option(help="firing or resolved.")] = None,
+    held_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Only those held back by this rule: snooze:ID, maintenance:ID, inhibition:NAME."
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 50,
     json: JsonOpt = False,
 ) -> None:
@@ -53,6 +59,7 @@ def list_(
             archetype=archetype.value if archetype else None,
             severity=severity.value if severity else None,
             status=status.value if status else None,
+            held_by=held_by,
         )
         items = [service.to_out(r) for r in rows]
     if json:
@@ -109,6 +116,13 @@ def show(
             )
         ],
     )
+    if s.group_id or s.candidate_id or s.held_by:
+        out.print(
+            f"group {s.group_id or '-'} · candidate {s.candidate_id or '-'} · "
+            f"held by {s.held_by or '-'}",
+            markup=False,
+            highlight=False,
+        )
     if s.detector:
         out.print(
             f"detector {s.detector} {s.detector_version} · confidence {s.confidence} · "

@@ -323,6 +323,7 @@ def list_signals(
     conversation_id: str | None = None,
     trace_id: str | None = None,
     unregistered: bool | None = None,
+    held_by: str | None = None,
 ) -> tuple[list[Signal], str | None]:
     """Signals newest first; `system` matches the inventory id or the name as sent, the time
     range [since, until) applies to when Blastwall received them."""
@@ -357,6 +358,8 @@ def list_signals(
         query = query.where(Signal.system_id.is_(None), Signal.system_ref.is_not(None))
     elif unregistered is False:
         query = query.where(or_(Signal.system_id.is_not(None), Signal.system_ref.is_(None)))
+    if held_by:
+        query = query.where(Signal.held_by == held_by)
     return fetch_page(session, query, limit=limit)
 
 
