@@ -65,7 +65,6 @@ from cyclonedx.model.contact import OrganizationalEntity
 from cyclonedx.model.service import Service
 from cyclonedx.output import make_outputter
 from cyclonedx.schema import OutputFormat, SchemaVersion
-from cyclonedx.validation.json import JsonValidator
 from pydantic import ValidationError
 
 from blastwall import __version__
@@ -237,6 +236,10 @@ def _check_document(text: str) -> dict[str, Any]:
 
 def _schema_problems(text: str, version: SchemaVersion) -> list[Problem]:
     """Schema errors (at most 20), or none if the library's validator is not installed."""
+    # Imported here: the validator pulls in jsonschema's format checkers, whose import builds
+    # grammars and costs the server's start over a second.
+    from cyclonedx.validation.json import JsonValidator
+
     try:
         errors = JsonValidator(version).validate_str(text, all_errors=True)
     except MissingOptionalDependencyException:
