@@ -267,6 +267,16 @@ def test_severity_escalates_as_conversations_grow(
     assert "affected +2 (10 conversations or users)" in c["severity_explanation"]
 
 
+def test_a_senders_own_count_of_users_counts(
+    clients: Clients, admin: H, inventory: list[str]
+) -> None:
+    client = clients.client
+    s = signal(client, admin, attributes={"conversations": 3, "users": 1200})
+    c = candidate(client, admin, s["candidate_id"])
+    assert c["affected"]["reported"] == 1200
+    assert "1200 conversations or users" in c["severity_explanation"]
+
+
 def test_accept_keeps_signals_and_later_ones_follow(
     clients: Clients, admin: H, inventory: list[str]
 ) -> None:

@@ -159,6 +159,8 @@ def test_taxonomy_api(clients: Clients, app_client: TestClient) -> None:
     bad = app_client.get("/api/v1/taxonomy", params={"cursor": "nope"}, headers=viewer)
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "query.cursor"
+    odd = app_client.get("/api/v1/taxonomy", params={"kind": "bogus"}, headers=viewer)
+    assert odd.status_code == 422 and odd.json()["errors"][0]["field"] == "query.kind"
 
 
 def test_taxonomy_commands() -> None:
@@ -175,3 +177,5 @@ def test_taxonomy_commands() -> None:
     assert "LLM03:2026" in str(unknown.exception)  # `blastwall` prints it as the error
     bad = runner.invoke(app, ["taxonomy", "list", "--framework", "owasp"])
     assert bad.exit_code == 2
+    odd = runner.invoke(app, ["taxonomy", "list", "--framework", "atlas", "--kind", "bogus"])
+    assert odd.exit_code == 2 and "technique" in odd.output

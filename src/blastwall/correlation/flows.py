@@ -313,9 +313,10 @@ class _Run:
         for name in ("user", "user_id", "end_user"):
             if isinstance(attributes.get(name), (str, int)):
                 _track(candidate, "users", str(attributes[name]))
-        counted = attributes.get("conversations")
-        if isinstance(counted, int) and counted > candidate.reported_affected:
-            candidate.reported_affected = counted
+        for name in ("conversations", "users"):  # what the sender counted itself
+            counted = attributes.get(name)
+            if isinstance(counted, int) and counted > candidate.reported_affected:
+                candidate.reported_affected = counted
         system = matching.system_of(signal)
         systems = service.systems_of(self.session, candidate_ids=[candidate.id])[candidate.id]
         added = system is not None and system not in systems

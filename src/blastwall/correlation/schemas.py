@@ -46,7 +46,10 @@ class SeverityFactor(BaseModel):
 class Affected(BaseModel):
     conversations: int = Field(description="Distinct conversations among the signals.")
     users: int = Field(description="Distinct users named by the signals.")
-    reported: int = Field(description="Conversations counted by the senders themselves.")
+    reported: int = Field(
+        description="Conversations or users counted by the senders themselves (the larger, "
+        "from a signal's `conversations` or `users` attribute)."
+    )
 
 
 class CandidateOut(BaseModel):

@@ -33,7 +33,15 @@ def list_entries(
     """Taxonomy entries in framework order, then by id; `next` is the id to go on after."""
     principal.require(Permission.read)
     tables = taxonomy()
-    entries = [e for e in tables.of(framework) if kind is None or e.kind == kind]
+    entries = list(tables.of(framework))
+    if kind is not None:
+        kinds = sorted({e.kind for e in entries})
+        if kind not in kinds:
+            raise InvalidInput(
+                f"No entries of kind '{kind}' here.",
+                problems=[Problem("query.kind", f"choose one of {', '.join(kinds)}")],
+            )
+        entries = [e for e in entries if e.kind == kind]
     start = 0
     if cursor:
         ids = [e.id for e in entries]

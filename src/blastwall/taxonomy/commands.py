@@ -58,7 +58,12 @@ def list_entries(
     if framework is not None and framework not in FRAMEWORKS:
         raise typer.BadParameter(f"choose one of {', '.join(FRAMEWORKS)}", param_hint="--framework")
     tables = taxonomy()
-    entries = [e for e in tables.of(framework) if kind is None or e.kind == kind]
+    entries = list(tables.of(framework))
+    if kind is not None:
+        kinds = sorted({e.kind for e in entries})
+        if kind not in kinds:
+            raise typer.BadParameter(f"choose one of {', '.join(kinds)}", param_hint="--kind")
+        entries = [e for e in entries if e.kind == kind]
     if json:
         print_json(
             [
@@ -70,5 +75,6 @@ def list_entries(
     print_table(
         ["id", "framework", "kind", "name"],
         [(e.id, e.framework, e.kind, escape(e.name)) for e in entries],
-        title=f"{len(entries)} entries (MITRE ATLAS {tables.atlas_version})",
+        title=f"{len(entries)} entries"
+        + (f" (MITRE ATLAS {tables.atlas_version})" if framework in (None, "atlas") else ""),
     )
