@@ -803,3 +803,14 @@ def test_spans_of_the_real_openai_instrumentation(monkeypatch: pytest.MonkeyPatc
     assert record["output_messages"] == OUTPUT
     assert (record["input_tokens"], record["output_tokens"]) == (52, 11)
     assert record["finish_reasons"] == ["stop"]
+
+
+def test_the_applications_version_and_environment_are_kept() -> None:
+    decoded = span({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"})
+    decoded.resource.update(
+        {"service.version": "2.1.0", "deployment.environment.name": "production"}
+    )
+    record = normalise(decoded)
+    assert record is not None and record["attributes"] is not None
+    assert record["attributes"]["service.version"] == "2.1.0"
+    assert record["attributes"]["deployment.environment.name"] == "production"

@@ -365,5 +365,14 @@ def normalise(span: DecodedSpan) -> dict[str, Any] | None:
     r["service_name"] = short_str(span.resource.get("service.name"))
     r["start_time"], r["end_time"] = _time(span.start_ns), _time(span.end_ns)
     r["latency_ms"] = (span.end_ns - span.start_ns) / 1e6
+    for key in _APP_RESOURCE:  # which build of the application answered
+        value = span.resource.get(key)
+        if isinstance(value, str) and value:
+            rest[key] = value[:200]
     r["attributes"] = rest or None
     return r
+
+
+_APP_RESOURCE = ("service.version", "deployment.environment.name", "deployment.environment")
+"""Resource attributes kept in an interaction's `attributes`: the application's version and
+environment, for the investigation (the model's version is in `response_model`)."""
