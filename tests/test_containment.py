@@ -16,6 +16,9 @@ from blastwall.containment.policy import PolicyError
 from blastwall.db import Database
 from blastwall.settings import Settings
 from tests.conftest import Clients
+from tests.test_evidence_helpers import evidence_dir
+
+__all__ = ["evidence_dir"]  # a fixture
 
 H = dict[str, str]
 
@@ -235,7 +238,7 @@ def test_actions_are_audited(clients: Clients, admin: H, inventory: list[str]) -
 
 
 def test_affected_over_the_api(
-    clients: Clients, admin: H, inventory: list[str], db: Database
+    clients: Clients, admin: H, inventory: list[str], db: Database, evidence_dir: Path
 ) -> None:
     from blastwall.telemetry.models import Interaction
 
@@ -303,6 +306,18 @@ def test_affected_over_the_api(
     assert [c["conversation_id"] for c in scoped["conversations"]] == ["c-2"]
     wide = client.get(f"{signalled}?all=true", headers=admin).json()
     assert wide["scope"] == "all" and len(wide["conversations"]) == 2
+
+    # Interactions kept as an incident's evidence count as what it touched.
+    first = found["interactions"][0]["interaction_id"]  # c-1's, the one that matched 900
+    collected = client.post(
+        f"/api/v1/incidents/{incident}/evidence/collect",
+        json={"interactions": [first]},
+        headers=admin,
+    )
+    assert collected.status_code == 200, collected.text
+    kept = client.get(url, headers=admin).json()
+    assert kept["scope"] == "signals"
+    assert [c["conversation_id"] for c in kept["conversations"]] == ["c-1"]
 
 
 def test_tool_call_approvals(clients: Clients, admin: H, inventory: list[str]) -> None:

@@ -23,6 +23,7 @@ from blastwall.containment import service
 from blastwall.correlation.models import Candidate
 from blastwall.db import utcnow
 from blastwall.errors import InvalidInput, Problem
+from blastwall.evidence.models import EvidenceItem
 from blastwall.incidents import service as incidents
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import Interaction
@@ -93,8 +94,9 @@ def find_affected(
     detection) to `until` (default: now), at most `limit` interactions, newest first.
 
     Which conversations count (`scope`): with a `pattern`, those with an interaction whose
-    content matches it; without one, those the incident's signals name; with `everything`,
-    or when the signals name none, all of the systems' traffic. A conversation counts whole,
+    content matches it; without one, those the incident's signals name and those of the
+    interactions kept as its evidence; with `everything`, or when there are none, all of the
+    systems' traffic. A conversation counts whole,
     so the refunds of a conversation whose first message was the injection are in."""
     principal.require(Permission.see_content)
     incident = incidents.get_incident(session, incident_id=incident_id, principal=principal)
@@ -181,7 +183,8 @@ def _rows(
 
 
 def _signalled(session: Session, incident_id: int) -> _Touched:
-    """The interactions and conversations the incident's signals name."""
+    """The interactions and conversations the incident's signals name, and the interactions
+    kept as its evidence (collected for its signals, by hand, or from an attached hunt)."""
     touched = _Touched()
     candidates = select(Candidate.id).where(Candidate.incident_id == incident_id)
     rows = session.execute(
@@ -194,6 +197,12 @@ def _signalled(session: Session, incident_id: int) -> _Touched:
         if conversation_id:
             touched.conversations.add(conversation_id)
         ids.update(i for i in interaction_ids or () if isinstance(i, int))
+    kept = session.scalars(
+        select(EvidenceItem.source).where(
+            EvidenceItem.incident_id == incident_id, EvidenceItem.kind == "interaction"
+        )
+    )
+    ids.update(int(s.split(":", 1)[1]) for s in kept if s.split(":", 1)[1].isdigit())
     ordered = sorted(ids)
     for at in range(0, len(ordered), 500):
         chunk = ordered[at : at + 500]
