@@ -114,7 +114,8 @@ def test_not_preauthorised_waits_for_a_second_commander(
     assert approved.json()["state"] == "active"
     assert approved.json()["approved_by"] == "carol"
     [control] = _state(client, admin)["controls"]
-    assert control["set_by"] == "carol"
+    assert control["set_by"] == "carol" and control["approved_by"] == "carol"
+    assert control["requested_by"] != "carol"
     again = client.post(f"{url}/approve", headers=commander)
     assert again.status_code == 409
 

@@ -197,7 +197,9 @@ class ControlOut(BaseModel):
     control: Control
     params: dict[str, Any]
     incident_id: int
-    set_by: str
+    set_by: str = Field(description="Who made it take effect: the approver, else the requester.")
+    requested_by: str
+    approved_by: str | None = Field(description="The second person, when it waited for one.")
     set_at: datetime
     reason: str
     expires_at: datetime | None

@@ -129,6 +129,8 @@ def control_out(row: ContainmentAction) -> ControlOut:
         params=row.params,
         incident_id=row.incident_id,
         set_by=row.approved_by or row.requested_by,
+        requested_by=row.requested_by,
+        approved_by=row.approved_by,
         set_at=row.applied_at or row.requested_at,
         reason=row.reason,
         expires_at=row.expires_at,

@@ -14,8 +14,12 @@ def _epoch(value: str | None) -> float | None:
 
 
 def cite(control: dict[str, Any]) -> str:
+    asked = control.get("requested_by")
+    who = control["set_by"] + (
+        f" (asked by {asked})" if asked and asked != control["set_by"] else ""
+    )
     return (
-        f"{control['control']} set by {control['set_by']} under incident "
+        f"{control['control']} set by {who} under incident "
         f"{control['incident_id']} (action {control['action_id']}): {control['reason']}"
     )
 
