@@ -367,6 +367,14 @@ def test_tool_call_approvals(clients: Clients, admin: H, inventory: list[str]) -
         f"/api/v1/controls/approvals/{short['id']}/decide", json={"approve": True}, headers=admin
     )
     assert late.status_code == 409 and "is expired" in late.json()["detail"]
+    with clients.db.session() as session:
+        assert service.next_expiry(session) is not None  # the loop wakes for approvals too
+        flows.expire_due(session, snapshot_interactions=10)
+        row = session.get(ToolApproval, short["id"])
+        assert row is not None and row.state == "expired"
+    entries = _timeline(client, incident, admin)
+    assert entries[-1]["kind"] == "tool_call_expired"
+    assert entries[-1]["actor"] == "blastwall:expiry"
 
 
 def test_held_outputs_are_reviewed(clients: Clients, admin: H, inventory: list[str]) -> None:

@@ -4,8 +4,9 @@ timeline."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal, Role
@@ -104,3 +105,28 @@ def decide_tool_approval(
     )
     session.commit()
     return row
+
+
+def expire_approvals(session: Session, *, actor: Principal, now: datetime) -> list[ToolApproval]:
+    """Mark the tool-call approvals nobody decided in time expired, each on its incident's
+    timeline (the guard has taken its fallback or refused the call by then); commits."""
+    due = list(
+        session.scalars(
+            select(ToolApproval)
+            .where(ToolApproval.state == "pending", ToolApproval.expires_at <= now)
+            .order_by(ToolApproval.id)
+        )
+    )
+    for row in due:
+        row.state = "expired"
+        incidents.record_entry(
+            session,
+            incident=_incident_of(session, row),
+            kind="tool_call_expired",
+            actor=actor,
+            text=f"No one decided on {row.system_id}'s call of {row.tool} (approval {row.id}) "
+            f"before {row.expires_at.isoformat()}; the call did not go ahead.",
+            data={"approval_id": row.id, "action_id": row.action_id, "tool": row.tool},
+        )
+    session.commit()
+    return due

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal, Role
 from blastwall.containment import service
+from blastwall.containment.approvals import expire_approvals
 from blastwall.containment.models import ContainmentAction
 from blastwall.containment.policy import Policy
 from blastwall.containment.schemas import PARAMS, ActionIn, ActionState
@@ -485,4 +486,5 @@ def expire_due(
             log.exception("could not lift expired containment action %s", action.id)
             continue
         lapsed.append(action)
+    expire_approvals(session, actor=EXPIRY, now=now)
     return lapsed

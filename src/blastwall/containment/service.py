@@ -224,12 +224,18 @@ def due_for_expiry(session: Session, *, now: datetime) -> list[ContainmentAction
 
 
 def next_expiry(session: Session) -> datetime | None:
-    """When the next active control lapses, if any does."""
-    return session.scalar(
-        select(func.min(ContainmentAction.expires_at)).where(
-            ContainmentAction.state == ActionState.active.value
-        )
-    )
+    """When the next active control lapses, or a tool-call approval runs out, if any does."""
+    times = [
+        session.scalar(
+            select(func.min(ContainmentAction.expires_at)).where(
+                ContainmentAction.state == ActionState.active.value
+            )
+        ),
+        session.scalar(
+            select(func.min(ToolApproval.expires_at)).where(ToolApproval.state == "pending")
+        ),
+    ]
+    return min((t for t in times if t is not None), default=None)
 
 
 def quarantine_outputs(
