@@ -211,3 +211,14 @@ def test_affected_lists_and_quarantines(cli: CliRunner) -> None:
     assert sum(r["quarantined"] for r in again["interactions"]) == 2
     timeline = run(cli, "incident", "show", "1", "--json")
     assert "Outputs of 2 interaction(s) marked quarantined" in timeline
+
+
+def test_params_of_a_list_take_plain_and_repeated_values() -> None:
+    from blastwall.containment.commands import parse_params
+    from blastwall.inventory.schemas import Control
+
+    block = Control.block_input
+    assert parse_params(["patterns=evil"], block) == {"patterns": ["evil"]}
+    assert parse_params(["patterns=a", "patterns=(?i)b"], block) == {"patterns": ["a", "(?i)b"]}
+    assert parse_params(['patterns=["a", "b"]'], block) == {"patterns": ["a", "b"]}
+    assert parse_params(["tool=issue_refund"], Control.revoke_tool) == {"tool": "issue_refund"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json as jsonlib
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_origin
 
 import typer
 
@@ -14,7 +14,7 @@ from blastwall.containment import affected as hunt
 from blastwall.containment import approvals as tool_approvals
 from blastwall.containment import flows, held, service
 from blastwall.containment.policy import load_policy
-from blastwall.containment.schemas import ActionIn, ActionState, ToolDecisionIn
+from blastwall.containment.schemas import PARAMS, ActionIn, ActionState, ToolDecisionIn
 from blastwall.errors import InvalidInput, Problem
 from blastwall.incidents import service as incidents
 from blastwall.inventory.schemas import Control
@@ -30,8 +30,14 @@ ActionArg = Annotated[int, typer.Argument(help="The action's number.", min=1)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def parse_params(values: list[str]) -> dict[str, Any]:
-    """KEY=VALUE options as a dict; VALUE is read as JSON when it is."""
+def parse_params(values: list[str], control: Control | None = None) -> dict[str, Any]:
+    """KEY=VALUE options as a dict; VALUE is read as JSON when it is. A parameter of the
+    control that takes a list takes each value given for it (`--param patterns=a --param
+    patterns=b`), as does any KEY given more than once."""
+    lists = set()
+    if control is not None:
+        fields = PARAMS[control].model_fields
+        lists = {n for n, f in fields.items() if get_origin(f.annotation) is list}
     params: dict[str, Any] = {}
     for value in values:
         key, sep, raw = value.partition("=")
@@ -40,9 +46,15 @@ def parse_params(values: list[str]) -> dict[str, Any]:
                 "A --param is KEY=VALUE.", [Problem("--param", f"'{value}' has no '='")]
             )
         try:
-            params[key] = jsonlib.loads(raw)
+            parsed = jsonlib.loads(raw)
         except ValueError:
-            params[key] = raw
+            parsed = raw
+        if key in lists and not isinstance(parsed, list):
+            parsed = [parsed]
+        if key in params:
+            before = params[key] if isinstance(params[key], list) else [params[key]]
+            parsed = before + (parsed if isinstance(parsed, list) else [parsed])
+        params[key] = parsed
     return params
 
 
@@ -88,7 +100,7 @@ def contain(
         expires_at = expires_at.replace(tzinfo=UTC)
     data = ActionIn(
         control=control,
-        params=parse_params(param or []),
+        params=parse_params(param or [], control),
         reason=reason,
         expires_at=expires_at,
         system=system,
