@@ -41,7 +41,9 @@ app = typer.Typer(
 IncidentArg = Annotated[int, typer.Argument(help="The incident's number.", min=1)]
 ItemArg = Annotated[int, typer.Argument(help="The evidence item's id.", min=1)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-ReasonOpt = Annotated[str, typer.Option(help="Why: recorded in the chain of custody.")]
+ReasonOpt = Annotated[
+    str, typer.Option(help="Why (required): recorded in the chain of custody.", min=1)
+]
 
 
 def _items(rows: list[ItemOut], json: bool) -> None:
@@ -163,7 +165,7 @@ def reproduce(
 
 
 @app.command("show")
-def show(item_id: ItemArg, reason: ReasonOpt = "not given", json: JsonOpt = False) -> None:
+def show(item_id: ItemArg, reason: ReasonOpt, json: JsonOpt = False) -> None:
     """Show an item's content (masked without the full view); the view is recorded."""
     with session_scope() as session:
         item, data, full = custody.read_item(
@@ -187,7 +189,7 @@ def show(item_id: ItemArg, reason: ReasonOpt = "not given", json: JsonOpt = Fals
 def get(
     item_id: ItemArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the bytes.")],
-    reason: ReasonOpt = "not given",
+    reason: ReasonOpt,
 ) -> None:
     """Write an item's original bytes to a file (needs the full view); recorded."""
     with session_scope() as session:
@@ -220,7 +222,7 @@ def custody_(item_id: ItemArg, json: JsonOpt = False) -> None:
 def export(
     incident_id: IncidentArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="The bundle to write (.zip).")],
-    reason: ReasonOpt = "not given",
+    reason: ReasonOpt,
 ) -> None:
     """Export the incident's evidence as a bundle anyone can verify offline."""
     temp = output.with_name(output.name + ".partial")
