@@ -336,6 +336,7 @@ class _Run:
                     incident_id=incident.id,
                     interaction_ids=triage.evidence_ids([(signal.id, signal.interaction_ids)]),
                     actor=CORRELATOR,
+                    why=f"behind signal {signal.id}",
                 )
             if added and signal.system_id:
                 incidents.link_systems(

@@ -98,7 +98,13 @@ def collect_evidence(
     ).all()
     ids = evidence_ids([(row_id, interactions) for row_id, interactions in rows])
     if ids:
-        collect_for_incident(session, incident_id=incident_id, interaction_ids=ids, actor=actor)
+        collect_for_incident(
+            session,
+            incident_id=incident_id,
+            interaction_ids=ids,
+            actor=actor,
+            why=f"behind the signals of candidate {candidate_id}",
+        )
 
 
 def decide(candidate: Candidate, status: CandidateStatus, actor: Principal, now: datetime) -> None:

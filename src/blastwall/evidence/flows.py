@@ -112,15 +112,16 @@ def collect_for_incident(
     actor: Principal,
     signal_ids: list[int] | None = None,
     interaction_ids: list[int] | None = None,
+    why: str = "named directly",
 ) -> list[EvidenceItem]:
     """Preserve the interactions behind the given signals (and any interactions named
-    directly), with the trace tree of each, as evidence of the incident. Items already
-    collected for the incident are not collected twice. Does not commit."""
+    directly, `why` saying where they come from), with the trace tree of each, as evidence
+    of the incident. Items already collected for the incident are not collected twice. Does
+    not commit."""
     incident = session.get(Incident, incident_id)
     if incident is None:
         return []
     ids = list(interaction_ids or [])
-    why = "named directly"
     if signal_ids:
         signals = session.scalars(select(Signal).where(Signal.id.in_(signal_ids)))
         for signal in signals:
