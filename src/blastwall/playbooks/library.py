@@ -143,13 +143,22 @@ def _parse(text: str, source: str) -> Playbook:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{source}: not valid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise InvalidInput(f"{source}: not valid YAML{where}: {problem}") from None
     if not isinstance(document, dict):
         raise InvalidInput(f"{source}: a playbook file holds one mapping (id, name, steps)")
     try:
         return Playbook.model_validate(document)
     except ValidationError as exc:
-        problems = [Problem(f"{source}: {field_path(e['loc'])}", e["msg"]) for e in exc.errors()]
+        problems = [
+            Problem(
+                f"{source}: {field_path(e['loc'])}" if e["loc"] else source,
+                e["msg"].removeprefix("Value error, "),
+            )
+            for e in exc.errors()
+        ]
         raise InvalidInput(f"{source}: not a valid playbook", problems=problems) from None
 
 
@@ -163,7 +172,8 @@ def load_folder(folder: Path) -> dict[str, Playbook]:
         try:
             playbook = _parse(path.read_text("utf-8"), str(path))
         except InvalidInput as exc:
-            problems.extend(exc.problems or [Problem(str(path), exc.detail)])
+            detail = exc.detail.removeprefix(f"{path}: ")
+            problems.extend(exc.problems or [Problem(str(path), detail)])
             continue
         if playbook.id in found:
             problems.append(Problem(str(path), f"the id {playbook.id} is used by another file"))
