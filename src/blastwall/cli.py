@@ -135,8 +135,9 @@ def serve(
     load_containment_policy(get_settings().containment_policy)  # nor containment policy
     playbook_library(get_settings().playbook_dir)  # nor on a bad playbook folder
     out.print(
-        f"Blastwall {__version__} listening on http://{host}:{port} "
-        f"(API /api/v1, OpenAPI /openapi.json, docs /docs)"
+        f"Blastwall {__version__} starting on http://{host}:{port} "
+        f"(API /api/v1, OpenAPI /openapi.json, docs /docs); ready at 'Application startup "
+        "complete'"
     )
     uvicorn.run(
         "blastwall.cli:server_app",
