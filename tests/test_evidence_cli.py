@@ -62,6 +62,14 @@ def test_add_export_verify_tamper(cli: CliRunner, tmp_path: Path) -> None:
     assert failed.exit_code == 1
     assert "items/1-chat.txt (item 1, file): changed" in failed.output
     assert "OK: 3 records" in _ok(cli, "evidence", "verify-ledger")
+    assert "1 items' bytes checked" in _ok(cli, "evidence", "verify-ledger", "--blobs")
+    # A changed byte in the vault: the ledger alone cannot see it, --blobs does.
+    (blob,) = [p for p in get_settings().vault_dir.rglob("*") if p.is_file()]
+    blob.chmod(0o600)
+    blob.write_bytes(blob.read_bytes().replace(b"refund", b"rEfund"))
+    assert "OK: 3 records" in _ok(cli, "evidence", "verify-ledger")
+    broken = cli.invoke(app, ["evidence", "verify-ledger", "--blobs"])
+    assert broken.exit_code == 1 and "item 1: the vault's blob" in broken.output
     _ok(cli, "evidence", "hold", "1", "--reason", "complaint filed")
     refused = cli.invoke(app, ["evidence", "delete", "1", "--reason", "cleanup"])
     assert refused.exit_code == 1 and "legal hold" in str(refused.exception)

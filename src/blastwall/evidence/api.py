@@ -77,10 +77,17 @@ def _item(row: EvidenceItem) -> ItemOut:
 
 
 @router.get("/evidence/ledger/verify", response_model=LedgerReportOut)
-def verify_ledger(session: SessionDep, principal: PrincipalDep) -> LedgerReportOut:
-    """Check the whole evidence ledger: hashes, links, columns, checkpoints, items."""
+def verify_ledger(
+    session: SessionDep,
+    principal: PrincipalDep,
+    blobs: Annotated[
+        bool, Query(description="Also read every kept item's bytes and check their hash.")
+    ] = False,
+) -> LedgerReportOut:
+    """Check the whole evidence ledger: hashes, links, columns, checkpoints, items; with
+    `blobs`, every kept item's bytes in the vault too."""
     principal.require(Permission.read_audit)
-    report = service.verify_ledger(session)
+    report = service.verify_ledger(session, blobs=blobs)
     return LedgerReportOut(
         ok=report.ok,
         records=report.records,

@@ -264,10 +264,14 @@ def verify(
 
 
 @app.command("verify-ledger")
-def verify_ledger() -> None:
+def verify_ledger(
+    blobs: Annotated[
+        bool, typer.Option("--blobs", help="Also read every kept item's bytes and check them.")
+    ] = False,
+) -> None:
     """Check the whole evidence ledger in the database; exit 1 when anything is off."""
     with session_scope() as session:
-        report = service.verify_ledger(session)
+        report = service.verify_ledger(session, blobs=blobs)
     for problem in report.problems:
         out.print(f"[red]FAIL[/red] {problem}", highlight=False)
     if not report.ok:
@@ -275,6 +279,7 @@ def verify_ledger() -> None:
     out.print(
         f"OK: {report.records} records, head {report.head_seq} {report.last_hash}, "
         f"{report.checkpoints} checkpoints verified"
+        + (f", {report.blobs} items' bytes checked" if blobs else "")
     )
 
 

@@ -201,6 +201,8 @@ class LedgerReport:
     checkpoints: int = 0
     head_seq: int = 0
     last_hash: str = GENESIS
+    blobs: int = 0
+    """Items whose bytes were read and checked (`blobs=True`)."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -227,9 +229,12 @@ def _columns_match(record: LedgerRecord) -> str | None:
     return f"columns {', '.join(wrong)} disagree with the body" if wrong else None
 
 
-def verify_ledger(session: Session, *, key: Keypair | None = None) -> LedgerReport:
+def verify_ledger(
+    session: Session, *, key: Keypair | None = None, blobs: bool = False
+) -> LedgerReport:
     """Check the whole ledger: every hash, every link, every column against its body, the
-    head row, each checkpoint's signature and head, and each item against its record."""
+    head row, each checkpoint's signature and head, and each item against its record; with
+    `blobs`, also every kept item's bytes in the vault against its hash (reads them all)."""
     report = LedgerReport()
 
     def rows() -> Iterator[LedgerRow]:
@@ -281,6 +286,12 @@ def verify_ledger(session: Session, *, key: Keypair | None = None) -> LedgerRepo
             report.problems.append(
                 f"item {item.id}: its hash is not the one its ledger record holds"
             )
+        if blobs and item.state == "kept":
+            report.blobs += 1
+            try:
+                vault().get(item.sha256)
+            except BlobMissing as exc:
+                report.problems.append(f"item {item.id}: {exc}")
     return report
 
 
