@@ -58,7 +58,7 @@ class Affected(BaseModel):
     pattern: str | None
     scope: str = Field(
         description="Which conversations count: pattern (those matching it), signals (those "
-        "the incident's signals name) or all (all the systems' traffic)."
+        "the incident's signals and evidence name) or all (all the systems' traffic)."
     )
     conversations: list[dict[str, Any]]
     users: list[dict[str, Any]]
@@ -96,8 +96,8 @@ def find_affected(
     Which conversations count (`scope`): with a `pattern`, those with an interaction whose
     content matches it; without one, those the incident's signals name and those of the
     interactions kept as its evidence; with `everything`, or when there are none, all of the
-    systems' traffic. A conversation counts whole,
-    so the refunds of a conversation whose first message was the injection are in."""
+    systems' traffic. A conversation counts whole, so the refunds of a conversation whose
+    first message was the injection are in."""
     principal.require(Permission.see_content)
     incident = incidents.get_incident(session, incident_id=incident_id, principal=principal)
     systems = incidents.systems_of(session, incident_ids=[incident.id]).get(incident.id, [])
