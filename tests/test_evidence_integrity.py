@@ -106,6 +106,22 @@ def test_any_changed_byte_of_the_file_fails(
     assert _verify(tmp_path, bytes(mutated)), f"byte {at} changed and not detected"
 
 
+def test_the_key_and_the_zip_directory_fail_without_raising(bundle: bytes, tmp_path: Path) -> None:
+    """Every byte of the public key and of the zip's central directory, flipped: a problem
+    is named, nothing raises (a key of another algorithm, a zip version zipfile refuses, a
+    header offset before the file's start)."""
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        info = archive.getinfo("pubkey.pem")
+    key_at = bundle.index(b"-----BEGIN PUBLIC KEY-----", info.header_offset)
+    directory_at = bundle.index(b"PK\x01\x02")  # the first central directory entry
+    positions = [*range(key_at, key_at + info.file_size), *range(directory_at, len(bundle))]
+    for at in positions:
+        for flip in (0x01, 0x80):
+            mutated = bytearray(bundle)
+            mutated[at] ^= flip
+            assert _verify(tmp_path, bytes(mutated)), f"byte {at} ^ {flip} not detected"
+
+
 @PROPERTY
 @given(data=st.data(), flip=st.integers(1, 255))
 def test_any_changed_byte_of_a_member_fails_naming_it(

@@ -215,7 +215,10 @@ class _Comparer:
 
 
 def _data_offset(raw: IO[bytes], info: zipfile.ZipInfo) -> int | None:
-    """Where a member's bytes start: after its local header, name and extra field."""
+    """Where a member's bytes start: after its local header, name and extra field; None
+    when the header is not where the central directory says."""
+    if info.header_offset < 0:
+        return None
     raw.seek(info.header_offset)
     header = raw.read(30)
     if len(header) < 30 or header[:4] != b"PK\x03\x04":
@@ -236,9 +239,16 @@ def verify_bundle(path: Path, *, pubkey: bytes | None = None) -> Verdict:
     verdict = Verdict()
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        NotImplementedError,
+    ) as exc:
         # A damaged header can make zipfile raise more than BadZipFile (a name that is not
-        # UTF-8, a bad struct): all mean the same here.
+        # UTF-8, a bad struct, a version field it does not know): all mean the same here.
         verdict.problems.append(f"{path}: not a readable zip file ({exc})")
         return verdict
     with archive, path.open("rb") as original:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -201,7 +201,7 @@ def load_public_key(data: bytes) -> Ed25519PublicKey:
             pass
     try:
         public = serialization.load_pem_public_key(text)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyFileError(f"not a PEM public key or 64 hex digits: {exc}") from None
     if not isinstance(public, Ed25519PublicKey):
         raise KeyFileError("the public key is not Ed25519")
