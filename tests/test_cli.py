@@ -157,3 +157,13 @@ def test_invalid_input_is_named_field_by_field(
     assert "invalid input" in printed
     assert "reason: String should have at least 1 character" in printed
     assert "errors.pydantic.dev" not in printed
+
+
+def test_error_messages_keep_their_brackets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["blastwall", "taxonomy", "show", "[abc]x"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 1
+    assert "No taxonomy entry '[abc]x'" in capsys.readouterr().err  # not eaten as markup

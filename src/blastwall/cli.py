@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from blastwall import __version__
 from blastwall.auth.commands import app as token_app
@@ -16,7 +17,7 @@ from blastwall.containment.commands import app as containment_app
 from blastwall.correlation.commands import app as candidates_app
 from blastwall.correlation.commands import noise_app
 from blastwall.detection.commands import canary_app, detectors, scan
-from blastwall.errors import BlastwallError, field_path
+from blastwall.errors import BlastwallError, InvalidInput, Problem, field_path
 from blastwall.evidence.commands import app as evidence_app
 from blastwall.evidence.commands import hunt_command
 from blastwall.incidents.commands import app as incident_app
@@ -178,13 +179,12 @@ def main() -> None:
     """Entry point: run the CLI, turning Blastwall's errors into a message and exit code 1."""
     try:
         app(standalone_mode=True)
-    except BlastwallError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
-        sys.exit(1)
-    except ValidationError as exc:
-        lines = [f"  {field_path(e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()]
-        err.print("[red]error:[/red] invalid input:", highlight=False, markup=True)
-        err.print("\n".join(lines), highlight=False, markup=False)
+    except (BlastwallError, ValidationError) as exc:
+        if isinstance(exc, ValidationError):
+            problems = [Problem(field_path(e["loc"]) or "input", e["msg"]) for e in exc.errors()]
+            exc = InvalidInput("invalid input:", problems)
+        # The message is text, not markup: field paths like tools[0] and [EMAIL] stay.
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True)
         sys.exit(1)
 
 
