@@ -23,7 +23,7 @@ from blastwall.containment import service
 from blastwall.correlation.models import Candidate
 from blastwall.db import utcnow
 from blastwall.errors import InvalidInput, Problem
-from blastwall.evidence.models import EvidenceItem
+from blastwall.evidence.service import kept_interactions
 from blastwall.incidents import service as incidents
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import Interaction
@@ -197,12 +197,7 @@ def _signalled(session: Session, incident_id: int) -> _Touched:
         if conversation_id:
             touched.conversations.add(conversation_id)
         ids.update(i for i in interaction_ids or () if isinstance(i, int))
-    kept = session.scalars(
-        select(EvidenceItem.source).where(
-            EvidenceItem.incident_id == incident_id, EvidenceItem.kind == "interaction"
-        )
-    )
-    ids.update(int(s.split(":", 1)[1]) for s in kept if s.split(":", 1)[1].isdigit())
+    ids |= kept_interactions(session, incident_id=incident_id)
     ordered = sorted(ids)
     for at in range(0, len(ordered), 500):
         chunk = ordered[at : at + 500]

@@ -61,7 +61,7 @@ def _collect_interactions(
     )
     traces: list[str] = []
     for row in rows:
-        source = f"interaction:{row.id}"
+        source = service.interaction_source(row.id)
         if row.trace_id not in traces:
             traces.append(row.trace_id)
         if service.has_source(session, incident_id=incident.id, kind="interaction", source=source):

@@ -343,6 +343,25 @@ def store_item(
     return item
 
 
+_INTERACTION = "interaction:"
+
+
+def interaction_source(interaction_id: int) -> str:
+    """The `source` of an interaction kept as evidence."""
+    return f"{_INTERACTION}{interaction_id}"
+
+
+def kept_interactions(session: Session, *, incident_id: int) -> set[int]:
+    """The interactions kept as the incident's evidence."""
+    sources = session.scalars(
+        select(EvidenceItem.source).where(
+            EvidenceItem.incident_id == incident_id, EvidenceItem.kind == "interaction"
+        )
+    )
+    ids = (s.removeprefix(_INTERACTION) for s in sources)
+    return {int(i) for i in ids if i.isdigit()}
+
+
 def has_source(session: Session, *, incident_id: int, kind: str, source: str) -> bool:
     return bool(
         session.scalar(
