@@ -276,6 +276,7 @@ def verify_ledger(
             report.problems.append(
                 f"checkpoint {cp.id}: record {cp.seq} is not the record it signed"
             )
+    store = vault() if blobs else None
     for item in session.scalars(select(EvidenceItem).order_by(EvidenceItem.id)):
         record = session.get(LedgerRecord, item.record_seq)
         if (
@@ -286,10 +287,10 @@ def verify_ledger(
             report.problems.append(
                 f"item {item.id}: its hash is not the one its ledger record holds"
             )
-        if blobs and item.state == "kept":
+        if store is not None and item.state == "kept":
             report.blobs += 1
             try:
-                vault().get(item.sha256)
+                store.get(item.sha256)
             except BlobMissing as exc:
                 report.problems.append(f"item {item.id}: {exc}")
     return report
