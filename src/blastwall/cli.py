@@ -94,26 +94,14 @@ def init() -> None:
     )
 
 
-GC_THRESHOLD = 100_000
-"""Allocations between two collections of the youngest generation in the server (Python's
-default is 700)."""
-
-
 def server_app() -> FastAPI:
     """The API as `blastwall serve` runs it, in each worker process: `create_app`, with the
-    garbage collector set for a server. Everything loaded at start is frozen out of the
-    collector's walks, and collections are rarer: an OTLP batch of 500 spans is some 50,000
-    objects, alive until it is stored; with the default threshold the collector ran dozens
-    of times per batch, moved the batch into the oldest generation and then walked all of it
-    with everything the server had loaded (a quarter of the server's CPU time on ingest)."""
-    import gc
-
+    garbage collector set for a server (`runtime.tune_gc`)."""
     from blastwall.api import create_app
+    from blastwall.runtime import tune_gc
 
     application = create_app()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD)
+    tune_gc()
     return application
 
 
