@@ -25,6 +25,9 @@ from blastwall.settings import Settings, get_settings
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "inventory"
 POSTGRES_URL = os.environ.get("BLASTWALL_TEST_POSTGRES_URL")
+# The tests' apps and servers run the detectors in the ingest request, so that a signal is
+# there when the request is answered; tests/test_detection_workers.py runs the workers.
+os.environ["BLASTWALL_DETECTION_WORKERS"] = "0"
 
 
 def pytest_report_header(config: pytest.Config) -> str:

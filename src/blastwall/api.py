@@ -32,6 +32,7 @@ from blastwall.correlation.policy import current_policy
 from blastwall.db import Database
 from blastwall.detection.api import router as detection_router
 from blastwall.detection.engine import DetectionEngine
+from blastwall.detection.workers import DetectionWorkers
 from blastwall.errors import BlastwallError, Unavailable, field_path
 from blastwall.evidence.api import hunts_router
 from blastwall.evidence.api import router as evidence_router
@@ -51,6 +52,8 @@ log = logging.getLogger("blastwall.api")
 
 PROBLEM = "application/problem+json"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+WORKER_SHUTDOWN_SECONDS = 30
+"""How long a stopping server waits for the detection workers to finish their batches."""
 
 
 def problem(request: Request, status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -190,12 +193,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     hub: ControlHub = app.state.control_hub
     await hub.expire()
     loop = asyncio.create_task(hub.run())
+    workers = app.state.detection
+    if isinstance(workers, DetectionWorkers):
+        workers.start()
     try:
         yield
     finally:
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
+        if isinstance(workers, DetectionWorkers):  # they finish and store what they hold
+            await run_in_threadpool(workers.stop, WORKER_SHUTDOWN_SECONDS)
 
 
 def create_app(db: Database | None = None, settings: Settings | None = None) -> FastAPI:
@@ -219,7 +227,11 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
         write_lock=app.state.write_lock if app.state.db.engine.dialect.name == "sqlite" else None,
     )
     app.state.ingest_inflight = 0
-    app.state.detection = DetectionEngine() if settings.detection else None
+    app.state.detection = None
+    if settings.detection:
+        workers = settings.detection_workers
+        url = app.state.db.engine.url.render_as_string(hide_password=False)
+        app.state.detection = DetectionWorkers(workers, url) if workers else DetectionEngine()
     current_policy(settings.correlation_policy)  # refuse to start on a policy that is invalid
     load_containment_policy(settings.containment_policy)  # nor on a containment policy
     playbook_library(settings.playbook_dir)  # nor on a bad playbook folder

@@ -55,6 +55,15 @@ class Settings(BaseSettings):
         default=True,
         description="Run the detectors over interactions as they are ingested.",
     )
+    detection_workers: int = Field(
+        default=1,
+        ge=0,
+        le=32,
+        description="Processes the detectors run in beside each server process: an OTLP "
+        "request is answered once its spans are stored, and its interactions go to a worker "
+        "(each AI system always to the same one). 0: the detectors run in the request "
+        "itself, and their signals are stored with its spans.",
+    )
     playbook_dir: Path | None = Field(
         default=None,
         description="A folder of the organisation's playbooks (YAML): a file with the id of a "

@@ -1,4 +1,4 @@
-"""Routes of detection: canary tokens and the registered detectors."""
+"""Routes of detection: canary tokens, the registered detectors, where they run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from blastwall.auth.roles import Permission
 from blastwall.dependencies import PrincipalDep, SessionDep, audit_object
 from blastwall.detection import service
 from blastwall.detection.engine import detector_classes
-from blastwall.detection.schemas import CanaryCreate, CanaryCreated, CanaryOut, DetectorOut
+from blastwall.detection.schemas import (
+    CanaryCreate,
+    CanaryCreated,
+    CanaryOut,
+    DetectionOut,
+    DetectorOut,
+    WorkersOut,
+)
+from blastwall.detection.workers import DetectionWorkers
 from blastwall.pagination import Page
 
 router = APIRouter(tags=["detection"])
@@ -70,3 +78,14 @@ def list_detectors(request: Request, principal: PrincipalDep) -> list[DetectorOu
         )
         for cls in classes
     ]
+
+
+@router.get("/detection", response_model=DetectionOut)
+def detection_status(request: Request, principal: PrincipalDep) -> DetectionOut:
+    """Where this server process runs the detectors and, for worker processes, their
+    backlog and what they dropped or lost."""
+    principal.require(Permission.read)
+    engine = request.app.state.detection
+    if isinstance(engine, DetectionWorkers):
+        return DetectionOut(mode="workers", workers=WorkersOut(**engine.status()))
+    return DetectionOut(mode="inline" if engine is not None else "off")

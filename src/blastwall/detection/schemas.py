@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -45,3 +45,25 @@ class DetectorOut(BaseModel):
         "`detection.<id>` entry)."
     )
     failures: int = Field(description="Times it raised since this server process started.")
+
+
+class WorkersOut(BaseModel):
+    workers: int = Field(description="Worker processes of this server process.")
+    running: int = Field(description="Of those, how many are alive now.")
+    submitted: int = Field(description="Batches handed to them since the server started.")
+    done: int = Field(description="Batches they have run and stored.")
+    pending: int = Field(description="Batches handed over and not done yet: the backlog.")
+    signals: int = Field(description="Signals they stored.")
+    dropped: int = Field(
+        description="Batches left out of detection because a worker stayed behind (stored, "
+        "never run through the detectors)."
+    )
+    lost: int = Field(description="Batches a worker held when it died.")
+
+
+class DetectionOut(BaseModel):
+    mode: Literal["workers", "inline", "off"] = Field(
+        description="workers: detectors in worker processes beside the server; inline: in "
+        "the ingest request (BLASTWALL_DETECTION_WORKERS=0); off: BLASTWALL_DETECTION=false."
+    )
+    workers: WorkersOut | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "refresh_canaries",
     "revoke_canary",
     "store_detections",
+    "store_found",
 ]
 
 SOURCE = "detector"
@@ -137,6 +138,21 @@ def _merge(detections: list[Detection]) -> list[list[Detection]]:
     for detection in detections:
         groups.setdefault(detection.fingerprint, []).append(detection)
     return list(groups.values())
+
+
+def store_found(
+    session: Session,
+    detections: list[Detection],
+    *,
+    now: datetime,
+    policy: Callable[[str | None], str],
+) -> int:
+    """`store_detections`, less the excerpts of systems whose content policy (`policy`,
+    by system id) keeps hashes only."""
+    for detected in detections:
+        if policy(detected.system_id) == "hashes":
+            detected.finding.excerpt = None  # the system's policy keeps no content
+    return store_detections(session, detections, now=now)
 
 
 def store_detections(

@@ -23,7 +23,8 @@ from blastwall.db import revoke, utcnow
 from blastwall.detection.base import Item
 from blastwall.detection.engine import DetectionEngine
 from blastwall.detection.items import item_from_record
-from blastwall.detection.service import refresh_canaries, store_detections
+from blastwall.detection.service import refresh_canaries, store_found
+from blastwall.detection.workers import DetectionWorkers
 from blastwall.errors import AuthenticationRequired, NotFound
 from blastwall.inventory.models import System
 from blastwall.pagination import decode_cursor, fetch_page
@@ -78,9 +79,8 @@ class Directory:
         return self.specs.get(system_id) if system_id is not None else None
 
     def policy(self, system_id: str | None) -> str:
-        if system_id is None:
-            return UNREGISTERED_POLICY
-        return self.names[system_id][1]
+        entry = self.names.get(system_id) if system_id is not None else None
+        return entry[1] if entry is not None else UNREGISTERED_POLICY
 
 
 _directory_cache: dict[tuple[str, int, Any], Directory] = {}
@@ -133,15 +133,17 @@ def ingest(
     *,
     decoded: Decoded,
     key_system: str | None = None,
-    detection: DetectionEngine | None = None,
+    detection: DetectionEngine | DetectionWorkers | None = None,
 ) -> IngestResult:
     """Store the decoded spans in one transaction; answer what was kept and refused. With a
     detection engine, the interactions go through the detectors and their findings are
-    stored as signals in the same transaction."""
+    stored as signals in the same transaction; with detection workers, they are handed to
+    the workers once committed (`detection.workers`)."""
     result = IngestResult(rejected=decoded.rejected, errors=list(decoded.errors))
     names = directory(session)
     now = utcnow()
     items: list[Item] = []
+    handed: list[dict[str, Any]] = []  # records for the detection workers, as sent
     interactions: list[dict[str, Any]] = []
     context: list[dict[str, Any]] = []
     mismatched = 0
@@ -175,8 +177,11 @@ def ingest(
             )
             continue
         record["system_id"] = system_id
-        if detection is not None:  # detectors read the content as sent, before the policy
+        # Detectors read the content as sent, before the policy.
+        if isinstance(detection, DetectionEngine):
             items.append(item_from_record(record, ref=len(interactions)))
+        elif detection is not None:
+            handed.append(record)  # the policy below works on a copy
         policy = names.policy(system_id)
         if policy != "full":
             record = apply_content_policy(record, policy)
@@ -196,14 +201,14 @@ def ingest(
     insert_rows(connection, CONTEXT_SPANS, context)
     if result.unregistered:
         _report_unregistered(session, result.unregistered, now)
-    if items and detection is not None:
+    if items and isinstance(detection, DetectionEngine):
         refresh_canaries(session, detection)
         found = detection.run(items, names.spec, redact=False)  # store_detections masks
-        for detected in found:
-            if names.policy(detected.system_id) == "hashes":
-                detected.finding.excerpt = None  # the system's policy keeps no content
-        result.signals = store_detections(session, found, now=now)
+        result.signals = store_found(session, found, now=now, policy=names.policy)
     session.commit()
+    if handed and isinstance(detection, DetectionWorkers):
+        # Stored first: the workers' findings point at the committed interactions.
+        detection.submit(handed, now=now)
     result.interactions = len(interactions)
     result.context_spans = len(context)
     result.accepted = len(interactions) + len(context)

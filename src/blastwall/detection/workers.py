@@ -1,0 +1,341 @@
+"""Detection beside the server: the detectors run in worker processes of their own.
+
+With `BLASTWALL_DETECTION_WORKERS` at 1 or more, an OTLP request is answered once its spans
+are committed; its interactions are then handed to a detection worker, a process started
+with the server. The worker runs the same `DetectionEngine` over them and stores the
+findings as signals, correlated, in the same database — what the request itself does with
+`BLASTWALL_DETECTION_WORKERS=0`. The ingest request pays for the hand-over (the
+interactions pickled onto a queue), not for the detectors: their work is on another core.
+
+* Interactions of one AI system always go to the same worker, so that the stateful detectors
+  (runaway, service levels, drift) see all of that system's traffic.
+* A full queue (a worker behind) holds the ingest request until there is room, up to
+  `SUBMIT_TIMEOUT` seconds: slower answers, and then the 503s of the ingest limit, rather
+  than interactions never looked at. Past that the batch is left out of detection, counted
+  in `dropped` and logged.
+* A worker that dies is started again; the batches it held are counted in `lost` and logged.
+* At shutdown the workers finish and store what they were given before the server exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import pickle
+import queue
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from blastwall.detection.base import Detector
+from blastwall.detection.engine import DetectionEngine, detector_classes
+
+__all__ = ["DetectionWorkers"]
+
+log = logging.getLogger("blastwall.detection")
+QUEUE_BATCHES = 16
+"""Batches waiting for each worker before the ingest requests are held."""
+SUBMIT_TIMEOUT = 60.0
+"""Seconds an ingest request waits for room on a full queue before its batch is left out."""
+STORE_ATTEMPTS = 5
+"""Tries at storing a batch's findings while the database is locked by another writer."""
+REVIVE_AFTER = 5.0
+"""Seconds between starts of a worker that keeps dying."""
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: Any  # multiprocessing's Process
+    connection: Any  # the sending end of its pipe of batches
+    reports: Any  # the receiving end of its pipe of reports
+    room: threading.BoundedSemaphore
+    """One slot per batch it may hold: the queue's bound."""
+    started: float
+    held: int = 0
+    """Batches given to it that it has not reported done."""
+    ended: bool = False
+    """Its report pipe came to its end: the process stopped."""
+    sending: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _receive(connection: Any, inbox: queue.Queue[bytes | None]) -> None:
+    """A worker's reader thread: take batches off the pipe as soon as they come, so that the
+    server's send returns at once while the worker is busy."""
+    while True:
+        try:
+            inbox.put(connection.recv_bytes())
+        except (EOFError, OSError):  # the server went away
+            inbox.put(None)
+            return
+
+
+def _work(database_url: str, connection: Any, reports: Any, index: int) -> None:
+    """A worker process: detect over each batch and store the findings, until told to stop
+    (None); report each batch done, with the detectors' new failures, on `reports`."""
+    # imported here: the worker's own copy of the storage modules
+    from blastwall.db import Database
+    from blastwall.detection.items import item_from_record
+    from blastwall.detection.service import refresh_canaries, store_found
+    from blastwall.runtime import tune_gc
+    from blastwall.telemetry.service import directory
+
+    # Ctrl-C in a terminal and a service manager's SIGTERM reach the whole process group:
+    # the worker stops when the server says so (or goes away), after what it holds.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(levelname)s:     detection worker {index}: %(message)s"
+    )
+    db = Database.from_url(database_url)
+    engine = DetectionEngine()
+    tune_gc()
+    reported: Counter[str] = Counter()
+    inbox: queue.Queue[bytes | None] = queue.Queue()
+    threading.Thread(target=_receive, args=(connection, inbox), daemon=True).start()
+    while True:
+        data = inbox.get()
+        message = pickle.loads(data) if data is not None else None
+        if message is None:
+            db.engine.dispose()
+            return
+        records, now = message
+        signals = 0
+        try:
+            items = [item_from_record(record, ref=i) for i, record in enumerate(records)]
+            with db.session(read_only=True) as session:
+                names = directory(session)
+                refresh_canaries(session, engine)
+            found = engine.run(items, names.spec, redact=False)  # store_found masks
+            for attempt in range(STORE_ATTEMPTS):
+                if not found:
+                    break
+                try:
+                    with db.session() as session:
+                        signals = store_found(session, found, now=now, policy=names.policy)
+                        session.commit()
+                    break
+                except OperationalError as exc:  # SQLite: the server held the write lock
+                    if attempt == STORE_ATTEMPTS - 1 or "locked" not in str(exc):
+                        raise
+                    time.sleep(0.1 * (attempt + 1))
+        except Exception:
+            log.exception("a batch of %d interactions could not be run or stored", len(records))
+        failures = {k: v - reported[k] for k, v in engine.failures.items() if v != reported[k]}
+        reported.update(failures)
+        reports.send((signals, failures, time.process_time()))
+
+
+class DetectionWorkers:
+    """The detection worker processes of one server process, and their bookkeeping."""
+
+    def __init__(self, count: int, database_url: str, *, queue_batches: int = QUEUE_BATCHES):
+        if count < 1:
+            raise ValueError("detection workers: at least one")
+        self.count = count
+        self.database_url = database_url
+        self.queue_batches = queue_batches
+        self.classes: list[type[Detector]] = detector_classes()
+        self.failures: Counter[str] = Counter()
+        self.submitted = 0
+        self.done = 0
+        self.signals = 0
+        self.dropped = 0
+        self.lost = 0
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closing = False
+        self._monitor: threading.Thread | None = None
+        self._cpu: dict[int, float] = {}
+
+    # -- lifetime
+
+    def start(self) -> None:
+        """Start the workers, and a thread that reads their reports and restarts the dead."""
+        self._workers = [self._spawn(index) for index in range(self.count)]
+        self._monitor = threading.Thread(
+            target=self._watch, name="blastwall-detection-monitor", daemon=True
+        )
+        self._monitor.start()
+
+    def _spawn(self, index: int) -> _Worker:
+        receiving, sending = self._context.Pipe(duplex=False)
+        reports, reporting = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_work,
+            args=(self.database_url, receiving, reporting, index),
+            name=f"blastwall-detection-{index}",
+            daemon=True,
+        )
+        process.start()
+        receiving.close()  # the worker's ends
+        reporting.close()
+        room = threading.BoundedSemaphore(self.queue_batches)
+        return _Worker(index, process, sending, reports, room, time.monotonic())
+
+    def _send(self, worker: _Worker, message: Any) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        with worker.sending:  # one message at a time on the pipe
+            worker.connection.send_bytes(data)
+
+    def stop(self, timeout: float) -> bool:
+        """Let every worker finish and store what it holds, for up to `timeout` seconds;
+        then stop those still running. Answer whether all finished."""
+        self._closing = True
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            with contextlib.suppress(OSError):  # OSError: it is gone already
+                self._send(worker, None)
+        finished = True
+        for worker in self._workers:
+            worker.process.join(timeout=max(0.1, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                finished = False
+                worker.process.kill()  # it ignores SIGTERM
+                worker.process.join(timeout=5)
+        if self._monitor is not None:
+            self._monitor.join(timeout=5)
+        if not finished:
+            log.error(
+                "detection workers still held %d batches after %.0f s: stopped without them",
+                self.pending,
+                timeout,
+            )
+        return finished
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time the workers had used by their latest reports (start-up included)."""
+        with self._lock:
+            return sum(self._cpu.values())
+
+    def pids(self) -> list[int]:
+        """The workers' process ids."""
+        return [worker.process.pid for worker in self._workers if worker.process.pid]
+
+    @property
+    def pending(self) -> int:
+        """Batches handed over that are not done."""
+        return sum(worker.held for worker in self._workers)
+
+    # -- the ingest side
+
+    def submit(self, records: Iterable[dict[str, Any]], *, now: datetime) -> None:
+        """Hand a batch's stored interactions to the workers, each system to its own:
+        their records as `telemetry.normalise` made them, before any content policy (the
+        workers make the detectors' items of them)."""
+        shards: dict[int, list[dict[str, Any]]] = {}
+        for record in records:
+            shards.setdefault(self._shard(record.get("system_id")), []).append(record)
+        for index, shard in shards.items():
+            worker = self._workers[index]
+            if not worker.room.acquire(timeout=SUBMIT_TIMEOUT):
+                with self._lock:
+                    self.dropped += 1
+                log.error(
+                    "detection worker %d is %d batches behind: %d interactions were stored but "
+                    "not run through the detectors",
+                    index,
+                    self.queue_batches,
+                    len(shard),
+                )
+                continue
+            with self._lock:  # counted before it is sent: the report can come back at once
+                worker.held += 1
+                self.submitted += 1
+            try:
+                self._send(worker, (shard, now))
+            except OSError:  # it died: the monitor starts it again
+                with self._lock:
+                    worker.held -= 1
+                    self.lost += 1
+                worker.room.release()
+                log.error(
+                    "detection worker %d is gone: %d interactions were stored but not run "
+                    "through the detectors",
+                    index,
+                    len(shard),
+                )
+
+    def _shard(self, system_id: str | None) -> int:
+        if self.count == 1:
+            return 0
+        return sum((system_id or "").encode()) % self.count
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until every batch handed over is done; answer whether they all are."""
+        deadline = time.monotonic() + timeout
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self.pending
+
+    # -- reports
+
+    def _watch(self) -> None:
+        """The monitor thread: take the workers' reports; start again the ones that died (a
+        report pipe at its end), until closed and every worker stopped."""
+        while True:
+            workers = {w.reports: w for w in self._workers if not w.ended}
+            for ready in multiprocessing.connection.wait(list(workers), timeout=1.0):
+                worker = workers[ready]
+                try:
+                    signals, failures, cpu = worker.reports.recv()
+                except (EOFError, OSError):  # it stopped: as asked, or it died
+                    worker.ended = True
+                    worker.process.join(timeout=1)
+                    continue
+                with self._lock:
+                    if worker.held:
+                        worker.held -= 1
+                        worker.room.release()
+                    self.done += 1
+                    self.signals += signals
+                    self._cpu[worker.index] = cpu
+                    self.failures.update(failures)
+            if self._closing and not any(w.process.is_alive() for w in self._workers):
+                return
+            self._revive()
+
+    def _revive(self) -> None:
+        if self._closing:
+            return
+        for position, worker in enumerate(self._workers):
+            if worker.process.is_alive() or time.monotonic() - worker.started < REVIVE_AFTER:
+                continue
+            with self._lock:
+                held, worker.held = worker.held, 0
+                self.lost += held
+            log.error(
+                "detection worker %d stopped (exit code %s) holding %d batches, whose "
+                "interactions are stored but were not run through the detectors; starting it "
+                "again",
+                worker.index,
+                worker.process.exitcode,
+                held,
+            )
+            worker.reports.close()
+            worker.connection.close()
+            self._workers[position] = self._spawn(worker.index)
+
+    def status(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "workers": self.count,
+                "running": sum(worker.process.is_alive() for worker in self._workers),
+                "submitted": self.submitted,
+                "done": self.done,
+                "pending": self.pending,
+                "signals": self.signals,
+                "dropped": self.dropped,
+                "lost": self.lost,
+            }
