@@ -154,6 +154,7 @@ class DetectionWorkers:
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
+        self._reaping = threading.Lock()
         self._closing = False
         self._monitor: threading.Thread | None = None
         self._cpu: dict[int, float] = {}
@@ -198,11 +199,11 @@ class DetectionWorkers:
                 self._send(worker, None)
         finished = True
         for worker in self._workers:
-            worker.process.join(timeout=max(0.1, deadline - time.monotonic()))
-            if worker.process.is_alive():
-                finished = False
-                worker.process.kill()  # it ignores SIGTERM
-                worker.process.join(timeout=5)
+            if self._ended(worker, deadline - time.monotonic()):
+                continue
+            finished = False
+            worker.process.kill()  # it ignores SIGTERM
+            self._ended(worker, 5.0)
         if self._monitor is not None:
             self._monitor.join(timeout=5)
         if not finished:
@@ -218,6 +219,20 @@ class DetectionWorkers:
         """CPU time the workers had used by their latest reports (start-up included)."""
         with self._lock:
             return sum(self._cpu.values())
+
+    def _alive(self, worker: _Worker) -> bool:
+        """Whether the worker's process runs; reaps it once it has ended. One thread at a
+        time: a child reaped by one thread is unknown to the other's `waitpid`, which would
+        take it for alive."""
+        with self._reaping:
+            return bool(worker.process.is_alive())
+
+    def _ended(self, worker: _Worker, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the worker's process to end (and reap it)."""
+        multiprocessing.connection.wait([worker.process.sentinel], timeout=max(0.0, timeout))
+        with self._reaping:
+            worker.process.join(timeout=0.5)  # ended or about to: its exit status
+            return not worker.process.is_alive()
 
     def pids(self) -> list[int]:
         """The workers' process ids."""
@@ -292,7 +307,6 @@ class DetectionWorkers:
                     signals, failures, cpu = worker.reports.recv()
                 except (EOFError, OSError):  # it stopped: as asked, or it died
                     worker.ended = True
-                    worker.process.join(timeout=1)
                     continue
                 with self._lock:
                     if worker.held:
@@ -302,7 +316,7 @@ class DetectionWorkers:
                     self.signals += signals
                     self._cpu[worker.index] = cpu
                     self.failures.update(failures)
-            if self._closing and not any(w.process.is_alive() for w in self._workers):
+            if self._closing and not any(self._alive(w) for w in self._workers):
                 return
             self._revive()
 
@@ -310,7 +324,7 @@ class DetectionWorkers:
         if self._closing:
             return
         for position, worker in enumerate(self._workers):
-            if worker.process.is_alive() or time.monotonic() - worker.started < REVIVE_AFTER:
+            if self._alive(worker) or time.monotonic() - worker.started < REVIVE_AFTER:
                 continue
             with self._lock:
                 held, worker.held = worker.held, 0
@@ -323,15 +337,17 @@ class DetectionWorkers:
                 worker.process.exitcode,
                 held,
             )
-            worker.reports.close()
-            worker.connection.close()
             self._workers[position] = self._spawn(worker.index)
+            worker.reports.close()  # the old one's, now out of the list
+            worker.connection.close()
+            with contextlib.suppress(ValueError):  # ValueError: not reaped yet
+                worker.process.close()
 
     def status(self) -> dict[str, int]:
         with self._lock:
             return {
                 "workers": self.count,
-                "running": sum(worker.process.is_alive() for worker in self._workers),
+                "running": sum(self._alive(worker) for worker in self._workers),
                 "submitted": self.submitted,
                 "done": self.done,
                 "pending": self.pending,
