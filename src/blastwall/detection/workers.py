@@ -5,7 +5,7 @@ are committed; its interactions are then handed to a detection worker, a process
 with the server. The worker runs the same `DetectionEngine` over them and stores the
 findings as signals, correlated, in the same database — what the request itself does with
 `BLASTWALL_DETECTION_WORKERS=0`. The ingest request pays for the hand-over (the
-interactions pickled onto a queue), not for the detectors: their work is on another core.
+interactions pickled onto a pipe), not for the detectors: their work is on another core.
 
 * Interactions of one AI system always go to the same worker, so that the stateful detectors
   (runaway, service levels, drift) see all of that system's traffic.
@@ -28,6 +28,7 @@ import queue
 import signal
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -285,7 +286,7 @@ class DetectionWorkers:
     def _shard(self, system_id: str | None) -> int:
         if self.count == 1:
             return 0
-        return sum((system_id or "").encode()) % self.count
+        return zlib.crc32((system_id or "").encode()) % self.count
 
     def wait(self, timeout: float) -> bool:
         """Wait until every batch handed over is done; answer whether they all are."""
@@ -300,25 +301,32 @@ class DetectionWorkers:
         """The monitor thread: take the workers' reports; start again the ones that died (a
         report pipe at its end), until closed and every worker stopped."""
         while True:
-            workers = {w.reports: w for w in self._workers if not w.ended}
-            for ready in multiprocessing.connection.wait(list(workers), timeout=1.0):
-                worker = workers[ready]
-                try:
-                    signals, failures, cpu = worker.reports.recv()
-                except (EOFError, OSError):  # it stopped: as asked, or it died
-                    worker.ended = True
-                    continue
-                with self._lock:
-                    if worker.held:
-                        worker.held -= 1
-                        worker.room.release()
-                    self.done += 1
-                    self.signals += signals
-                    self._cpu[worker.index] = cpu
-                    self.failures.update(failures)
-            if self._closing and not any(self._alive(w) for w in self._workers):
-                return
-            self._revive()
+            try:
+                self._take_reports()
+                if self._closing and not any(self._alive(w) for w in self._workers):
+                    return
+                self._revive()
+            except Exception:  # e.g. no process can be started now: try again in a while
+                log.exception("the detection workers' monitor failed; it goes on")
+                time.sleep(REVIVE_AFTER)
+
+    def _take_reports(self) -> None:
+        workers = {w.reports: w for w in self._workers if not w.ended}
+        for ready in multiprocessing.connection.wait(list(workers), timeout=1.0):
+            worker = workers[ready]
+            try:
+                signals, failures, cpu = worker.reports.recv()
+            except (EOFError, OSError):  # it stopped: as asked, or it died
+                worker.ended = True
+                continue
+            with self._lock:
+                if worker.held:
+                    worker.held -= 1
+                    worker.room.release()
+                self.done += 1
+                self.signals += signals
+                self._cpu[worker.index] = cpu
+                self.failures.update(failures)
 
     def _revive(self) -> None:
         if self._closing:
