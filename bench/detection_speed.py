@@ -16,8 +16,9 @@ one process (`--cpu N` pins it to one CPU):
   (e) ingest      decoded OTLP batches stored by `telemetry.service.ingest` into a fresh
                   SQLite database without detection; with the detectors in a worker
                   process, as the server runs them by default (the rate counts this
-                  process, the server's side: hand-over and storing the findings; the
-                  worker's CPU is reported beside it); and with the detectors in the
+                  process, the server's side: handing the interactions over; the worker,
+                  which runs the detectors and stores the signals, is moved to another
+                  core and its CPU reported beside it); and with the detectors in the
                   ingest transaction (BLASTWALL_DETECTION_WORKERS=0), so the overheads show
 
 Goals: (a) at least 20,000 interactions/s per core; detection adding at most 30% to (e).
