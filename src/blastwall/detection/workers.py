@@ -90,10 +90,13 @@ def _work(database_url: str, connection: Any, reports: Any, index: int) -> None:
     from blastwall.runtime import tune_gc
     from blastwall.telemetry.service import directory
 
-    # Ctrl-C in a terminal and a service manager's SIGTERM reach the whole process group:
-    # the worker stops when the server says so (or goes away), after what it holds.
+    # Ctrl-C in a terminal reaches the whole process group: the worker stops when the
+    # server says so, or goes away. SIGTERM (a service manager stopping the whole group;
+    # multiprocessing at the exit of a server that did not stop its workers) ends it once it
+    # has done the batches it holds.
+    terminated = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: terminated.set())
     logging.basicConfig(
         level=logging.INFO, format=f"%(levelname)s:     detection worker {index}: %(message)s"
     )
@@ -104,7 +107,13 @@ def _work(database_url: str, connection: Any, reports: Any, index: int) -> None:
     inbox: queue.Queue[bytes | None] = queue.Queue()
     threading.Thread(target=_receive, args=(connection, inbox), daemon=True).start()
     while True:
-        data = inbox.get()
+        try:
+            data = inbox.get(timeout=0.5)
+        except queue.Empty:
+            if terminated.is_set():
+                data = None
+            else:
+                continue
         message = pickle.loads(data) if data is not None else None
         if message is None:
             db.engine.dispose()
@@ -203,7 +212,7 @@ class DetectionWorkers:
             if self._ended(worker, deadline - time.monotonic()):
                 continue
             finished = False
-            worker.process.kill()  # it ignores SIGTERM
+            worker.process.kill()
             self._ended(worker, 5.0)
         if self._monitor is not None:
             self._monitor.join(timeout=5)
