@@ -30,6 +30,18 @@ def _incident_of(session: Session, row: ToolApproval) -> Incident:
     return incidents.get_incident(session, incident_id=action.incident_id, principal=_CONTROL_PLANE)
 
 
+def _record(session: Session, row: ToolApproval, kind: str, actor: Principal, text: str) -> None:
+    """An entry about the approval on its incident's timeline."""
+    incidents.record_entry(
+        session,
+        incident=_incident_of(session, row),
+        kind=kind,
+        actor=actor,
+        text=text,
+        data={"approval_id": row.id, "action_id": row.action_id, "tool": row.tool},
+    )
+
+
 def request_tool_approval(
     session: Session, *, data: ToolApprovalIn, principal: Principal
 ) -> ToolApproval:
@@ -56,17 +68,16 @@ def request_tool_approval(
     )
     session.add(row)
     session.flush()
-    incidents.record_entry(
+    _record(
         session,
-        incident=_incident_of(session, row),
-        kind="tool_approval_requested",
-        actor=principal,
-        text=f"{data.system} asks to call {data.tool}"
+        row,
+        "tool_approval_requested",
+        principal,
+        f"{data.system} asks to call {data.tool}"
         + (f" (agent {data.agent})" if data.agent else "")
         + f"; approve or deny before {row.expires_at.isoformat()} with "
         f"POST /api/v1/controls/approvals/{row.id}/decide "
         f"(CLI: blastwall containment decide {row.id} --approve)",
-        data={"approval_id": row.id, "action_id": action.id, "tool": data.tool},
     )
     session.commit()
     return row
@@ -94,14 +105,13 @@ def decide_tool_approval(
     row.decided_by = actor.name
     row.decided_at = utcnow()
     row.note = decision.note or None
-    incidents.record_entry(
+    _record(
         session,
-        incident=_incident_of(session, row),
-        kind=f"tool_call_{row.state}",
-        actor=actor,
-        text=f"Call of {row.tool} on {row.system_id} {row.state} by {actor.name}"
+        row,
+        f"tool_call_{row.state}",
+        actor,
+        f"Call of {row.tool} on {row.system_id} {row.state} by {actor.name}"
         + (f": {decision.note}" if decision.note else ""),
-        data={"approval_id": row.id, "action_id": row.action_id, "tool": row.tool},
     )
     session.commit()
     return row
@@ -119,14 +129,13 @@ def expire_approvals(session: Session, *, actor: Principal, now: datetime) -> li
     )
     for row in due:
         row.state = "expired"
-        incidents.record_entry(
+        _record(
             session,
-            incident=_incident_of(session, row),
-            kind="tool_call_expired",
-            actor=actor,
-            text=f"No one decided on {row.system_id}'s call of {row.tool} (approval {row.id}) "
+            row,
+            "tool_call_expired",
+            actor,
+            f"No one decided on {row.system_id}'s call of {row.tool} (approval {row.id}) "
             f"before {row.expires_at.isoformat()}; the call did not go ahead.",
-            data={"approval_id": row.id, "action_id": row.action_id, "tool": row.tool},
         )
     session.commit()
     return due
