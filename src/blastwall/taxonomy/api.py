@@ -11,7 +11,7 @@ from blastwall.dependencies import PrincipalDep
 from blastwall.errors import InvalidInput, Problem
 from blastwall.pagination import Page
 from blastwall.taxonomy.schemas import EntryOut
-from blastwall.taxonomy.tables import taxonomy
+from blastwall.taxonomy.tables import UnknownKind, taxonomy
 
 router = APIRouter(tags=["taxonomy"])
 
@@ -33,15 +33,10 @@ def list_entries(
     """Taxonomy entries in framework order, then by id; `next` is the id to go on after."""
     principal.require(Permission.read)
     tables = taxonomy()
-    entries = list(tables.of(framework))
-    if kind is not None:
-        kinds = sorted({e.kind for e in entries})
-        if kind not in kinds:
-            raise InvalidInput(
-                f"No entries of kind '{kind}' here.",
-                problems=[Problem("query.kind", f"choose one of {', '.join(kinds)}")],
-            )
-        entries = [e for e in entries if e.kind == kind]
+    try:
+        entries = tables.of(framework, kind)
+    except UnknownKind as exc:
+        raise InvalidInput(str(exc), problems=[Problem("query.kind", exc.hint)]) from None
     start = 0
     if cursor:
         ids = [e.id for e in entries]

@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from blastwall.console import out, print_json, print_table
 from blastwall.taxonomy.schemas import EntryOut
-from blastwall.taxonomy.tables import FRAMEWORKS, taxonomy
+from blastwall.taxonomy.tables import FRAMEWORKS, UnknownKind, taxonomy
 
 app = typer.Typer(help="MITRE ATLAS, OWASP LLM and agentic Top 10s, NIST AI 600-1, archetypes.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -58,12 +58,10 @@ def list_entries(
     if framework is not None and framework not in FRAMEWORKS:
         raise typer.BadParameter(f"choose one of {', '.join(FRAMEWORKS)}", param_hint="--framework")
     tables = taxonomy()
-    entries = list(tables.of(framework))
-    if kind is not None:
-        kinds = sorted({e.kind for e in entries})
-        if kind not in kinds:
-            raise typer.BadParameter(f"choose one of {', '.join(kinds)}", param_hint="--kind")
-        entries = [e for e in entries if e.kind == kind]
+    try:
+        entries = tables.of(framework, kind)
+    except UnknownKind as exc:
+        raise typer.BadParameter(exc.hint, param_hint="--kind") from None
     if json:
         print_json(
             [

@@ -24,7 +24,7 @@ import yaml
 
 from blastwall.errors import InvalidInput, NotFound
 
-__all__ = ["FRAMEWORKS", "Entry", "Taxonomy", "taxonomy"]
+__all__ = ["FRAMEWORKS", "Entry", "Taxonomy", "UnknownKind", "taxonomy"]
 
 FRAMEWORKS = (
     "atlas",
@@ -137,10 +137,26 @@ class Taxonomy:
     def children(self, entry_id: str) -> list[Entry]:
         return sorted((e for e in self if e.parent == entry_id), key=_order)
 
-    def of(self, framework: str | None = None) -> list[Entry]:
-        return sorted(
+    def of(self, framework: str | None = None, kind: str | None = None) -> list[Entry]:
+        """The entries of a framework (None: all), in order; with `kind`, only those of that
+        kind, and `UnknownKind` when it has none."""
+        entries = sorted(
             (e for e in self if framework is None or e.framework == framework), key=_order
         )
+        if kind is None:
+            return entries
+        kinds = sorted({e.kind for e in entries})
+        if kind not in kinds:
+            raise UnknownKind(kind, kinds)
+        return [e for e in entries if e.kind == kind]
+
+
+class UnknownKind(ValueError):
+    """A kind of entry the framework (or the tables) does not have."""
+
+    def __init__(self, kind: str, kinds: list[str]) -> None:
+        super().__init__(f"No entries of kind '{kind}' here.")
+        self.hint = f"choose one of {', '.join(kinds)}"
 
 
 def _order(entry: Entry) -> tuple[int, str]:
