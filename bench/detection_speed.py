@@ -7,7 +7,8 @@ one process (`--cpu N` pins it to one CPU):
 
   (a) stateless   the stateless default detectors (injection, sensitive data, canary, system
                   prompt leak, tool policy, guardrail) through the engine, with the example
-                  support chatbot's settings (its prompt text registered, a live canary)
+                  support chatbot's settings (its prompt text registered, a live canary);
+                  and the cost of each of them, run alone, in µs an interaction
   (b) all         every default detector, the stateful ones (runaway, service levels, drift)
                   included
   (c) hyperscan   the injection rule pack alone, compiled into one Hyperscan database, over
@@ -174,6 +175,25 @@ def rate_engine(
     return best
 
 
+def cost_by_detector(
+    engine: DetectionEngine, items: list[Item], spec: dict[str, Any], repeat: int = 3
+) -> dict[str, float]:
+    """µs of CPU an interaction for each stateless detector of the system, each run alone
+    over the interactions (the engine runs them so, detector after detector)."""
+    engine.run(fresh(items[:200]), {"support-chatbot": spec}.get)
+    costs: dict[str, float] = {}
+    for detector in engine.detectors("support-chatbot", spec).stateless:
+        best = float("inf")
+        for _ in range(repeat):
+            batch = fresh(items)
+            started = time.process_time()
+            for item in batch:
+                detector.detect(item)
+            best = min(best, time.process_time() - started)
+        costs[detector.id] = best / len(items) * 1e6
+    return costs
+
+
 def rate_hyperscan(items: list[Item]) -> float:
     texts = ["\n".join(t).encode() for i in items for t in (i.inputs, i.context, i.outputs)]
     started = time.process_time()
@@ -276,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         "items": len(items),
         "average_chars": round(size),
         "stateless_per_s": rate_engine(canary_engine, items, spec, args.repeat),
+        "stateless_us_by_detector": cost_by_detector(canary_engine, items, spec, args.repeat),
         "all_per_s": rate_engine(DetectionEngine(), items, spec, args.repeat),
         "hyperscan_rules_per_s": rate_hyperscan(items),
         "python_re_rules_per_s": rate_re(items),
@@ -306,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"Python {results['python']}, {len(items)} interactions of ~{size:.0f} characters")
     print(f"  stateless detectors     {results['stateless_per_s']:>10,.0f} interactions/s")
+    for name, cost in sorted(results["stateless_us_by_detector"].items(), key=lambda c: -c[1]):
+        print(f"    {name:<21} {cost:>10.1f} µs CPU an interaction")
     print(f"  all detectors           {results['all_per_s']:>10,.0f} interactions/s")
     print(f"  injection rules (hs)    {results['hyperscan_rules_per_s']:>10,.0f} interactions/s")
     print(f"  injection rules (re)    {results['python_re_rules_per_s']:>10,.0f} interactions/s")

@@ -219,8 +219,10 @@ def _printable(data: bytes) -> str | None:
         return None
     if not text:
         return None
-    readable = sum(1 for c in text if c.isprintable() or c in "\n\t")
-    letters = sum(1 for c in text if c.isalpha() or c == " ")
+    # "\n" and "\t" are not printable: counted on their own
+    readable = len(text) if text.isprintable() else sum(map(str.isprintable, text))
+    readable += text.count("\n") + text.count("\t")
+    letters = sum(map(str.isalpha, text)) + text.count(" ")
     if readable < 0.95 * len(text) or letters < 0.6 * len(text):
         return None
     return text
