@@ -167,3 +167,51 @@ def test_error_messages_keep_their_brackets(
         main()
     assert exited.value.code == 1
     assert "No taxonomy entry '[abc]x'" in capsys.readouterr().err  # not eaten as markup
+
+
+HOSTILE = (
+    "Model said [/bold] [link=https://x.example]here[/link] \x1b]52;c;cHduZWQ=\x07 \u202egnp.exe\rok"
+)
+
+
+def test_text_from_ai_systems_cannot_break_or_drive_the_terminal(cli: CliRunner) -> None:
+    """Rich markup in a title is shown as written (an unmatched closing tag used to end the
+    command with a MarkupError); escape sequences, carriage returns and bidirectional
+    overrides are shown as escapes instead of acting on the terminal."""
+    run(cli, "init")
+    run(cli, "inventory", "apply", str(EXAMPLES))
+    opened = run(
+        cli,
+        "incident",
+        "open",
+        "--title",
+        HOSTILE,
+        "--archetype",
+        "prompt_injection",
+        "--severity",
+        "SEV3",
+        "--reason",
+        "test",
+        "--system",
+        "support-chatbot",
+        "--json",
+    )
+    number = str(json.loads(opened)["id"])
+    for args in (("incident", "show", number), ("incident", "list")):
+        shown = run(cli, *args)
+        assert "[/bold]" in shown and "[link=https://x.example]" in shown
+        assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
+        assert "\r" not in shown
+        assert "\\x1b]52;c;cHduZWQ=\\x07" in shown and "\\u202egnp.exe\\x0dok" in shown
+    # JSON keeps the text as it is (escaped by JSON itself)
+    assert json.loads(run(cli, "incident", "show", number, "--json"))["incident"]["title"] == (
+        HOSTILE
+    )
+
+
+def test_clean_keeps_newlines_and_tabs() -> None:
+    from blastwall.console import clean
+
+    assert clean("a\tb\nc") == "a\tb\nc"
+    assert clean("plain [b]text[/b]") == "plain [b]text[/b]"
+    assert clean("\x00\x08\x7f\x85\u200f\u2066") == "\\x00\\x08\\x7f\\x85\\u200f\\u2066"

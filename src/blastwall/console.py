@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
@@ -20,8 +22,36 @@ from blastwall.db import Database
 from blastwall.errors import ClientError
 from blastwall.settings import get_settings
 
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Characters that act on a terminal instead of being shown (escape sequences that set
+colours, move the cursor, retitle the window or write the clipboard; carriage return and
+backspace that overwrite what was printed) and bidirectional controls that reorder it."""
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(text: str) -> str:
+    """The text with the characters of `_UNSHOWABLE` written as escapes (\\x1b, \\u202e):
+    what the CLI prints of AI systems' inputs and outputs is hostile often enough that it
+    must not drive the operator's terminal, nor hide what it says."""
+    return _UNSHOWABLE.sub(_visible, text) if _UNSHOWABLE.search(text) else text
+
+
+class SafeConsole(Console):
+    """A console for text that may come from AI systems and their users: strings are
+    printed through `clean`, and are not read as Rich markup unless the call says
+    `markup=True` (then every part that is not the command's own goes through `escape`)."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        options.setdefault("markup", False)
+        super().print(*(clean(o) if isinstance(o, str) else o for o in objects), **options)
+
+
+out = SafeConsole(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = SafeConsole(stderr=True, soft_wrap=True)
 
 
 class NotInitialised(ClientError):
@@ -96,5 +126,5 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title:
     for index, column in enumerate(columns):
         table.add_column(column, no_wrap=index == 0, overflow="fold")
     for row in rows:
-        table.add_row(*(fmt(v) for v in row))
+        table.add_row(*(Text(clean(fmt(v))) for v in row))
     out.print(table)

@@ -62,7 +62,7 @@ def _print(candidates: list[CandidateOut], json: bool) -> None:
                 c.signal_count,
                 c.systems,
                 c.last_signal_at,
-                escape(c.title),
+                c.title,
             )
             for c in candidates
         ],
@@ -107,7 +107,7 @@ def show(candidate_id: CandidateArg, json: JsonOpt = False) -> None:
     if json:
         print_json({"candidate": c, "groups": group_items})
         return
-    out.print(f"[bold]Candidate {c.id}: {escape(c.title)}[/bold]", highlight=False)
+    out.print(f"[bold]Candidate {c.id}: {escape(c.title)}[/bold]", highlight=False, markup=True)
     out.print(
         f"{c.severity} · {c.status.value}"
         + (f" · incident {c.incident_id}" if c.incident_id else "")
@@ -135,12 +135,12 @@ def show(candidate_id: CandidateArg, json: JsonOpt = False) -> None:
                 g.id,
                 g.count,
                 g.severity,
-                escape(g.source),
-                escape(g.kind),
-                escape(g.system or "-"),
+                g.source,
+                g.kind,
+                g.system or "-",
                 g.last_seen,
                 g.held_by,
-                escape(g.summary),
+                g.summary,
             )
             for g in group_items
         ],
@@ -269,11 +269,11 @@ def list_rules(
                 r.kind,
                 "yes" if r.active else "no",
                 r.system_id,
-                escape(", ".join(f"{k}={v}" for k, v in r.match.items())),
+                ", ".join(f"{k}={v}" for k, v in r.match.items()),
                 r.starts_at,
                 r.ended_at or r.ends_at,
-                escape(r.created_by),
-                escape(r.reason),
+                r.created_by,
+                r.reason,
             )
             for r in items
         ],
@@ -303,11 +303,11 @@ def show_rule(
             (
                 s.id,
                 s.created_at,
-                escape(s.source),
-                escape(s.kind),
+                s.source,
+                s.kind,
                 s.severity,
-                escape(s.system_id or s.system_ref or "-"),
-                escape(s.summary),
+                s.system_id or s.system_ref or "-",
+                s.summary,
             )
             for s in items
         ],

@@ -8,7 +8,6 @@ from typing import IO, Annotated, Any
 
 import orjson
 import typer
-from rich.markup import escape
 from sqlalchemy import make_url, select
 from sqlalchemy.exc import OperationalError
 
@@ -106,7 +105,7 @@ def detectors(json: JsonOpt = False) -> None:
                 r["id"],
                 r["version"],
                 "stateful" if r["stateful"] else "stateless",
-                escape(r["description"]),
+                r["description"],
                 ", ".join(r["settings"]),
             )
             for r in rows

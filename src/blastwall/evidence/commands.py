@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from blastwall.console import (
     audit,
+    clean,
     open_database,
     operator,
     out,
@@ -180,7 +182,7 @@ def show(item_id: ItemArg, reason: ReasonOpt, json: JsonOpt = False) -> None:
     if withheld:
         out.print(withheld)
     elif isinstance(content, str):
-        sys.stdout.write(content + "\n")
+        sys.stdout.write(clean(content) + "\n")
     else:
         print_json(content)
 
@@ -255,7 +257,7 @@ def verify(
         out.print(f"note: {note}")
     if not verdict.ok:
         for problem in verdict.problems:
-            out.print(f"[red]FAIL[/red] {problem}", highlight=False)
+            out.print(f"[red]FAIL[/red] {escape(problem)}", highlight=False, markup=True)
         raise typer.Exit(1)
     out.print(
         f"OK: incident {verdict.incident}, {verdict.items} items, {verdict.bytes} bytes, "
@@ -273,7 +275,7 @@ def verify_ledger(
     with session_scope() as session:
         report = service.verify_ledger(session, blobs=blobs)
     for problem in report.problems:
-        out.print(f"[red]FAIL[/red] {problem}", highlight=False)
+        out.print(f"[red]FAIL[/red] {escape(problem)}", highlight=False, markup=True)
     if not report.ok:
         raise typer.Exit(1)
     out.print(

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from blastwall.console import audit, operator, out, print_json, print_table, session_scope
 from blastwall.incidents import service
@@ -136,7 +137,7 @@ def show(incident_id: IncidentArg, json: JsonOpt = False) -> None:
         )
         return
     i = described
-    out.print(f"[bold]Incident {i.id}: {i.title}[/bold]")
+    out.print(f"[bold]Incident {i.id}: {escape(i.title)}[/bold]", markup=True)
     out.print(
         f"{i.severity} · {i.status} · {i.archetype} · {i.visibility} · "
         f"systems: {', '.join(i.systems) or '-'}"

@@ -56,7 +56,7 @@ def search(
         return
     print_table(
         ["id", "source", "ref", "year", "title", "score"],
-        [(r.id, r.source, r.external_id, r.year, escape(r.title), round(s, 2)) for r, s in rows],
+        [(r.id, r.source, r.external_id, r.year, r.title, round(s, 2)) for r, s in rows],
     )
 
 
@@ -67,12 +67,11 @@ def show(known_id: Annotated[int, typer.Argument(min=1)]) -> None:
         row = KnownIncidentOut.model_validate(
             service.get(session, known_id=known_id, principal=operator())
         )
-    out.print(
-        f"[bold]{escape(row.title)}[/bold]  ({row.source} {row.external_id}, {row.occurred or '-'})"
-    )
-    out.print(escape(row.description), highlight=False)
+    where = f"{row.source} {row.external_id}, {row.occurred or '-'}"
+    out.print(f"[bold]{escape(row.title)}[/bold]  ({escape(where)})", markup=True)
+    out.print(row.description, highlight=False)
     if row.atlas:
         out.print("ATLAS: " + ", ".join(row.atlas))
     if row.url:
         out.print(row.url, highlight=False)
-    out.print(f"Source: {escape(row.attribution)}", highlight=False)
+    out.print(f"Source: {row.attribution}", highlight=False)

@@ -49,7 +49,7 @@ def list_playbooks(json: JsonOpt = False) -> None:
         [
             (
                 r.id,
-                escape(r.name),
+                r.name,
                 r.archetypes,
                 r.steps,
                 r.version,
@@ -69,9 +69,13 @@ def show(
     if json:
         print_json(playbook.model_dump(mode="json"))
         return
-    out.print(f"[bold]{escape(playbook.name)}[/bold] ({playbook.id}, version {playbook.version})")
+    out.print(
+        f"[bold]{escape(playbook.name)}[/bold] "
+        f"({escape(playbook.id)}, version {escape(str(playbook.version))})",
+        markup=True,
+    )
     if playbook.description:
-        out.print(escape(playbook.description), highlight=False)
+        out.print(playbook.description, highlight=False)
     rows = []
     for number, step in enumerate(playbook.steps, start=1):
         what = step.control.value if step.control else ""
@@ -82,7 +86,7 @@ def show(
         when = ", ".join(
             [*(s.value for s in step.when.severity), *(t.value for t in step.when.system_types)]
         )
-        rows.append((number, step.id, step.kind.value, escape(step.title), what, when or "always"))
+        rows.append((number, step.id, step.kind.value, step.title, what, when or "always"))
     print_table(["#", "step", "kind", "title", "control / options", "when"], rows)
 
 
@@ -202,5 +206,5 @@ def _print_checklist(items: list[ChecklistStepOut]) -> None:
         if item.options:
             what = " / ".join(item.options) + f" ({item.decided_by})"
         state = item.state + (f" → {item.outcome}" if item.outcome else "")
-        rows.append((item.id, item.playbook_id, item.kind, escape(item.title), what, state))
+        rows.append((item.id, item.playbook_id, item.kind, item.title, what, state))
     print_table(["#", "playbook", "kind", "step", "control / options", "state"], rows)

@@ -23,7 +23,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def _system(system_id: str | None, system_ref: str | None) -> str:
     if system_id:
         return system_id
-    return escape(f"{system_ref} (unregistered)") if system_ref else "-"
+    return f"{system_ref} (unregistered)" if system_ref else "-"
 
 
 @app.command("list")
@@ -71,12 +71,12 @@ def list_(
             (
                 s.id,
                 s.created_at,
-                escape(s.source),
-                escape(s.kind),
+                s.source,
+                s.kind,
                 s.severity,
                 s.status,
                 _system(s.system_id, s.system_ref),
-                escape(f"{s.reference}: {s.summary}" if s.reference else s.summary),
+                f"{s.reference}: {s.summary}" if s.reference else s.summary,
             )
             for s in items
         ],
@@ -95,7 +95,7 @@ def show(
         print_json(s)
         return
     title = f"Signal {s.id}" + (f" ({s.reference})" if s.reference else "")
-    out.print(f"[bold]{escape(title)}: {escape(s.summary)}[/bold]", highlight=False)
+    out.print(f"[bold]{escape(title)}: {escape(s.summary)}[/bold]", highlight=False, markup=True)
     out.print(
         f"{s.severity} · {s.status} · {s.source} / {s.kind} · "
         f"system: {_system(s.system_id, s.system_ref)}"
@@ -109,10 +109,10 @@ def show(
                 s.created_at,
                 s.starts_at,
                 s.ends_at,
-                escape(s.created_by),
+                s.created_by,
                 s.trace_id,
-                escape(s.conversation_id or "-"),
-                escape(s.fingerprint or "-"),
+                s.conversation_id or "-",
+                s.fingerprint or "-",
             )
         ],
     )

@@ -26,20 +26,20 @@ def show(
     if json:
         print_json(entry.model_dump())
         return
-    out.print(f"[bold]{escape(entry.id)}[/bold]  {escape(entry.name)}")
-    out.print(f"{escape(entry.framework_name)} · {entry.kind}")
+    out.print(f"[bold]{escape(entry.id)}[/bold]  {escape(entry.name)}", markup=True)
+    out.print(f"{entry.framework_name} · {entry.kind}")
     if entry.parent:
-        out.print(f"sub-technique of {entry.parent.id} ({escape(entry.parent.name)})")
+        out.print(f"sub-technique of {entry.parent.id} ({entry.parent.name})")
     if entry.description:
-        out.print(escape(entry.description), highlight=False)
+        out.print(entry.description, highlight=False)
     labels = {"tactic": "tactics", "mitigation": "techniques", "case-study": "techniques"}
     if entry.related:
         label = labels.get(entry.kind, "tactics" if entry.framework == "atlas" else "maps to")
-        out.print(f"{label}: " + ", ".join(f"{r.id} ({escape(r.name)})" for r in entry.related))
+        out.print(f"{label}: " + ", ".join(f"{r.id} ({r.name})" for r in entry.related))
     if entry.archetypes:
         out.print("archetypes: " + ", ".join(a.id for a in entry.archetypes))
     if entry.mapped and entry.framework != "archetype":
-        out.print("related: " + ", ".join(f"{m.id} ({escape(m.name)})" for m in entry.mapped))
+        out.print("related: " + ", ".join(f"{m.id} ({m.name})" for m in entry.mapped))
     if entry.attack:
         out.print(f"ATT&CK: {entry.attack}")
     if entry.url:
@@ -72,7 +72,7 @@ def list_entries(
         return
     print_table(
         ["id", "framework", "kind", "name"],
-        [(e.id, e.framework, e.kind, escape(e.name)) for e in entries],
+        [(e.id, e.framework, e.kind, e.name) for e in entries],
         title=f"{len(entries)} entries"
         + (f" (MITRE ATLAS {tables.atlas_version})" if framework in (None, "atlas") else ""),
     )

@@ -39,12 +39,13 @@ def triage(
     out.print(
         f"[bold]#{pack.incident_id} {escape(pack.title)}[/bold]  {pack.severity} "
         f"{pack.archetype} · {pack.status} · {pack.signals} signals · "
-        f"first signal {pack.first_signal_at or '-'}"
+        f"first signal {pack.first_signal_at or '-'}",
+        markup=True,
     )
     if pack.changes:
         print_table(
             ["when", "system", "kind", "change"],
-            [(c.at, c.system_id, c.kind, escape(c.summary)) for c in pack.changes[:15]],
+            [(c.at, c.system_id, c.kind, c.summary) for c in pack.changes[:15]],
             title="Changes in the 72 hours before",
         )
     else:
@@ -60,7 +61,7 @@ def triage(
                     a.severity,
                     a.first_seen,
                     a.last_seen,
-                    escape(a.example),
+                    a.example,
                 )
                 for a in pack.anomalies
             ],
@@ -77,11 +78,11 @@ def triage(
             [
                 (
                     s.id,
-                    escape(s.title),
+                    s.title,
                     s.archetype,
                     s.status,
                     s.score,
-                    escape("; ".join(s.mitigations[:2])),
+                    "; ".join(s.mitigations[:2]),
                 )
                 for s in pack.similar
             ],
@@ -91,13 +92,13 @@ def triage(
         print_table(
             ["source", "id", "year", "title", "score", "url"],
             [
-                (e.source, e.external_id, e.year or "", escape(e.title), e.score, e.url or "")
+                (e.source, e.external_id, e.year or "", e.title, e.score, e.url or "")
                 for e in pack.similar_external
             ],
             title="Similar incidents elsewhere (public library)",
         )
         for attribution in dict.fromkeys(e.attribution for e in pack.similar_external):
-            out.print(escape(attribution))
+            out.print(attribution)
     if pack.playbook:
         print_table(
             ["step", "kind", "title", "control"],
@@ -105,7 +106,7 @@ def triage(
                 (
                     s.id,
                     s.kind,
-                    escape(s.title),
+                    s.title,
                     (s.control or "") + ("" if s.supported in (None, True) else " (not declared)"),
                 )
                 for s in pack.playbook.steps
@@ -113,9 +114,8 @@ def triage(
             title=f"Playbook: {pack.playbook.name}",
         )
     for role in pack.roles:
-        out.print(f"Suggested {role.role}: {escape(role.who)} ({escape(role.why)})")
+        out.print(f"Suggested {role.role}: {role.who} ({role.why})")
     if pack.classification:
         out.print(
-            "Classification: "
-            + ", ".join(f"{c.id} ({escape(c.name)})" for c in pack.classification[:8])
+            "Classification: " + ", ".join(f"{c.id} ({c.name})" for c in pack.classification[:8])
         )
