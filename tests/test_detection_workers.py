@@ -148,3 +148,36 @@ def test_a_full_queue_drops_and_a_dead_worker_is_started_again(
     finally:
         assert workers.stop(30)
     assert workers.status()["done"] == 1
+
+
+def test_a_batch_crosses_the_pipe_as_it_was_made() -> None:
+    """JSON where it can carry the records (start_time a datetime again), a pickle where it
+    cannot (bytes in attributes): the worker makes the same items either way."""
+    from datetime import UTC, datetime
+
+    from blastwall.detection.items import item_from_record
+    from blastwall.detection.workers import decode_batch, encode_batch
+    from blastwall.telemetry.normalise import normalise
+
+    now = datetime(2026, 11, 30, 12, 0, 1, 250_000, tzinfo=UTC)
+    decoded = decode_json(orjson.dumps(document("support-bot", [span(INJECTION)])))
+    records = [r for r in (normalise(s) for s in decoded.spans) if r is not None]
+    assert records
+    for record in records:
+        record["system_id"] = "support-chatbot"
+    data = encode_batch(records, now)
+    assert data[:1] == b"J"
+    back, when = decode_batch(data)
+    assert when == now
+    assert [r["start_time"] for r in back] == [r["start_time"] for r in records]
+    for before, after in zip(records, back, strict=True):
+        assert vars_of(item_from_record(after)) == vars_of(item_from_record(before))
+    records[0]["attributes"] = {"blob": b"\x00\x01"}
+    data = encode_batch(records, now)
+    assert data[:1] == b"P"
+    back, when = decode_batch(data)
+    assert back == records and when == now
+
+
+def vars_of(item: Any) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in item.__slots__}

@@ -5,7 +5,8 @@ are committed; its interactions are then handed to a detection worker, a process
 with the server. The worker runs the same `DetectionEngine` over them and stores the
 findings as signals, correlated, in the same database — what the request itself does with
 `BLASTWALL_DETECTION_WORKERS=0`. The ingest request pays for the hand-over (the
-interactions pickled onto a pipe), not for the detectors: their work is on another core.
+interactions written onto a pipe, see `encode_batch`), not for the detectors: their work is
+on another core.
 
 * Interactions of one AI system always go to the same worker, so that the stateful detectors
   (runaway, service levels, drift) see all of that system's traffic.
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy.exc import OperationalError
 
 from blastwall.detection.base import Detector
@@ -51,6 +53,32 @@ STORE_ATTEMPTS = 5
 """Tries at storing a batch's findings while the database is locked by another writer."""
 REVIVE_AFTER = 5.0
 """Seconds between starts of a worker that keeps dying."""
+STOP = b"S"
+"""The message that tells a worker to finish what it holds and exit."""
+
+
+def encode_batch(records: list[dict[str, Any]], now: datetime) -> bytes:
+    """A batch for the pipe: JSON (orjson writes it in half the time pickle takes, and the
+    hand-over is the ingest request's share of detection), or a pickle where the records
+    hold what JSON cannot carry (bytes in attributes, integers past 64 bits)."""
+    try:
+        return b"J" + orjson.dumps({"now": now, "records": records})
+    except TypeError:
+        return b"P" + pickle.dumps((records, now), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_batch(data: bytes) -> tuple[list[dict[str, Any]], datetime]:
+    """The records and time of `encode_batch`, their `start_time` a datetime again."""
+    if data[:1] == b"P":
+        records, now = pickle.loads(data[1:])
+        return records, now
+    batch = orjson.loads(data[1:])
+    records = batch["records"]
+    for record in records:
+        start = record.get("start_time")
+        if start is not None:
+            record["start_time"] = datetime.fromisoformat(start)
+    return records, datetime.fromisoformat(batch["now"])
 
 
 @dataclass
@@ -114,11 +142,10 @@ def _work(database_url: str, connection: Any, reports: Any, index: int) -> None:
                 data = None
             else:
                 continue
-        message = pickle.loads(data) if data is not None else None
-        if message is None:
+        if data is None or data == STOP:
             db.engine.dispose()
             return
-        records, now = message
+        records, now = decode_batch(data)
         signals = 0
         try:
             items = [item_from_record(record, ref=i) for i, record in enumerate(records)]
@@ -194,8 +221,7 @@ class DetectionWorkers:
         room = threading.BoundedSemaphore(self.queue_batches)
         return _Worker(index, process, sending, reports, room, time.monotonic())
 
-    def _send(self, worker: _Worker, message: Any) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    def _send(self, worker: _Worker, data: bytes) -> None:
         with worker.sending:  # one message at a time on the pipe
             worker.connection.send_bytes(data)
 
@@ -206,7 +232,7 @@ class DetectionWorkers:
         deadline = time.monotonic() + timeout
         for worker in self._workers:
             with contextlib.suppress(OSError):  # OSError: it is gone already
-                self._send(worker, None)
+                self._send(worker, STOP)
         finished = True
         for worker in self._workers:
             if self._ended(worker, deadline - time.monotonic()):
@@ -279,7 +305,7 @@ class DetectionWorkers:
                 worker.held += 1
                 self.submitted += 1
             try:
-                self._send(worker, (shard, now))
+                self._send(worker, encode_batch(shard, now))
             except OSError:  # it died: the monitor starts it again
                 with self._lock:
                     worker.held -= 1
