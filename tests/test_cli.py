@@ -170,7 +170,8 @@ def test_error_messages_keep_their_brackets(
 
 
 HOSTILE = (
-    "Model said [/bold] [link=https://x.example]here[/link] \x1b]52;c;cHduZWQ=\x07 \u202egnp.exe\rok"
+    "Model said [/bold] [link=https://x.example]here[/link] "
+    "\x1b]52;c;cHduZWQ=\x07 \u202egnp.exe\rok"
 )
 
 
