@@ -68,7 +68,8 @@ def encode_batch(records: list[dict[str, Any]], now: datetime) -> bytes:
 
 
 def decode_batch(data: bytes) -> tuple[list[dict[str, Any]], datetime]:
-    """The records and time of `encode_batch`, their `start_time` a datetime again."""
+    """The records and time of `encode_batch`, their `start_time` a datetime again (JSON
+    carries a NaN number as null: such an attribute reaches the detectors as None)."""
     if data[:1] == b"P":
         records, now = pickle.loads(data[1:])
         return records, now
@@ -145,9 +146,10 @@ def _work(database_url: str, connection: Any, reports: Any, index: int) -> None:
         if data is None or data == STOP:
             db.engine.dispose()
             return
-        records, now = decode_batch(data)
+        records: list[dict[str, Any]] = []
         signals = 0
         try:
+            records, now = decode_batch(data)
             items = [item_from_record(record, ref=i) for i, record in enumerate(records)]
             with db.session(read_only=True) as session:
                 names = directory(session)
