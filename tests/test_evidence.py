@@ -126,6 +126,15 @@ def test_views_are_recorded_and_broad_roles_see_redacted(
         == 403
     )
     assert clients.client.post(f"{url}/view", json={}, headers=bob).status_code == 422
+    # A grant to a name no token has would reach nobody (a typo): refused, nothing recorded.
+    typo = clients.client.post(
+        f"{API}/incidents/{incident['id']}/evidence/grants",
+        json={"to": "bbo", "reason": "needs the raw prompt"},
+        headers=admin,
+    )
+    assert typo.status_code == 422
+    assert typo.json()["errors"][0]["field"] == "to"
+    assert "token list" in typo.json()["errors"][0]["message"]
     # The commander grants bob the full view; the grant is recorded.
     granted = clients.client.post(
         f"{API}/incidents/{incident['id']}/evidence/grants",
