@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -18,6 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from blastwall import __version__
 from blastwall.audit import service as audit_service
@@ -153,37 +153,90 @@ def _route_template(request: Request) -> str:
     )
 
 
-async def _respond_and_audit(
-    app: FastAPI, call_next: Callable[[Request], Awaitable[Response]], request: Request
-) -> Response:
-    response = await call_next(request)
-    principal = getattr(request.state, "principal", None)
+class _Writes:
+    """Audit every mutating request; on SQLite, also run them one at a time; hold OTLP
+    requests past `BLASTWALL_INGEST_MAX_CONCURRENCY` off with a 503.
 
-    def write() -> None:
-        with app.state.db.session() as session:
-            audit_service.record(
-                session,
-                actor=principal.name if principal else "anonymous",
-                role=principal.role.value if principal else None,
-                method=request.method,
-                route=_route_template(request),
-                path=request.url.path,
-                object=_audit_target(request),
-                status_code=response.status_code,
+    SQLite admits one writer. Queueing writers here, in the event loop, keeps them from
+    occupying worker threads while they wait, and hands the write slot over at once instead
+    of through SQLite's sleeping busy handler. Reads run beside them. The slot is held until
+    the response starts (its body, a download say, streams without it).
+
+    A plain ASGI middleware: Starlette's `BaseHTTPMiddleware` cost some 0.4 ms of CPU on
+    every request, reads included."""
+
+    def __init__(self, app: ASGIApp, *, blastwall: FastAPI, serialise: bool) -> None:
+        self.app = app
+        self.blastwall = blastwall
+        self.serialise = serialise
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in MUTATING:
+            await self.app(scope, receive, send)
+            return
+        state = self.blastwall.state
+        # OTLP batches are data arriving, not acts of a person: they are not audited one by
+        # one (each batch would cost a write of its own on the hot ingest path).
+        ingest = scope["path"] == "/v1/traces"
+        if ingest:
+            if state.ingest_inflight >= state.settings.ingest_max_concurrency:
+                busy = Unavailable("The receiver is busy; retry after Retry-After.")
+                response = await _blastwall_error(Request(scope), busy)
+                await response(scope, receive, send)
+                return
+            state.ingest_inflight += 1
+        lock: asyncio.Lock | None = state.write_lock if self.serialise else None
+        held = False
+        if lock is not None:
+            await lock.acquire()
+            held = True
+        request = Request(scope)
+
+        async def respond(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start":
+                if not ingest:
+                    await self._audit(request, message["status"])
+                if held and lock is not None:
+                    held = False
+                    lock.release()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, respond)
+        finally:
+            if held and lock is not None:
+                lock.release()
+            if ingest:
+                state.ingest_inflight -= 1
+
+    async def _audit(self, request: Request, status: int) -> None:
+        principal = getattr(request.state, "principal", None)
+
+        def write() -> None:
+            with self.blastwall.state.db.session() as session:
+                audit_service.record(
+                    session,
+                    actor=principal.name if principal else "anonymous",
+                    role=principal.role.value if principal else None,
+                    method=request.method,
+                    route=_route_template(request),
+                    path=request.url.path,
+                    object=_audit_target(request),
+                    status_code=status,
+                )
+
+        try:
+            await run_in_threadpool(write)
+        except Exception:
+            # The request's own change is committed already: answering 500 now would invite
+            # a retry that repeats it. The failure is logged instead.
+            log.exception(
+                "could not write the audit record of %s %s (status %s)",
+                request.method,
+                request.url.path,
+                status,
             )
-
-    try:
-        await run_in_threadpool(write)
-    except Exception:
-        # The request's own change is committed already: answering 500 now would invite a
-        # retry that repeats it. The failure is logged instead.
-        log.exception(
-            "could not write the audit record of %s %s (status %s)",
-            request.method,
-            request.url.path,
-            response.status_code,
-        )
-    return response
 
 
 @contextlib.asynccontextmanager
@@ -245,36 +298,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
 
     serialise_writes = app.state.db.engine.dialect.name == "sqlite"
 
-    @app.middleware("http")
-    async def writes(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Audit every mutating request; on SQLite, also run them one at a time.
-
-        SQLite admits one writer. Queueing writers here, in the event loop, keeps them from
-        occupying worker threads while they wait, and hands the write slot over at once
-        instead of through SQLite's sleeping busy handler. Reads run beside them.
-        """
-        if request.method not in MUTATING:
-            return await call_next(request)
-        ingest = request.url.path == "/v1/traces"
-        if ingest:
-            if app.state.ingest_inflight >= settings.ingest_max_concurrency:
-                return await _blastwall_error(
-                    request, Unavailable("The receiver is busy; retry after Retry-After.")
-                )
-            app.state.ingest_inflight += 1
-        # OTLP batches are data arriving, not acts of a person: they are not audited one by
-        # one (each batch would cost a write of its own on the hot ingest path).
-        respond = call_next if ingest else partial(_respond_and_audit, app, call_next)
-        try:
-            if serialise_writes:
-                async with app.state.write_lock:
-                    return await respond(request)
-            return await respond(request)
-        finally:
-            if ingest:
-                app.state.ingest_inflight -= 1
+    app.add_middleware(_Writes, blastwall=app, serialise=serialise_writes)
 
     api = APIRouter(prefix="/api/v1")
 
