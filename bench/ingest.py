@@ -102,12 +102,10 @@ def stored(database_url: str) -> int:
         engine.dispose()
 
 
-def server_cpu() -> tuple[float, float]:
-    """CPU seconds (user + system) used so far by the `blastwall serve` this process started,
-    and by that server's own child processes (its detection workers), read from /proc;
-    (0.0, 0.0) where there is none. Beside the wall-clock rate it shows what the server
-    itself spent, which other work on a shared machine does not inflate."""
-    stats: dict[int, tuple[int, float, bool]] = {}  # pid -> (parent, CPU seconds, is serve)
+def _processes() -> dict[int, tuple[int, float, bool]]:
+    """Every process, read from /proc: pid -> (parent pid, CPU seconds (user + system),
+    whether its command line says `serve`)."""
+    stats: dict[int, tuple[int, float, bool]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
@@ -117,7 +115,21 @@ def server_cpu() -> tuple[float, float]:
         fields = text[text.rindex(")") + 2 :].split()
         seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         stats[int(stat.parent.name)] = (int(fields[1]), seconds, b"serve" in cmdline)
-    servers = {pid for pid, (parent, _, serve) in stats.items() if parent == os.getpid() and serve}
+    return stats
+
+
+def _servers(stats: dict[int, tuple[int, float, bool]]) -> set[int]:
+    """The `blastwall serve` processes this process started."""
+    return {pid for pid, (parent, _, serve) in stats.items() if parent == os.getpid() and serve}
+
+
+def server_cpu() -> tuple[float, float]:
+    """CPU seconds used so far by the `blastwall serve` this process started, and by that
+    server's own child processes (its detection workers); (0.0, 0.0) where there is none.
+    Beside the wall-clock rate it shows what the server itself spent, which other work on a
+    shared machine does not inflate."""
+    stats = _processes()
+    servers = _servers(stats)
     server = sum(stats[pid][1] for pid in servers)
     helpers = sum(seconds for parent, seconds, _ in stats.values() if parent in servers)
     return server, helpers
@@ -126,19 +138,9 @@ def server_cpu() -> tuple[float, float]:
 def server_children() -> list[int]:
     """The process ids of the child processes (detection workers) of the `blastwall serve`
     this process started."""
-    parents: dict[int, int] = {}
-    servers: set[int] = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(text[text.rindex(")") + 2 :].split()[1])
-        if parents[pid] == os.getpid() and b"serve" in cmdline:
-            servers.add(pid)
-    return [pid for pid, parent in parents.items() if parent in servers]
+    stats = _processes()
+    servers = _servers(stats)
+    return [pid for pid, (parent, _, _) in stats.items() if parent in servers]
 
 
 def send(base: str, token: str, bodies: list[bytes], concurrency: int) -> dict[str, Any]:
