@@ -112,12 +112,11 @@ def show(candidate_id: CandidateArg, json: JsonOpt = False) -> None:
         f"{c.severity} · {c.status.value}"
         + (f" · incident {c.incident_id}" if c.incident_id else "")
         + f" · {c.basis.value} {c.key} · systems: {', '.join(c.systems) or '-'}",
-        markup=False,
         highlight=False,
     )
-    out.print(f"severity: {c.severity_explanation}", markup=False, highlight=False)
+    out.print(f"severity: {c.severity_explanation}", highlight=False)
     if c.decision_reason:
-        out.print(f"decided by {c.decided_by}: {c.decision_reason}", markup=False)
+        out.print(f"decided by {c.decided_by}: {c.decision_reason}")
     print_table(
         [
             "group",
@@ -220,7 +219,7 @@ def _triage(verb: str, decide: Callable[[Session], Candidate], json: bool) -> No
         print_json(c)
         return
     where = f": incident {c.incident_id}" if c.incident_id else ""
-    out.print(f"Candidate {c.id} {c.status.value}{where}", markup=False, highlight=False)
+    out.print(f"Candidate {c.id} {c.status.value}{where}", highlight=False)
 
 
 @app.command("policy")
@@ -232,7 +231,7 @@ def policy(
     """Show the correlation and severity policy in force, or check an override file."""
     if check is not None:
         load_policy(check)
-        out.print(f"{check}: valid", markup=False, highlight=False)
+        out.print(f"{check}: valid", highlight=False)
         return
     print_json(flows.policy_in_force())
 
@@ -342,7 +341,7 @@ def snooze(
         rule = service.add_snooze(session, data=data, actor=operator())
         audit(session, command="noise snooze", object=f"noise-rule:{rule.id}")
         session.commit()
-        out.print(f"snooze {rule.id} until {rule.ends_at:%Y-%m-%d %H:%M:%SZ}", markup=False)
+        out.print(f"snooze {rule.id} until {rule.ends_at:%Y-%m-%d %H:%M:%SZ}")
 
 
 @noise_app.command("maintenance")
@@ -358,7 +357,7 @@ def maintenance(
         rule = service.add_maintenance(session, data=data, actor=operator())
         audit(session, command="noise maintenance", object=f"noise-rule:{rule.id}")
         session.commit()
-        out.print(f"maintenance window {rule.id} for {system}", markup=False)
+        out.print(f"maintenance window {rule.id} for {system}")
 
 
 @noise_app.command("end")
@@ -368,4 +367,4 @@ def end(rule_id: Annotated[int, typer.Argument(help="The rule's number.", min=1)
         rule = service.end_rule(session, rule_id=rule_id, actor=operator())
         audit(session, command="noise end", object=f"noise-rule:{rule.id}")
         session.commit()
-        out.print(f"noise rule {rule.id} ended", markup=False)
+        out.print(f"noise rule {rule.id} ended")

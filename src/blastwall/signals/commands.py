@@ -100,7 +100,6 @@ def show(
         f"{s.severity} · {s.status} · {s.source} / {s.kind} · "
         f"system: {_system(s.system_id, s.system_ref)}"
         + (f" · archetype: {s.archetype.value}" if s.archetype else ""),
-        markup=False,
     )
     print_table(
         ["received", "starts", "ends", "by", "trace", "conversation", "fingerprint"],
@@ -120,7 +119,6 @@ def show(
         out.print(
             f"group {s.group_id or '-'} · candidate {s.candidate_id or '-'} · "
             f"held by {s.held_by or '-'}",
-            markup=False,
             highlight=False,
         )
     if s.detector:
@@ -128,14 +126,12 @@ def show(
             f"detector {s.detector} {s.detector_version} · confidence {s.confidence} · "
             f"OWASP {', '.join(s.owasp or []) or '-'} · ATLAS {', '.join(s.atlas or []) or '-'}"
             f" · interactions {', '.join(map(str, s.interaction_ids or [])) or '-'}",
-            markup=False,
             highlight=False,
         )
     if s.excerpt:
-        out.print(f"excerpt: {s.excerpt}", markup=False, highlight=False)
+        out.print(f"excerpt: {s.excerpt}", highlight=False)
     if s.attributes:
         out.print(
             orjson.dumps(s.attributes, option=orjson.OPT_INDENT_2).decode(),
-            markup=False,
             highlight=False,
         )
