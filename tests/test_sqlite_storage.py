@@ -7,9 +7,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from blastwall.db import SQLITE_PAGE_SIZE, SQLITE_WAL_BYTES, make_engine
+from blastwall.telemetry.store import sqlite_time
 
 
 def _checkpoint_threads() -> list[threading.Thread]:
@@ -72,3 +77,33 @@ def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> None:
     gc.collect()
     thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+_DATES = {"min_value": datetime(2, 1, 1), "max_value": datetime(9998, 12, 31)}
+
+
+@given(
+    st.datetimes(timezones=st.just(UTC), **_DATES)
+    | st.datetimes(timezones=st.timezones(), **_DATES)
+)
+def test_sqlite_time_is_the_text_sqlalchemy_reads_back(value: datetime) -> None:
+    """The bulk writer's timestamp text, with its cache of whole seconds, is SQLAlchemy's
+    SQLite DATETIME form of the same instant in UTC."""
+    utc = value.astimezone(UTC)
+    assert sqlite_time(value) == utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+    assert sqlite_time(value) == sqlite_time(utc)  # the cached second answers alike
+
+
+def test_none_binds_as_null_through_its_adapter(tmp_path: Path) -> None:
+    """None has an adapter of its own (`blastwall.db`), which must still store SQL NULL."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'null.db'}")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x, y)")
+            connection.exec_driver_sql(
+                "INSERT INTO t VALUES (?, ?)", [(None, 1), ("a", None), (None, None)]
+            )
+            rows = connection.exec_driver_sql("SELECT typeof(x), typeof(y) FROM t").all()
+        assert rows == [("null", "integer"), ("text", "null"), ("null", "null")]
+    finally:
+        engine.dispose()

@@ -73,12 +73,24 @@ def _tuples(
     return names, values
 
 
+_SECONDS: dict[tuple[int, int, int, int], str] = {}
+"""Text of whole seconds already formatted: the spans of a batch share a few."""
+
+
 def sqlite_time(value: datetime) -> str:
     """A timezone-aware datetime in the text form SQLAlchemy's SQLite DATETIME reads back
-    (UTC, microseconds, no offset)."""
+    (UTC, microseconds, no offset). `datetime.isoformat` formats every field through
+    printf; here the seconds' text is looked up and only the microseconds are formatted,
+    in half the time."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
+    second = (value.toordinal(), value.hour, value.minute, value.second)
+    text = _SECONDS.get(second)
+    if text is None:
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        text = _SECONDS[second] = value.isoformat(" ", "seconds")[:19]
+    return f"{text}.{value.microsecond:06d}"
 
 
 def _sqlite(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
