@@ -78,7 +78,7 @@ log = logging.getLogger("blastwall.db")
 _NULL: dict[None, None] = {}
 # None is bound as NULL with or without an adapter. Without one of its own, the driver looks
 # for one on every None it binds, through two failed attribute lookups that each format an
-# AttributeError's message: a quarter of a microsecond a NULL, six NULLs an interaction row.
+# AttributeError's message: a quarter of a microsecond a NULL, and a span's rows bind six or so.
 # A registered adapter is one dictionary hit; `_NULL.get` answers None for any value.
 sqlite3.register_adapter(type(None), _NULL.get)
 
