@@ -14,18 +14,14 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from blastwall.detection.base import Detector, DetectorConfig, Finding, Item, SystemContext
+from blastwall.guard.names import tool_key
 from blastwall.inventory.schemas import ArgumentConstraint
 from blastwall.telemetry.messages import as_text
 
 __all__ = ["ToolPolicyDetector", "tool_key"]
 
-_SEPARATORS = str.maketrans({"_": "-", " ": "-", ".": "-"})
 _OWASP = ("LLM06:2025",)
 _ATLAS = ("AML.T0053",)
-
-
-def tool_key(name: str) -> str:
-    return name.strip().lower().translate(_SEPARATORS)
 
 
 def _number(value: Any) -> float | None:
