@@ -9,11 +9,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -54,6 +61,8 @@ PROBLEM = "application/problem+json"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 WORKER_SHUTDOWN_SECONDS = 30
 """How long a stopping server waits for the detection workers to finish their batches."""
+DOCS_ASSETS = "/docs/static"
+"""Where the docs pages' scripts and styles are served from (src/blastwall/static)."""
 
 
 def problem(request: Request, status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -268,6 +277,8 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
         description="Incident response for AI systems. Every route but health needs "
         "`Authorization: Bearer <token>`.",
         lifespan=_lifespan,
+        docs_url=None,  # served by _docs_pages, from the package instead of a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db or Database.from_url(settings.resolved_database_url)
@@ -325,4 +336,41 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(hunts_router)
     app.include_router(api)
     app.include_router(otlp_router)
+    _docs_pages(app)
     return app
+
+
+def _docs_pages(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc) with their assets served by the app itself, so
+    that they work offline; the files and their licences are in src/blastwall/static."""
+    static = Path(__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=static), name="docs-static")
+    openapi_url = app.openapi_url or "/openapi.json"
+    favicon = f"{DOCS_ASSETS}/swagger-ui/favicon-32x32.png"
+    oauth2_redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=favicon,
+            oauth2_redirect_url=oauth2_redirect,
+            swagger_ui_parameters={"validatorUrl": None},  # no badge from an outside validator
+        )
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc/redoc.standalone.js",
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        )
