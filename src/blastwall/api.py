@@ -288,6 +288,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
         heartbeat=settings.containment_heartbeat,
         poll_interval=settings.containment_poll_interval,
         snapshot_interactions=settings.containment_snapshot_interactions,
+        settle=settings.containment_settle_seconds,
         write_lock=app.state.write_lock if app.state.db.engine.dialect.name == "sqlite" else None,
     )
     app.state.ingest_inflight = 0

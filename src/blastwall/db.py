@@ -250,6 +250,12 @@ class Database:
     def from_url(cls, url: str) -> Database:
         return cls(make_engine(url))
 
+    @property
+    def one_connection(self) -> bool:
+        """Whether every session shares one connection (a transaction the caller holds open,
+        as tests do): such a database must not be used from a background loop as well."""
+        return isinstance(self.session_factory.kw.get("bind"), Connection)
+
     @contextmanager
     def session(self, *, read_only: bool = False) -> Iterator[Session]:
         """A session that is rolled back if the block raises and closed either way.

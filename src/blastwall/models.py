@@ -30,7 +30,7 @@ from blastwall.incidents.models import (
     Task,
     TimelineEntry,
 )
-from blastwall.inventory.models import Change, System, SystemComponent
+from blastwall.inventory.models import Change, ComponentVersion, System, SystemComponent
 from blastwall.library.models import KnownIncident
 from blastwall.playbooks.models import ChecklistStep
 from blastwall.signals.models import Signal
@@ -46,6 +46,7 @@ __all__ = [
     "Change",
     "ChecklistStep",
     "Checkpoint",
+    "ComponentVersion",
     "ContainmentAction",
     "ContextSpan",
     "ControlRevision",

@@ -93,6 +93,20 @@ class Settings(BaseSettings):
         description="Seconds between the server's looks for expired controls and for "
         "changes made by other processes while guards are connected.",
     )
+    containment_grace_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=86_400,
+        description="Default grace period of a control: how long the telemetry it should stop "
+        "may go on before a containment breach is raised (each action may set its own).",
+    )
+    containment_settle_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="How long after a control is applied its guards are given to receive it: "
+        "telemetry that starts later and that the control should have stopped is a breach.",
+    )
     containment_heartbeat: float = Field(
         default=10.0,
         gt=0,
@@ -114,6 +128,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Evidence older than this expires (`blastwall evidence expire`) unless "
         "its incident is on legal hold.",
+    )
+    evidence_repeat_cap: int = Field(
+        default=50,
+        ge=0,
+        le=10_000,
+        description="Interactions that the later repeats of one signal (same fingerprint) add "
+        "to its incident's evidence, at most; 0: repeats add none.",
     )
 
     hunt_workers: int = Field(

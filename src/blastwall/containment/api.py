@@ -4,6 +4,7 @@ control state that guards read (plain and as a server-sent events stream)."""
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -27,8 +28,12 @@ from blastwall.containment.schemas import (
     ToolApprovalIn,
     ToolApprovalOut,
     ToolDecisionIn,
+    UndeclaredIn,
+    UndeclaredOut,
 )
 from blastwall.containment.stream import ControlHub
+from blastwall.containment.verify import GuardInfo
+from blastwall.db import utcnow
 from blastwall.dependencies import (
     IncidentId,
     ItemId,
@@ -85,6 +90,7 @@ def request_action(
         actor=principal,
         policy=_policy(settings),
         snapshot_interactions=settings.containment_snapshot_interactions,
+        grace_seconds=settings.containment_grace_seconds,
     )
     audit_object(request, f"incident:{incident_id}/action:{action.id}")
     if action.state == ActionState.active.value:
@@ -211,7 +217,14 @@ Since = Annotated[
     Query(description="From (with a timezone); default: a day before detection."),
 ]
 Until = Annotated[AwareDatetime | None, Query(description="Until; default: now.")]
-Tool = Annotated[str | None, Query(max_length=200, description="Only calls of this tool.")]
+Tool = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="Only calls of this tool, in any spelling of its name (issue-refund, "
+        "issue_refund).",
+    ),
+]
 Pattern = Annotated[
     str | None,
     Query(
@@ -244,9 +257,11 @@ def affected(
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> hunt.Affected | Response:
-    """Conversations, users and tool-call side effects the incident touched on its systems in
-    its time range (`blastwall affected`), as JSON or CSV: the conversations its signals
-    name, or those matching `pattern`, or with `all` everything."""
+    """Conversations, users, tool calls and side effects the incident touched on its systems
+    in its time range (`blastwall affected`), as JSON or CSV: the conversations its signals
+    name, or those matching `pattern`, or with `all` everything. JSON heads with the totals
+    per tool: side effects (successful calls of writing tools) and the sums of their numeric
+    arguments per currency."""
     found = hunt.find_affected(
         session,
         incident_id=incident_id,
@@ -296,6 +311,37 @@ def control_state(
     return service.control_state(session, system_id=system)
 
 
+def _guard_info(request: Request, principal: str) -> GuardInfo:
+    """What a guard says of itself in `X-Blastwall-Guard: version=2; fail_mode=closed;
+    agent=...` (a guard older than version 2 sends nothing)."""
+    said: dict[str, str] = {}
+    for part in request.headers.get("x-blastwall-guard", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key:
+            said[key] = unquote(value)[:200]
+    return GuardInfo(
+        principal=principal,
+        version=said.get("version"),
+        fail_mode=said.get("fail_mode"),
+        agent=said.get("agent"),
+        connected_at=utcnow(),
+    )
+
+
+@controls_router.post("/undeclared", response_model=UndeclaredOut)
+def report_undeclared(
+    request: Request, body: UndeclaredIn, session: SessionDep, principal: PrincipalDep
+) -> UndeclaredOut:
+    """A guard reports a tool or agent its application uses that the inventory does not
+    declare for the system (any role may: guards hold read tokens). It becomes a warning
+    signal of kind `undeclared_tool` or `undeclared_agent` (shadow capability), once per
+    system and name; later reports of the same name count as repeats."""
+    principal.require(Permission.read)
+    row, new = flows.report_undeclared(session, data=body, actor=principal)
+    audit_object(request, f"signal:{row.id}")
+    return UndeclaredOut(signal_id=row.id, new=new)
+
+
 @controls_router.get(
     "/stream",
     response_class=StreamingResponse,
@@ -311,7 +357,7 @@ def control_stream(
     get_system(session, system_id=system)
     hub: ControlHub = request.app.state.control_hub
     return StreamingResponse(
-        hub.stream(system),
+        hub.stream(system, _guard_info(request, principal.name)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -31,13 +31,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def parse_params(values: list[str], control: Control | None = None) -> dict[str, Any]:
-    """KEY=VALUE options as a dict; VALUE is read as JSON when it is. A parameter of the
-    control that takes a list takes each value given for it (`--param patterns=a --param
-    patterns=b`), as does any KEY given more than once."""
-    lists = set()
-    if control is not None:
-        fields = PARAMS[control].model_fields
-        lists = {n for n, f in fields.items() if get_origin(f.annotation) is list}
+    """KEY=VALUE options as a dict, typed by the control's parameter schema: a text parameter
+    stays text (`version=13` is the version "13"), numbers and booleans are read by the
+    schema itself, and a parameter that takes a list takes each value given for it
+    (`--param patterns=a --param patterns=b`, or one JSON list). Without a control, VALUE is
+    read as JSON when it is."""
+    fields = PARAMS[control].model_fields if control is not None else {}
+    lists = {n for n, f in fields.items() if get_origin(f.annotation) is list}
     params: dict[str, Any] = {}
     for value in values:
         key, sep, raw = value.partition("=")
@@ -45,26 +45,43 @@ def parse_params(values: list[str], control: Control | None = None) -> dict[str,
             raise InvalidInput(
                 "A --param is KEY=VALUE.", [Problem("--param", f"'{value}' has no '='")]
             )
-        try:
-            parsed = jsonlib.loads(raw)
-        except ValueError:
-            parsed = raw
-        if key in lists and not isinstance(parsed, list):
-            parsed = [parsed]
-        if key in params:
-            before = params[key] if isinstance(params[key], list) else [params[key]]
+        parsed: Any = raw
+        if control is None or key in lists:
+            try:
+                parsed = jsonlib.loads(raw)
+            except ValueError:
+                parsed = raw
+            if key in lists and not isinstance(parsed, list):
+                parsed = [raw]
+        if key in lists or (control is None and key in params):
+            before = params.get(key, [])
+            before = before if isinstance(before, list) else [before]
             parsed = before + (parsed if isinstance(parsed, list) else [parsed])
+        elif key in params:
+            raise InvalidInput(
+                f"--param {key} is given twice.", [Problem(f"--param {key}", "give it once")]
+            )
         params[key] = parsed
     return params
 
 
+def _verdict(action: Any) -> str:
+    """The verification of an action in words: `unverified (no traffic)` and the like."""
+    if action.verification is None:
+        return "-"
+    if action.verification == "unverified":
+        return "unverified (no traffic)"
+    return str(action.verification)
+
+
 def _show(rows: list[Any]) -> None:
     print_table(
-        ["id", "state", "system", "control", "params", "by", "expires", "reason"],
+        ["id", "state", "verified", "system", "control", "params", "by", "expires", "reason"],
         [
             (
                 a.id,
                 a.state,
+                _verdict(a),
                 a.system_id,
                 a.control,
                 jsonlib.dumps(a.params),
@@ -89,6 +106,21 @@ def contain(
     expires_at: Annotated[
         datetime | None, typer.Option(help="When it lapses (UTC unless a timezone is given).")
     ] = None,
+    rollback: Annotated[
+        bool,
+        typer.Option(
+            help="pin_prompt_version / pin_model_version: pin the version current before "
+            "the incident's first signal."
+        ),
+    ] = False,
+    grace: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds the behaviour may go on before it is a containment breach "
+            "(default: BLASTWALL_CONTAINMENT_GRACE_SECONDS).",
+            min=1,
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Apply a control to an incident's AI system (snapshot first, then the change, then the
@@ -104,6 +136,8 @@ def contain(
         reason=reason,
         expires_at=expires_at,
         system=system,
+        rollback=rollback,
+        grace_seconds=grace,
     )
     with session_scope() as session:
         action, message = flows.request_action(
@@ -113,6 +147,7 @@ def contain(
             actor=operator(),
             policy=load_policy(settings.containment_policy),
             snapshot_interactions=settings.containment_snapshot_interactions,
+            grace_seconds=settings.containment_grace_seconds,
         )
         audit(session, command="contain", object=f"incident:{incident}/action:{action.id}")
         result = service.action_out(action, message)
@@ -336,7 +371,10 @@ def affected(
         datetime | None, typer.Option(help="From (UTC); default: a day before detection.")
     ] = None,
     until: Annotated[datetime | None, typer.Option(help="Until (UTC); default: now.")] = None,
-    tool: Annotated[str | None, typer.Option(help="Only calls of this tool.")] = None,
+    tool: Annotated[
+        str | None,
+        typer.Option(help="Only calls of this tool, in any spelling (issue-refund, issue_refund)."),
+    ] = None,
     pattern: Annotated[
         str | None,
         typer.Option(
@@ -356,9 +394,10 @@ def affected(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 10_000,
 ) -> None:
-    """Conversations, users and tool-call side effects (e.g. refunds issued) the incident
+    """Conversations, users, tool calls and side effects (e.g. refunds issued) the incident
     touched on its systems in its time range, for the business owners: the conversations
-    its signals name, or those matching --pattern, or with --all everything."""
+    its signals name, or those matching --pattern, or with --all everything. The totals per
+    tool (side effects, sums of their amounts per currency) head it, on stderr too."""
     from datetime import UTC
 
     if format not in ("json", "csv"):
@@ -385,13 +424,15 @@ def affected(
             for row in found.interactions:
                 row.quarantined = True
             typer.echo(f"{len(marked)} output(s) newly marked quarantined", err=True)
+    for line in hunt.totals_lines(found):
+        typer.echo(line, err=True)
     text = hunt.to_csv(found) if format == "csv" else found.model_dump_json(indent=2) + "\n"
     if output:
         output.write_text(text)
         typer.echo(
             f"{len(found.interactions)} interaction(s), {len(found.conversations)} "
-            f"conversation(s), {len(found.users)} user(s), {len(found.side_effects)} side "
-            f"effect(s) written to {output}",
+            f"conversation(s), {len(found.users)} user(s), {len(found.calls)} tool call(s), "
+            f"{len(found.side_effects)} side effect(s) written to {output}",
             err=True,
         )
     else:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal, Role
@@ -21,17 +22,22 @@ from blastwall.containment import service
 from blastwall.containment.approvals import expire_approvals
 from blastwall.containment.models import ContainmentAction
 from blastwall.containment.policy import Policy
-from blastwall.containment.schemas import PARAMS, ActionIn, ActionState
+from blastwall.containment.schemas import PARAMS, ActionIn, ActionState, UndeclaredIn
+from blastwall.correlation import flows as correlation
+from blastwall.correlation.models import Candidate
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, InvalidInput, PermissionDenied, PluginError, Problem
 from blastwall.errors import field_path as _path
+from blastwall.guard.names import same_name, tool_key
 from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.models import Incident
-from blastwall.incidents.schemas import Severity
+from blastwall.incidents.schemas import Archetype, Severity
+from blastwall.inventory import versions
 from blastwall.inventory.schemas import Control
 from blastwall.inventory.service import get_system
 from blastwall.plugins import containment_connectors
+from blastwall.signals.models import Signal
 
 log = logging.getLogger("blastwall.containment")
 
@@ -41,48 +47,153 @@ FINISHED = (Status.closed, Status.merged, Status.declined)
 PURPOSES = {"apply": "applying", "revert": "reverting", "expiry": "the expiry of"}
 
 
-def _target(spec: dict[str, Any], control: Control, params: dict[str, Any]) -> list[Problem]:
-    """Problems with parameters that name things the system's inventory does not declare."""
-    components = spec.get("components", {})
-    problems: list[Problem] = []
-
-    def check(field: str, value: str | None, kind: str, declared: list[str]) -> None:
-        if value is None:
-            if len(declared) != 1:
-                problems.append(
-                    Problem(
-                        f"body.params.{field}",
-                        f"the system declares {len(declared)} {kind}s; name one of: "
-                        f"{', '.join(declared) or '(none)'}",
-                    )
-                )
-            return
-        if value not in declared:
-            problems.append(
-                Problem(
-                    f"body.params.{field}",
-                    f"'{value}' is not a {kind} of {spec['id']} in the inventory; "
-                    f"declared: {', '.join(declared) or '(none)'}",
-                )
+def _named(
+    field: str, value: str | None, kind: str, declared: list[str], system_id: str
+) -> tuple[str | None, list[Problem]]:
+    """The declared name that `value` names (canonically: `issue_refund` is `issue-refund`),
+    the only one when `value` is None, or the problem."""
+    if value is None:
+        if len(declared) == 1:
+            return declared[0], []
+        return None, [
+            Problem(
+                f"body.params.{field}",
+                f"the system declares {len(declared)} {kind}s; name one of: "
+                f"{', '.join(declared) or '(none)'}",
             )
+        ]
+    for name in declared:
+        if same_name(name, value):
+            return name, []
+    return None, [
+        Problem(
+            f"body.params.{field}",
+            f"'{value}' is not a {kind} of {system_id} in the inventory; "
+            f"declared: {', '.join(declared) or '(none)'}",
+        )
+    ]
 
-    tools = [t["name"] for t in components.get("tools", [])]
+
+def _first_signal_at(session: Session, incident: Incident) -> datetime:
+    first = session.scalar(
+        select(func.min(Candidate.first_signal_at)).where(Candidate.incident_id == incident.id)
+    )
+    return min(first, incident.detected_at) if first is not None else incident.detected_at
+
+
+def _version(
+    session: Session,
+    spec: dict[str, Any],
+    incident: Incident,
+    params: dict[str, Any],
+    *,
+    kind: str,
+    rollback: bool,
+) -> tuple[str, list[Problem]]:
+    """Fill in the pinned version (and a prompt's content hash) from the versions the
+    component has had; a roll-back takes the one current before the incident's first
+    signal. Answers a sentence for the timeline, or the problems."""
+    declared = [c["id"] for c in spec.get("components", {}).get(versions.KINDS[kind], [])]
+    component, problems = _named(kind, params.get(kind), kind, declared, spec["id"])
+    if component is None:
+        return "", problems
+    params[kind] = component
+    known = versions.known(session, spec=spec, kind=kind, component_id=component)
+    listed = ", ".join(v.version for v in known) or "(none)"
+    if rollback:
+        if params.get("version") is not None:
+            return "", [Problem("body.params.version", "give a version or rollback, not both")]
+        anchor = _first_signal_at(session, incident)
+        at_anchor = versions.current_at(known, anchor)
+        now = versions.current_at(known, utcnow()) or (known[-1] if known else None)
+        chosen: versions.Version | None = at_anchor
+        undo = at_anchor is not None and now is not None and at_anchor.version == now.version
+        if at_anchor is not None and undo:
+            # The version in force when the incident began is still in force: roll back to
+            # the one before it (the change that preceded the incident is what is undone).
+            began = at_anchor.since or anchor
+            older = [
+                v
+                for v in known
+                if v.since is not None and v.since < began and v.version != at_anchor.version
+            ]
+            chosen = older[-1] if older else None
+        if chosen is None:
+            return "", [
+                Problem(
+                    "body.rollback",
+                    f"{kind} '{component}' has no recorded version to roll back to from the "
+                    f"one in force when the incident began ({anchor.isoformat()}); known: "
+                    f"{listed}. There is nothing to roll back to: pin a version by name.",
+                )
+            ]
+        when = (
+            "before the change that preceded the incident's first signal"
+            if undo
+            else "at the incident's first signal"
+        )
+        said = (
+            f"rolled back from {now.version if now else '?'} to {chosen.version}, in force "
+            f"{when} ({anchor.isoformat()})"
+        )
+    else:
+        chosen = next((v for v in known if v.version == params.get("version")), None)
+        if chosen is None:
+            return "", [
+                Problem(
+                    "body.params.version",
+                    f"{spec['id']} never had version '{params.get('version')}' of {kind} "
+                    f"'{component}'; known versions: {listed}. Record a {kind}_change with "
+                    "its version first, or pin a known one.",
+                )
+            ]
+        said = f"pinned version {chosen.version}"
+    assert chosen is not None
+    params["version"] = chosen.version
+    if kind == "prompt":
+        given = params.get("content_hash")
+        if given is not None and chosen.content_hash is not None and given != chosen.content_hash:
+            return "", [
+                Problem(
+                    "body.params.content_hash",
+                    f"version {chosen.version} has content hash {chosen.content_hash}",
+                )
+            ]
+        if chosen.content_hash is not None:
+            params["content_hash"] = chosen.content_hash
+            said += f" (content {chosen.content_hash})"
+    return f"{kind} '{component}' {said}", []
+
+
+def _target(
+    session: Session,
+    spec: dict[str, Any],
+    incident: Incident,
+    control: Control,
+    params: dict[str, Any],
+    *,
+    rollback: bool,
+) -> tuple[str, list[Problem]]:
+    """Fill `params` with the inventory's own names for the things they name (tools, agents,
+    prompts, models, versions); answers a note for the timeline, or the problems."""
+    if rollback and control not in (Control.pin_prompt_version, Control.pin_model_version):
+        return "", [
+            Problem("body.rollback", "only pin_prompt_version and pin_model_version roll back")
+        ]
+    if control is Control.pin_prompt_version:
+        return _version(session, spec, incident, params, kind="prompt", rollback=rollback)
+    if control is Control.pin_model_version:
+        return _version(session, spec, incident, params, kind="model", rollback=rollback)
+    problems: list[Problem] = []
     if control in (Control.revoke_tool, Control.require_approval) and params.get("tool"):
-        check("tool", params["tool"], "tool", tools)
+        tools = [t["name"] for t in spec.get("components", {}).get("tools", [])]
+        name, problems = _named("tool", params["tool"], "tool", tools, spec["id"])
+        params["tool"] = name
     elif control is Control.suspend and params.get("agent"):
-        check("agent", params["agent"], "agent", [a["name"] for a in spec.get("agents", [])])
-    elif control is Control.pin_prompt_version:
-        check(
-            "prompt",
-            params.get("prompt"),
-            "prompt",
-            [p["id"] for p in components.get("prompts", [])],
-        )
-    elif control is Control.pin_model_version:
-        check(
-            "model", params.get("model"), "model", [m["id"] for m in components.get("models", [])]
-        )
-    return problems
+        agents = [a["name"] for a in spec.get("agents", [])]
+        name, problems = _named("agent", params["agent"], "agent", agents, spec["id"])
+        params["agent"] = name
+    return "", problems
 
 
 def _system_of(session: Session, incident: Incident, requested: str | None) -> str:
@@ -179,6 +290,7 @@ def _apply(
     *,
     actor: Principal,
     interactions: int,
+    note: str = "",
 ) -> None:
     snapshot_id = _preserve(
         session, incident, action, purpose="apply", actor=actor, interactions=interactions
@@ -186,6 +298,7 @@ def _apply(
     action.state = ActionState.active.value
     action.applied_at = utcnow()
     action.snapshot_id = snapshot_id
+    action.verification = "pending"
     if actor.name != action.requested_by:
         action.approved_by = actor.name
     revision = service.bump_revision(session, system_id=action.system_id)
@@ -197,7 +310,8 @@ def _apply(
         incident=incident,
         kind="containment_applied",
         actor=actor,
-        text=f"Applied {_describe(action)}{until}{approved}: {action.reason}",
+        text=f"Applied {_describe(action)}{until}{approved}: {action.reason}"
+        + (f" ({note})" if note else ""),
         data={
             "action_id": action.id,
             "system_id": action.system_id,
@@ -211,6 +325,7 @@ def _apply(
             "connectors": results,
         },
     )
+    incidents.containment_changed(session, incident=incident, action=action, actor=actor)
 
 
 def request_action(
@@ -221,6 +336,7 @@ def request_action(
     actor: Principal,
     policy: Policy,
     snapshot_interactions: int,
+    grace_seconds: int = 30,
 ) -> tuple[ContainmentAction, str]:
     """Apply a control now when the policy pre-authorises it for the actor, or record it as
     waiting for approval. Answers the action and a sentence saying which."""
@@ -247,7 +363,16 @@ def request_action(
             [Problem(_path(("body", "params", *e["loc"])), e["msg"]) for e in exc.errors()],
         ) from None
     clean = params.model_dump(exclude_none=True, exclude_defaults=False)
-    problems = _target(spec, data.control, clean)
+    if (
+        data.control in (Control.pin_prompt_version, Control.pin_model_version)
+        and not data.rollback
+        and "version" not in clean
+    ):
+        raise InvalidInput(
+            "Say which version to pin.",
+            [Problem("body.params.version", "give a version, or set rollback: true")],
+        )
+    note, problems = _target(session, spec, incident, data.control, clean, rollback=data.rollback)
     if problems:
         raise InvalidInput("The parameters name things the inventory does not declare.", problems)
     now = utcnow()
@@ -273,12 +398,15 @@ def request_action(
         requested_role=actor.role.value,
         requested_at=now,
         expires_at=data.expires_at.astimezone(UTC) if data.expires_at else None,
+        grace_seconds=data.grace_seconds or grace_seconds,
     )
     session.add(action)
     session.flush()
     severity = Severity(incident.severity)
     if policy.preauthorised_for(actor.role, data.control, severity):
-        _apply(session, incident, action, actor=actor, interactions=snapshot_interactions)
+        _apply(
+            session, incident, action, actor=actor, interactions=snapshot_interactions, note=note
+        )
         message = (
             f"Applied {_describe(action)}. Its guards enforce it as soon as the new state "
             "reaches them."
@@ -419,6 +547,7 @@ def _lift(
             "connectors": results,
         },
     )
+    incidents.containment_changed(session, incident=incident, action=action, actor=actor)
 
 
 def revert_action(
@@ -488,3 +617,53 @@ def expire_due(
         lapsed.append(action)
     expire_approvals(session, actor=EXPIRY, now=now)
     return lapsed
+
+
+def report_undeclared(
+    session: Session, *, data: UndeclaredIn, actor: Principal
+) -> tuple[Signal, bool]:
+    """A guard met a tool or agent its system does not declare: a warning signal of kind
+    `undeclared_tool` / `undeclared_agent` (shadow capability), once per system and name.
+    Answers the signal and whether it is new."""
+    system = get_system(session, system_id=data.system)
+    fingerprint = f"undeclared:{system.id}:{data.kind}:{tool_key(data.name)}"
+    found = session.scalar(
+        select(Signal).where(Signal.source == "blastwall-guard", Signal.fingerprint == fingerprint)
+    )
+    if found is not None:
+        session.commit()
+        return found, False
+    spec = system.spec
+    declared = (
+        [t["name"] for t in spec.get("components", {}).get("tools", [])]
+        if data.kind == "tool"
+        else [a["name"] for a in spec.get("agents", [])]
+    )
+    where = f" (agent {data.agent})" if data.agent and data.kind == "tool" else ""
+    now = utcnow()
+    row = Signal(
+        source="blastwall-guard",
+        kind=f"undeclared_{data.kind}",
+        system_id=system.id,
+        system_ref=system.id,
+        archetype=Archetype.unauthorised_use.value,
+        severity="warning",
+        status="firing",
+        summary=(
+            f"The application of {system.id} uses the {data.kind} '{data.name}'{where}, which the "
+            f"inventory does not declare (declared: {', '.join(declared) or 'none'}). Declare it "
+            "with its permissions, or find out why it is there; a guard failing closed denies "
+            "it while a control is in force."
+        ),
+        attributes={"kind": data.kind, "name": data.name, "agent": data.agent},
+        fingerprint=fingerprint,
+        detector="guard",
+        starts_at=now,
+        created_by=actor.name,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    correlation.correlate(session, [row], now=now)
+    session.commit()
+    return row, True

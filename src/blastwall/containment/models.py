@@ -41,6 +41,14 @@ class ContainmentAction(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     end_reason: Mapped[str | None] = mapped_column(Text, default=None)
     snapshot_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Verification by telemetry: how long the behaviour may take to stop, the verdict
+    # (pending, verified, breached, unverified), when it was reached, and why.
+    grace_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    verification: Mapped[str | None] = mapped_column(String(20), default=None)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    verification_note: Mapped[str | None] = mapped_column(Text, default=None)
+    breach_signal_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    watched_to_id: Mapped[int | None] = mapped_column(BigId, default=None)  # last interaction
 
 
 class ControlSnapshot(Base):

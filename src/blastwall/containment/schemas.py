@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -42,12 +42,22 @@ class SuspendParams(Strict):
     )
 
 
+ToolName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True),
+    Field(
+        description="A tool the inventory declares, in any spelling (`issue_refund` is "
+        "`issue-refund`); stored as the inventory names it."
+    ),
+]
+
+
 class ToolParams(Strict):
-    tool: Slug
+    tool: ToolName
 
 
 class ApprovalParams(Strict):
-    tool: Slug | None = None
+    tool: ToolName | None = None
     all: bool = Field(default=False, description="Every tool call needs a person's approval.")
 
     @model_validator(mode="after")
@@ -57,13 +67,23 @@ class ApprovalParams(Strict):
         return self
 
 
+ContentHash = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
 class PinPromptParams(Strict):
-    version: Version
+    version: Version | None = Field(
+        default=None, description="A version the prompt has had; with `rollback`, left out."
+    )
     prompt: Slug | None = Field(default=None, description="Prompt id; default: the only one.")
+    content_hash: ContentHash | None = Field(
+        default=None, description="Filled in by Blastwall from the known versions."
+    )
 
 
 class PinModelParams(Strict):
-    version: Version
+    version: Version | None = Field(
+        default=None, description="A version the model has had; with `rollback`, left out."
+    )
     model: Slug | None = Field(default=None, description="Model id; default: the only one.")
 
 
@@ -113,6 +133,18 @@ class ActionIn(Strict):
     )
     system: Slug | None = Field(
         default=None, description="The AI system; default: the incident's only system."
+    )
+    rollback: bool = Field(
+        default=False,
+        description="pin_prompt_version / pin_model_version: pin the version that was current "
+        "before the incident's first signal, found from the change log.",
+    )
+    grace_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=86_400,
+        description="How long the telemetry the control should stop may go on before it is a "
+        "containment breach; default: BLASTWALL_CONTAINMENT_GRACE_SECONDS.",
     )
 
 
@@ -187,6 +219,14 @@ class ActionOut(BaseModel):
     ended_at: datetime | None
     end_reason: str | None
     snapshot_id: int | None
+    grace_seconds: int
+    verification: str | None = Field(
+        description="pending (within the grace period), verified (traffic seen and none the "
+        "control should stop), breached, unverified (no traffic); None while not applied."
+    )
+    verified_at: datetime | None
+    verification_note: str | None
+    breach_signal_id: int | None
     message: str = ""
 
 
@@ -210,6 +250,28 @@ class ControlState(BaseModel):
     revision: int
     fallback: str | None
     controls: list[ControlOut]
+    tools: list[str] = Field(
+        default_factory=list, description="The tools the inventory declares for the system."
+    )
+    agents: list[str] | None = Field(
+        default=None,
+        description="The agents the inventory declares for the system; None when it declares "
+        "none (then any agent may run).",
+    )
+
+
+class UndeclaredIn(Strict):
+    """A guard met a tool or agent the inventory does not declare for its system."""
+
+    system: Slug
+    kind: Literal["tool", "agent"]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    agent: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class UndeclaredOut(BaseModel):
+    signal_id: int
+    new: bool = Field(description="False when the name had been reported before.")
 
 
 class SnapshotOut(BaseModel):
@@ -235,3 +297,90 @@ class ActionRecord:
     params: dict[str, Any]
     reason: str
     expires_at: datetime | None
+
+
+# --- the affected report (`blastwall affected`) ----------------------------------------------
+
+
+class AffectedRow(BaseModel):
+    interaction_id: int
+    system_id: str | None
+    at: datetime
+    operation: str
+    conversation_id: str | None
+    user_id: str | None
+    agent: str | None
+    tool: str | None = Field(description="The tool's name as the span carried it.")
+    tool_arguments: Any
+    tool_result: Any
+    error_type: str | None = Field(
+        description="The span's error type: a call with one (e.g. ApprovalRequired, "
+        "ToolDenied) did not happen."
+    )
+    side_effect: bool = Field(
+        description="A call of a tool the inventory marks as writing (or declares no "
+        "permissions for), that succeeded."
+    )
+    quarantined: bool
+
+
+class ArgumentSum(BaseModel):
+    """The sum of one numeric argument over a tool's side effects, per currency."""
+
+    argument: str
+    currency: str | None = Field(
+        description="The value of the calls' currency argument; None when they have none."
+    )
+    total: int | float
+    side_effects: int = Field(description="The side effects that carried the argument.")
+
+
+class ToolTotal(BaseModel):
+    """One tool of one system in the report: its calls, and how much its side effects did."""
+
+    system_id: str | None
+    tool: str = Field(
+        description="The tool as the inventory names it; as the spans do when undeclared."
+    )
+    names: list[str] = Field(description="The names the spans carried (one identity).")
+    access: Literal["read-only", "writing", "unknown"] = Field(
+        description="From the inventory's permissions: read-only when every permission's "
+        "action is a reading verb; unknown when it declares none or not the tool."
+    )
+    permissions: list[str]
+    writes: bool = Field(description="Counted as writing: `writing`, and `unknown` too.")
+    calls: int
+    failed: int = Field(description="Calls whose span carries an error type: not done.")
+    side_effects: int
+    sums: list[ArgumentSum]
+
+
+class Affected(BaseModel):
+    incident_id: int
+    systems: list[str]
+    since: datetime
+    until: datetime
+    tool: str | None
+    pattern: str | None
+    scope: str = Field(
+        description="Which conversations count: pattern (those matching it), signals (those "
+        "the incident's signals and evidence name) or all (all the systems' traffic)."
+    )
+    totals: list[ToolTotal] = Field(
+        description="Per tool, the most side effects first: calls, side effects and the sums "
+        "of their numeric arguments per currency."
+    )
+    notes: list[str] = Field(
+        description="What the reader should know: tools counted as writing for want of "
+        "declared permissions, a report cut at its limit."
+    )
+    conversations: list[dict[str, Any]]
+    users: list[dict[str, Any]]
+    side_effects: list[AffectedRow] = Field(
+        description="Successful calls of writing tools: what happened in the world."
+    )
+    calls: list[AffectedRow] = Field(
+        description="Every tool call, read-only and failed ones included."
+    )
+    interactions: list[AffectedRow]
+    truncated: bool

@@ -141,11 +141,14 @@ def control_state(session: Session, *, system_id: str) -> ControlState:
     """The controls in force on a system, with the revision they belong to."""
     system = get_system(session, system_id=system_id)
     revision = revisions(session, system_ids=[system_id])[system_id]
+    spec = system.spec
     return ControlState(
         system_id=system_id,
         revision=revision,
-        fallback=system.spec.get("fallback"),
+        fallback=spec.get("fallback"),
         controls=[control_out(row) for row in active_actions(session, system_id=system_id)],
+        tools=[t["name"] for t in spec.get("components", {}).get("tools", [])],
+        agents=[a["name"] for a in spec["agents"]] if spec.get("agents") else None,
     )
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from blastwall.containment import flows, service
+from blastwall.containment import flows, service, verify
 from blastwall.containment.schemas import ControlState
 from blastwall.db import Database, utcnow
 
@@ -54,14 +55,18 @@ class ControlHub:
         heartbeat: float,
         poll_interval: float,
         snapshot_interactions: int,
+        settle: float = 2.0,
         write_lock: asyncio.Lock | None = None,
     ) -> None:
         self.db = db
+        self.settle = settle
         self.heartbeat = heartbeat
         self.poll_interval = poll_interval
         self.snapshot_interactions = snapshot_interactions
         self.write_lock = write_lock
         self._subscribers: dict[str, set[_Mailbox]] = {}
+        self._guards: dict[str, dict[_Mailbox, verify.GuardInfo]] = {}
+        self._gone: dict[str, deque[verify.GuardInfo]] = {}
         self._published: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -117,15 +122,29 @@ class ControlHub:
 
     # -- streams --------------------------------------------------------------------------
 
-    async def stream(self, system_id: str) -> AsyncIterator[bytes]:
+    def guards(self, system_id: str) -> verify.Guards:
+        """The guards of a system this process sees: connected now, and the last that left."""
+        return verify.Guards(
+            connected=list(self._guards.get(system_id, {}).values()),
+            gone=list(self._gone.get(system_id, ())),
+        )
+
+    async def stream(
+        self, system_id: str, guard: verify.GuardInfo | None = None
+    ) -> AsyncIterator[bytes]:
         """The state now (the resynchronisation every new connection starts with), then each
-        newer state, with keep-alive comments in between."""
+        newer state, with keep-alive comments in between. `guard` describes the client, for
+        the likely cause of a containment breach."""
         self._loop = asyncio.get_running_loop()
         box = _Mailbox()
         self._subscribers.setdefault(system_id, set()).add(box)
+        if guard is not None:
+            self._guards.setdefault(system_id, {})[box] = guard
         try:
             state = await run_in_threadpool(self._load, system_id)
             sent = state.revision
+            if guard is not None:
+                guard.revision = sent
             self._published[system_id] = max(self._published.get(system_id, -1), sent)
             yield b"retry: 1000\n" + frame(state)
             while True:
@@ -138,7 +157,13 @@ class ControlHub:
                 if box.revision > sent:
                     sent = box.revision
                     yield box.frame
+                    if guard is not None:
+                        guard.revision = sent
         finally:
+            if guard is not None:
+                self._guards.get(system_id, {}).pop(box, None)
+                guard.disconnected_at = utcnow()
+                self._gone.setdefault(system_id, deque(maxlen=5)).append(guard)
             boxes = self._subscribers.get(system_id)
             if boxes is not None:
                 boxes.discard(box)
@@ -167,12 +192,52 @@ class ControlHub:
         with self.db.session(read_only=True) as session:
             return service.revisions(session, system_ids=system_ids), service.next_expiry(session)
 
+    def _verify(self) -> int:
+        """One look at the telemetry of every watched action, a transaction each; answers
+        the breaches raised."""
+        raised = 0
+        with self.db.session() as session:
+            for action in verify.watched(session):
+                try:
+                    signal = verify.verify_action(
+                        session,
+                        action,
+                        now=utcnow(),
+                        settle=self.settle,
+                        guards=self.guards(action.system_id),
+                    )
+                    session.commit()
+                except Exception:
+                    session.rollback()
+                    log.exception("could not verify containment action %s", action.id)
+                    continue
+                if signal is not None:
+                    raised += 1
+                    log.critical("containment breach: %s", signal.summary)
+        return raised
+
+    def _watching(self) -> bool:
+        with self.db.session(read_only=True) as session:
+            return bool(verify.watched(session))
+
+    async def verify(self) -> int:
+        """Verify the active containment actions against the telemetry (see `verify`)."""
+        if not await run_in_threadpool(self._watching):
+            return 0
+        if self.write_lock is not None:
+            async with self.write_lock:
+                return await run_in_threadpool(self._verify)
+        return await run_in_threadpool(self._verify)
+
     async def tick(self) -> None:
-        """One round: lift what has expired, push what other processes changed."""
+        """One round: lift what has expired, push what other processes changed, verify the
+        controls in force against the telemetry."""
         due = self._next_expiry
         if due is not None and due <= utcnow():
             for system_id in await self.expire():
                 await self.publish(system_id)
+        if not self.db.one_connection:
+            await self.verify()
         if self._subscribers:
             current, upcoming = await run_in_threadpool(self._revisions, list(self._subscribers))
             self._expiry_hint(upcoming)

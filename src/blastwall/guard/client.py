@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -28,9 +30,14 @@ from blastwall.guard.errors import (
     ToolDenied,
     Unavailable,
 )
+from blastwall.guard.names import tool_key
 from blastwall.guard.state import View, cite, compile_state, unreachable
 
 log = logging.getLogger("blastwall.guard")
+
+#: Sent to the server on the control stream, which keeps the guards of each system in view
+#: (version 2: canonical tool names, undeclared tools reported).
+GUARD_VERSION = "2"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,12 +63,18 @@ ALLOW = ToolDecision("allow")
 @dataclass(frozen=True)
 class CallPlan:
     """What a model call must use: the pinned prompt and model versions (None: the
-    application's own choice). `prompts` and `models` hold every pin by component id."""
+    application's own choice). `prompts` and `models` hold every pin by component id;
+    `prompt_hashes` the content hash of each pinned prompt version, so the application can
+    check that the text it loads is the pinned one."""
 
     prompt_version: str | None
     model_version: str | None
     prompts: dict[str | None, str]
     models: dict[str | None, str]
+    prompt_id: str | None = None
+    prompt_hash: str | None = None
+    model_id: str | None = None
+    prompt_hashes: dict[str | None, str] = dataclasses.field(default_factory=dict)
 
 
 def _events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
@@ -116,6 +129,7 @@ class Guard:
         self.url = url.rstrip("/")
         self.fail_mode = fail_mode
         self.agent = agent
+        self._agent_key = tool_key(agent) if agent else None
         self.approver = approver
         self.approval_timeout = approval_timeout
         self.approval_poll = approval_poll
@@ -135,6 +149,8 @@ class Guard:
         self._stop = threading.Event()
         self._response: httpx.Response | None = None
         self._listeners: list[Callable[[int], None]] = []
+        self._reported: set[tuple[str, str]] = set()
+        self._report_lock = threading.Lock()
         self._bucket_lock = threading.Lock()
         self._tokens = 0.0
         self._bucket_limit: int | None = None
@@ -229,7 +245,13 @@ class Guard:
     def _run(self) -> None:
         backoff = 0.1
         timeout = httpx.Timeout(5.0, read=self.read_timeout)
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/event-stream"}
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Accept": "text/event-stream",
+            "X-Blastwall-Guard": f"version={GUARD_VERSION}; fail_mode={self.fail_mode}",
+        }
+        if self.agent:
+            headers["X-Blastwall-Guard"] += f"; agent={quote(self.agent)}"
         while not self._stop.is_set():
             try:
                 with (
@@ -283,9 +305,16 @@ class Guard:
             raise Suspended(
                 f"{self.system_id} is suspended: {cite(view.suspended)}", view.suspended
             )
-        if self.agent and self.agent in view.suspended_agents:
-            control = view.suspended_agents[self.agent]
+        if self._agent_key and self._agent_key in view.suspended_agents:
+            control = view.suspended_agents[self._agent_key]
             raise Suspended(f"agent {self.agent} is suspended: {cite(control)}", control)
+        if self._agent_key and view.agents is not None and self._agent_key not in view.agents:
+            self._undeclared("agent", self.agent or "")
+            if self.fail_mode == "closed" and view.in_force:
+                raise Suspended(
+                    f"agent {self.agent} is not declared for {self.system_id} in the inventory, "
+                    f"and {view.in_force} control(s) are in force: failing closed"
+                )
         if view.fallback_control:
             raise ManualFallback(
                 f"{self.system_id} is switched to its manual fallback "
@@ -295,11 +324,16 @@ class Guard:
             )
         if view.per_minute is not None:
             self._take(view)
+        prompt_id = next(iter(view.prompt_pins), None)
         return CallPlan(
             prompt_version=next(iter(view.prompt_pins.values()), None),
             model_version=next(iter(view.model_pins.values()), None),
             prompts=view.prompt_pins,
             models=view.model_pins,
+            prompt_id=prompt_id,
+            prompt_hash=view.prompt_hashes.get(prompt_id),
+            model_id=next(iter(view.model_pins), None),
+            prompt_hashes=view.prompt_hashes,
         )
 
     def _take(self, view: View) -> None:
@@ -320,19 +354,31 @@ class Guard:
             self._tokens -= 1.0
 
     def check_tool(self, name: str, args: dict[str, Any] | None = None) -> ToolDecision:
-        """Before a tool call: allow, deny (with the reason), or needs approval."""
+        """Before a tool call: allow, deny (with the reason), or needs approval. Tool names
+        are compared canonically (`issue_refund` is the inventory's `issue-refund`). A tool
+        the inventory does not declare is reported to Blastwall once, and denied while a
+        control is in force on the system if the guard fails closed."""
         view = self.current()
         if view.unavailable:
             return ToolDecision("deny", view.unavailable)
+        key = tool_key(name)
         control = (
             view.suspended
-            or (view.suspended_agents.get(self.agent) if self.agent else None)
+            or (view.suspended_agents.get(self._agent_key) if self._agent_key else None)
             or view.fallback_control
-            or view.revoked.get(name)
+            or view.revoked.get(key)
         )
         if control is not None:
             return ToolDecision("deny", f"{name} is not allowed now: {cite(control)}", control)
-        control = view.approval_all or view.approval.get(name)
+        if view.tools is not None and key not in view.tools:
+            self._undeclared("tool", name)
+            if self.fail_mode == "closed" and view.in_force:
+                return ToolDecision(
+                    "deny",
+                    f"{name} is not a tool of {self.system_id} in the inventory, and "
+                    f"{view.in_force} control(s) are in force: failing closed",
+                )
+        control = view.approval_all or view.approval.get(key)
         if control is not None:
             return ToolDecision("approval", f"{name} needs approval: {cite(control)}", control)
         return ALLOW
@@ -369,6 +415,42 @@ class Guard:
                 held_id,
             )
         return text
+
+    def _undeclared(self, kind: str, name: str) -> None:
+        """Tell Blastwall, once per name, that this application uses a tool or agent the
+        inventory does not declare (shadow capability). The report goes out on a thread of
+        its own: the check does not wait for it."""
+        with self._report_lock:
+            if (kind, tool_key(name)) in self._reported:
+                return
+            self._reported.add((kind, tool_key(name)))
+        body = {"system": self.system_id, "kind": kind, "name": name, "agent": self.agent}
+        log.warning(
+            "blastwall guard for %s: %s %r is not declared in the inventory; reporting it",
+            self.system_id,
+            kind,
+            name,
+        )
+        threading.Thread(
+            target=self._post, args=("/api/v1/controls/undeclared", body), daemon=True
+        ).start()
+
+    def _post(self, path: str, body: dict[str, Any]) -> None:
+        headers = {"Authorization": f"Bearer {self._token}"}
+        try:
+            with httpx.Client(
+                base_url=self.url, headers=headers, timeout=5.0, transport=self._transport
+            ) as client:
+                answer = client.post(path, json=body)
+            if answer.status_code >= 300:
+                log.warning(
+                    "could not report to %s: HTTP %s %s",
+                    path,
+                    answer.status_code,
+                    answer.text[:300],
+                )
+        except httpx.HTTPError as exc:
+            log.warning("could not report to %s: %s: %s", path, type(exc).__name__, exc)
 
     def hold_output(self, text: str, *, conversation_id: str | None = None) -> int | None:
         """Hand a held output to Blastwall for review; its number there, or None when it

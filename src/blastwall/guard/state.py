@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from blastwall.guard.names import tool_key
+
 
 def _epoch(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
@@ -44,12 +46,23 @@ class View:
     per_minute: int | None = None
     rate_control: dict[str, Any] | None = None
     next_expiry: float | None = None
+    #: Canonical names of the tools and agents the inventory declares (None: not told).
+    tools: frozenset[str] | None = None
+    agents: frozenset[str] | None = None
+    #: Content hashes of the pinned prompt versions, by prompt id.
+    prompt_hashes: dict[str | None, str] = field(default_factory=dict)
+    #: How many controls are in force (not expired).
+    in_force: int = 0
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def compile_state(state: dict[str, Any], *, now: float) -> View:
     """A view of the `state` sent by the server, without the controls expired at `now`."""
     view = View(revision=int(state["revision"]), fallback=state.get("fallback"), raw=state)
+    if state.get("tools") is not None:
+        view.tools = frozenset(tool_key(t) for t in state["tools"])
+    if state.get("agents") is not None:
+        view.agents = frozenset(tool_key(a) for a in state["agents"])
     for control in state["controls"]:
         expires = _epoch(control.get("expires_at"))
         if expires is not None:
@@ -58,23 +71,26 @@ def compile_state(state: dict[str, Any], *, now: float) -> View:
             view.next_expiry = (
                 expires if view.next_expiry is None else min(view.next_expiry, expires)
             )
+        view.in_force += 1
         kind, params = control["control"], control.get("params") or {}
         if kind == "suspend":
             if params.get("agent"):
-                view.suspended_agents[params["agent"]] = control
+                view.suspended_agents[tool_key(params["agent"])] = control
             else:
                 view.suspended = control
         elif kind == "manual_fallback":
             view.fallback_control = control
         elif kind == "revoke_tool":
-            view.revoked[params["tool"]] = control
+            view.revoked[tool_key(params["tool"])] = control
         elif kind == "require_approval":
             if params.get("all"):
                 view.approval_all = control
             else:
-                view.approval[params["tool"]] = control
+                view.approval[tool_key(params["tool"])] = control
         elif kind == "pin_prompt_version":
             view.prompt_pins[params.get("prompt")] = params["version"]
+            if params.get("content_hash"):
+                view.prompt_hashes[params.get("prompt")] = params["content_hash"]
         elif kind == "pin_model_version":
             view.model_pins[params.get("model")] = params["version"]
         elif kind == "block_input":

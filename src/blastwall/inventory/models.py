@@ -58,3 +58,23 @@ class Change(Base):
     ref: Mapped[str | None] = mapped_column(String(500), default=None)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ComponentVersion(Base):
+    """A version of a system's prompt or model, with its content hash and when it became
+    current: from an applied inventory or a recorded prompt or model change."""
+
+    __tablename__ = "component_versions"
+    __table_args__ = (
+        Index("ix_component_versions_component", "system_id", "kind", "component_id", "since"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = mapped_column(ForeignKey("systems.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # prompt or model
+    component_id: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(2000))
+    content_hash: Mapped[str | None] = mapped_column(String(80), default=None)
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(300))
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("changes.id"), default=None)

@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from blastwall.telemetry.schemas import ContentCaptureOut
+
 Slug = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$"),
@@ -293,6 +295,17 @@ class ChangeIn(Strict):
     at: datetime | None = Field(
         default=None, description="When the change happened; default: when it is recorded."
     )
+    component: Slug | None = Field(
+        default=None,
+        description="prompt_change/model_change: the prompt or model id; default: the only one.",
+    )
+    version: Text | None = Field(
+        default=None,
+        description="prompt_change/model_change: the version that became current at `at`.",
+    )
+    content_hash: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")] | None = (
+        Field(default=None, description="prompt_change: the new version's content hash.")
+    )
 
 
 class ChangeOut(BaseModel):
@@ -308,3 +321,13 @@ class ChangeOut(BaseModel):
     ref: str | None
     at: datetime
     recorded_at: datetime
+
+
+class SystemDetail(SystemOut):
+    """One system as `GET /systems/{id}` answers it: its declaration and what its telemetry
+    shows."""
+
+    content_capture: ContentCaptureOut = Field(
+        description="Whether the system's GenAI model calls arrive with their prompts and "
+        "outputs (what the detectors read)."
+    )

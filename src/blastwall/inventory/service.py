@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from blastwall.db import utcnow
 from blastwall.errors import InvalidInput, NotFound, Problem
+from blastwall.inventory import versions
 from blastwall.inventory.models import Change, System, SystemComponent
 from blastwall.inventory.schemas import ApplyResult, ChangeIn, ChangeKind, SystemSpec
 from blastwall.pagination import decode_cursor, fetch_page
@@ -134,6 +135,7 @@ def apply_specs(
             SystemComponent(system_id=spec.id, kind=kind, key=key)
             for kind, key in component_keys(spec)
         )
+        versions.record_spec(session, spec=data, at=now, source=f"inventory applied by {actor}")
         if spec.id in result.created:
             differences = [("(system)", None, data)]
         for field, old, new in differences:
@@ -190,8 +192,38 @@ def existing_system_ids(session: Session, *, ids: Iterable[str]) -> set[str]:
     return set(session.scalars(select(System.id).where(System.id.in_(wanted))))
 
 
+def _changed_version(system: System, change: ChangeIn) -> tuple[str, str] | None:
+    """(kind, component id) of the prompt or model whose version `change` records, if it
+    names one; InvalidInput if it names a component the system does not declare."""
+    if change.version is None:
+        return None
+    kinds = {ChangeKind.prompt_change: "prompt", ChangeKind.model_change: "model"}
+    kind = kinds.get(change.kind)
+    if kind is None:
+        raise InvalidInput(
+            "Only a prompt_change or model_change carries a version.",
+            [Problem("body.version", "leave it out, or set kind to prompt_change/model_change")],
+        )
+    declared = [c["id"] for c in system.spec.get("components", {}).get(versions.KINDS[kind], [])]
+    component = change.component
+    if component is None:
+        if len(declared) != 1:
+            raise InvalidInput(
+                f"{system.id} declares {len(declared)} {kind}s; say which one changed.",
+                [Problem("body.component", f"name one of: {', '.join(declared) or '(none)'}")],
+            )
+        component = declared[0]
+    elif component not in declared:
+        raise InvalidInput(
+            f"'{component}' is not a {kind} of {system.id} in the inventory.",
+            [Problem("body.component", f"name one of: {', '.join(declared) or '(none)'}")],
+        )
+    return kind, component
+
+
 def record_change(session: Session, *, change: ChangeIn, actor: str) -> Change:
-    get_system(session, system_id=change.system_id)
+    system = get_system(session, system_id=change.system_id)
+    changed = _changed_version(system, change)
     now = utcnow()
     row = Change(
         system_id=change.system_id,
@@ -207,6 +239,20 @@ def record_change(session: Session, *, change: ChangeIn, actor: str) -> Change:
         recorded_at=now,
     )
     session.add(row)
+    if changed is not None:
+        assert change.version is not None
+        session.flush()
+        versions.record(
+            session,
+            system_id=system.id,
+            kind=changed[0],
+            component_id=changed[1],
+            version=change.version,
+            content_hash=change.content_hash,
+            since=row.at,
+            source=f"change {row.id} by {actor}",
+            change_id=row.id,
+        )
     session.commit()
     return row
 
