@@ -22,9 +22,9 @@ EXAMPLE = ROOT / "examples" / "refund_agent"
 
 
 class Agent:
-    def __init__(self, url: str, token: str, env: dict[str, str]) -> None:
+    def __init__(self, url: str, token: str, env: dict[str, str], *extra: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(EXAMPLE / "agent.py"), "--url", url, "--token", token],
+            [sys.executable, str(EXAMPLE / "agent.py"), "--url", url, "--token", token, *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
