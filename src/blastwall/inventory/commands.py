@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -9,10 +10,12 @@ from typing import Annotated
 import typer
 import yaml
 
-from blastwall.console import audit, operator, out, print_json, print_table, session_scope
+from blastwall.console import audit, fmt, operator, out, print_json, print_table, session_scope
 from blastwall.inventory import service
 from blastwall.inventory.loader import load_path
 from blastwall.inventory.schemas import ChangeIn, ChangeKind, ChangeOut, SystemSpec
+from blastwall.telemetry.capture import state_of as content_capture
+from blastwall.telemetry.schemas import ContentCaptureOut
 
 app = typer.Typer(help="The inventory of AI systems (AI bill of materials).", no_args_is_help=True)
 changes_app = typer.Typer(
@@ -110,14 +113,32 @@ def show(
     system_id: Annotated[str, typer.Argument(help="The system's id.")],
     json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
 ) -> None:
-    """Show one system's declaration as applied."""
+    """Show one system's declaration as applied, and whether its GenAI model calls arrive
+    with their content (as YAML comments; on stderr with --json)."""
     with session_scope() as session:
         row = service.get_system(session, system_id=system_id)
         spec = row.spec
+        capture = content_capture(session, system_id=row.id)
+    lines = _capture_lines(capture)
     if json:
-        print_json(spec)
+        print_json(spec)  # the declaration alone, as it can be applied again
+        typer.echo("\n".join(lines), err=True)
     else:
         typer.echo(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), nl=False)
+        typer.echo("\n".join(f"# {line}" for line in lines))
+
+
+def _capture_lines(capture: ContentCaptureOut) -> list[str]:
+    if capture.state == "unknown":
+        return ["content capture: unknown (no GenAI model call received yet)"]
+    state = f"content capture: {capture.state} since {fmt(capture.since)}"
+    if capture.hint is None:
+        return [state]
+    text = (
+        f"{state}: its GenAI model calls arrive without prompts or outputs, and the detectors "
+        f"cannot see what goes in or out. {capture.hint}"
+    )
+    return textwrap.wrap(text, width=98, break_on_hyphens=False, break_long_words=False)
 
 
 @app.command("export")
@@ -165,12 +186,33 @@ def record(
     summary: Annotated[str, typer.Option(help="One line: what changed.")],
     ref: Annotated[str | None, typer.Option(help="A link: commit, deploy, PR.")] = None,
     at: Annotated[datetime | None, typer.Option(help="When (ISO 8601, UTC); default now.")] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(help="prompt_change/model_change: the version that became current."),
+    ] = None,
+    component: Annotated[
+        str | None, typer.Option(help="The prompt or model id; default: the only one.")
+    ] = None,
+    content_hash: Annotated[
+        str | None, typer.Option(help="prompt_change: sha256:<hex> of the new version.")
+    ] = None,
 ) -> None:
-    """Record a change against a system."""
+    """Record a change against a system (with --version, a prompt or model version that
+    containment can later pin or roll back to)."""
     from datetime import UTC
 
     when = at.replace(tzinfo=UTC) if at and at.tzinfo is None else at
-    change = ChangeIn(system_id=system, kind=kind, summary=summary, ref=ref, at=when, source="cli")
+    change = ChangeIn(
+        system_id=system,
+        kind=kind,
+        summary=summary,
+        ref=ref,
+        at=when,
+        source="cli",
+        version=version,
+        component=component,
+        content_hash=content_hash,
+    )
     with session_scope() as session:
         row = service.record_change(session, change=change, actor=operator().name)
         audit(session, command="changes record", object=f"change:{row.id}")
