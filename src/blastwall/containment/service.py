@@ -30,6 +30,7 @@ from blastwall.containment.schemas import (
 )
 from blastwall.db import utcnow
 from blastwall.errors import NotFound
+from blastwall.guard.names import same_name
 from blastwall.inventory.schemas import Control
 from blastwall.inventory.service import get_system
 from blastwall.pagination import decode_cursor, fetch_page
@@ -284,7 +285,7 @@ def approval_action(session: Session, *, system_id: str, tool: str) -> Containme
     """The active control that makes calls of `tool` on the system need approval, if any."""
     for action in active_actions(session, system_id=system_id):
         if action.control == Control.require_approval.value and (
-            action.params.get("all") or action.params.get("tool") == tool
+            action.params.get("all") or same_name(action.params.get("tool") or "", tool)
         ):
             return action
     return None
