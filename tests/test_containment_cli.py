@@ -172,9 +172,12 @@ def test_affected_lists_and_quarantines(cli: CliRunner) -> None:
     found = json.loads(run(cli, "affected", "1"))
     assert found["systems"] == ["refund-bot"]
     assert [c["conversation_id"] for c in found["conversations"]] == ["c-1", "c-2"]
-    assert found["conversations"][1]["side_effects"] == 2
+    # c-2 looked an order up (read-only: a call, not a side effect) and had a refund.
+    assert found["conversations"][1]["calls"] == 2
+    assert found["conversations"][1]["side_effects"] == 1
     assert sorted(u["user_id"] for u in found["users"]) == ["u-1", "u-2"]
-    assert len(found["side_effects"]) == 3 and len(found["interactions"]) == 4
+    assert len(found["calls"]) == 3 and len(found["side_effects"]) == 2
+    assert len(found["interactions"]) == 4
 
     assert found["scope"] == "all"  # the incident has no signals naming conversations
 

@@ -121,7 +121,40 @@ def test_pattern_hunt_finds_inputs_tool_results_and_summarises(
     assert {c["id"] for c in summary["conversations"]} == {"c-attack", "c-rag"}
     assert {u["id"] for u in summary["users"]} == {"mallory", "erin"}
     assert summary["tool_side_effects"] == [
-        {"tool": "send_email", "calls": 1, "first_interaction": ids["tool"]}
+        {
+            "tool": "send_email",
+            "names": ["send_email"],
+            "calls": 1,
+            "failed": 0,
+            "first_interaction": ids["tool"],
+        }
+    ]
+
+
+def test_tool_calls_count_under_one_name_in_any_spelling(
+    db: Database, inventory: list[str], evidence_dir: Path
+) -> None:
+    """`issue_refund` (the application's spans) and `Issue-Refund` are one tool; a call
+    whose span carries an error type (refused for want of approval) is counted as failed."""
+    calls = [("issue_refund", None), ("Issue-Refund", None), ("issue_refund", "ApprovalRequired")]
+    rows = []
+    for n, (name, error) in enumerate(calls, start=1):
+        trace = f"{n:x}" * 32
+        rows.append(interaction(10 * n, prompt="refund x@evil.example", trace=trace[:32]))
+        call = interaction(10 * n + 1, operation="execute_tool", tool=name, trace=trace[:32])
+        call.error_type = error
+        rows.append(call)
+    with db.session() as session:
+        ids = add(session, rows)
+    done = _run(db, text="x@evil.example")
+    assert done.summary["tool_side_effects"] == [
+        {
+            "tool": "issue_refund",
+            "names": ["Issue-Refund", "issue_refund"],
+            "calls": 3,
+            "failed": 1,
+            "first_interaction": ids[1],
+        }
     ]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +39,7 @@ from blastwall.detection.models import CanaryToken
 from blastwall.errors import InvalidInput, NotFound, Problem
 from blastwall.evidence.models import Hunt, HuntMatch
 from blastwall.evidence.schemas import HuntIn
+from blastwall.guard.names import tool_key
 from blastwall.inventory.models import System
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.settings import get_settings
@@ -567,20 +568,42 @@ def _summary(session: Session, hunt: Hunt) -> dict[str, Any]:
         .limit(1000)
     ).all()
     traces = select(HuntMatch.trace_id).where(matches).distinct()
-    tools = session.execute(
-        select(Interaction.tool_name, func.count(), func.min(Interaction.id))
+    spellings = session.execute(
+        select(
+            Interaction.tool_name,
+            func.count(),
+            func.count(Interaction.error_type),
+            func.min(Interaction.id),
+        )
         .where(Interaction.trace_id.in_(traces), Interaction.operation == "execute_tool")
         .group_by(Interaction.tool_name)
-        .order_by(func.count().desc())
-        .limit(200)
+        .order_by(func.count().desc(), func.min(Interaction.id))
+        .limit(1000)
     ).all()
     return {
         "conversations": [{"id": c, "matches": n} for c, n in conversations],
         "users": [{"id": u, "matches": n} for u, n in users],
-        "tool_side_effects": [
-            {"tool": t, "calls": n, "first_interaction": first} for t, n, first in tools
-        ],
+        "tool_side_effects": _by_tool(spellings)[:200],
     }
+
+
+def _by_tool(spellings: Sequence[Any]) -> list[dict[str, Any]]:
+    """Tool calls per tool, its spellings (`issue_refund`, `Issue-Refund`) counted as one
+    (`tool_key`) under the most used; `failed`: calls whose span carries an error type."""
+    tools: dict[str | None, dict[str, Any]] = {}
+    for name, calls, failed, first in spellings:  # most calls first
+        key = tool_key(name) if name is not None else None
+        if key not in tools:
+            tools[key] = {"tool": name, "names": [], "calls": 0, "failed": 0}
+            tools[key]["first_interaction"] = first
+        tool = tools[key]
+        tool["names"].append(name)
+        tool["calls"] += calls
+        tool["failed"] += failed
+        tool["first_interaction"] = min(tool["first_interaction"], first)
+    for tool in tools.values():
+        tool["names"] = sorted(n for n in tool["names"] if n is not None)
+    return sorted(tools.values(), key=lambda t: (-t["calls"], t["first_interaction"]))
 
 
 def run_hunt(
