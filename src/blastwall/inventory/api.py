@@ -19,11 +19,13 @@ from blastwall.inventory.schemas import (
     ChangeIn,
     ChangeKind,
     ChangeOut,
+    SystemDetail,
     SystemOut,
     SystemSpec,
     SystemType,
 )
 from blastwall.pagination import Page
+from blastwall.telemetry.capture import state_of as content_capture
 
 router = APIRouter(tags=["inventory"])
 
@@ -49,9 +51,15 @@ def list_systems(
     return Page(items=[system_out(r) for r in rows], next=next_cursor)
 
 
-@router.get("/systems/{system_id}", response_model=SystemOut)
-def get_system(system_id: str, session: SessionDep, principal: PrincipalDep) -> SystemOut:
-    return system_out(service.get_system(session, system_id=system_id))
+@router.get("/systems/{system_id}", response_model=SystemDetail)
+def get_system(system_id: str, session: SessionDep, principal: PrincipalDep) -> SystemDetail:
+    """One system: its declaration as applied, and whether its GenAI model calls arrive with
+    their content (`content_capture`)."""
+    row = service.get_system(session, system_id=system_id)
+    return SystemDetail(
+        **system_out(row).model_dump(),
+        content_capture=content_capture(session, system_id=row.id),
+    )
 
 
 CYCLONEDX = "application/vnd.cyclonedx+json"

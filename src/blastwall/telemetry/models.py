@@ -97,3 +97,17 @@ class IngestKey(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class ContentCapture(Base):
+    """Whether a system's GenAI model calls arrive with their prompts and outputs: `on`, or
+    `off` (the instrumentation does not capture content, and the detectors are blind). No row:
+    no model call of the system seen yet (`unknown`). Written only when the state changes."""
+
+    __tablename__ = "content_capture"
+
+    system_id: Mapped[str] = mapped_column(
+        ForeignKey("systems.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(8))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -97,3 +97,18 @@ class IngestKeyOut(BaseModel):
 
 class IngestKeyCreated(IngestKeyOut):
     key: str
+
+
+class ContentCaptureOut(BaseModel):
+    state: Literal["on", "off", "unknown"] = Field(
+        description="on: the system's GenAI model calls carry their prompts and outputs; off: "
+        "they arrive without them, and the detectors cannot see what goes in or out; unknown: "
+        "no model call of the system received yet."
+    )
+    since: datetime | None = Field(
+        description="When the state began: the first batch received in it."
+    )
+    hint: str | None = Field(
+        description="When off: the settings of the application's instrumentation that turn "
+        "content capture on."
+    )

@@ -29,6 +29,7 @@ from blastwall.errors import AuthenticationRequired, NotFound
 from blastwall.inventory.models import System
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.signals.models import Signal
+from blastwall.telemetry import capture
 from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
 from blastwall.telemetry.normalise import normalise, trim_attributes
 from blastwall.telemetry.otlp import Decoded, DecodedSpan
@@ -201,11 +202,16 @@ def ingest(
     insert_rows(connection, CONTEXT_SPANS, context)
     if result.unregistered:
         _report_unregistered(session, result.unregistered, now)
+    # Per system, once a batch: did its model calls carry content? (`telemetry.capture`)
+    captured = capture.observe(
+        session, seen=capture.seen_in(interactions), policy=names.policy, now=now
+    )
     if items and isinstance(detection, DetectionEngine):
         refresh_canaries(session, detection)
         found = detection.run(items, names.spec, redact=False)  # store_detections masks
         result.signals = store_found(session, found, now=now, policy=names.policy)
     session.commit()
+    capture.remember(session, captured)
     if handed and isinstance(detection, DetectionWorkers):
         # Stored first: the workers' findings point at the committed interactions.
         detection.submit(handed, now=now)
