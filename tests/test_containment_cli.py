@@ -99,7 +99,8 @@ def test_contain_revert_and_state(cli: CliRunner) -> None:
             "--json",
         )
     )
-    assert applied["state"] == "active" and applied["params"] == {"tool": "issue_refund"}
+    # Stored under the inventory's name: the example declares `issue-refund`.
+    assert applied["state"] == "active" and applied["params"] == {"tool": "issue-refund"}
     limited = run(
         cli,
         "contain",

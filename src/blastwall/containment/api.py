@@ -308,7 +308,7 @@ def control_state(
     """The controls in force on a system: who set each, when, why, under which incident,
     until when."""
     principal.require(Permission.read)
-    return service.control_state(session, system_id=system)
+    return service.control_state(session, system_id=system, reader=principal)
 
 
 def _guard_info(request: Request, principal: str) -> GuardInfo:
@@ -437,7 +437,12 @@ def list_held_outputs(
     see content."""
     principal.require(Permission.read)
     rows, following = held.list_held(
-        session, limit=page.limit, cursor=page.cursor, system_id=system, state=state
+        session,
+        limit=page.limit,
+        cursor=page.cursor,
+        system_id=system,
+        state=state,
+        reader=principal,
     )
     full = principal.can(Permission.see_content)
     return Page(items=[held.to_out(r, i, full=full) for r, i in rows], next=following)

@@ -246,7 +246,7 @@ def state(
 ) -> None:
     """The controls in force on a system."""
     with session_scope() as session:
-        current = service.control_state(session, system_id=system)
+        current = service.control_state(session, system_id=system, reader=operator())
     if json:
         print_json(current)
         return
@@ -328,7 +328,9 @@ def list_held(
 ) -> None:
     """Outputs guards held back under quarantine, newest first."""
     with session_scope() as session:
-        rows, _ = held.list_held(session, limit=500, cursor=None, system_id=system, state=state)
+        rows, _ = held.list_held(
+            session, limit=500, cursor=None, system_id=system, state=state, reader=operator()
+        )
         items = [held.to_out(row, incident, full=True) for row, incident in rows]
     if json:
         print_json([i.model_dump() for i in items])

@@ -18,6 +18,7 @@ from blastwall.containment.policy import Policy
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, NotFound, PermissionDenied
 from blastwall.incidents import service as incidents
+from blastwall.incidents.models import Incident
 from blastwall.inventory.schemas import Control
 from blastwall.inventory.service import get_system
 from blastwall.pagination import decode_cursor, encode_cursor
@@ -165,10 +166,14 @@ def list_held(
     cursor: str | None,
     system_id: str | None,
     state: str | None,
+    reader: Principal,
 ) -> tuple[list[tuple[HeldOutput, int]], str | None]:
+    """Held outputs newest first, of the incidents `reader` may see."""
     query = (
         select(HeldOutput, ContainmentAction.incident_id)
         .join(ContainmentAction, ContainmentAction.id == HeldOutput.action_id)
+        .join(Incident, Incident.id == ContainmentAction.incident_id)
+        .where(incidents.visible_to(reader))
         .order_by(HeldOutput.id.desc())
     )
     if system_id:

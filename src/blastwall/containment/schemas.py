@@ -231,18 +231,23 @@ class ActionOut(BaseModel):
 
 
 class ControlOut(BaseModel):
-    """One control in force on a system: what, who set it, when, why, under which incident."""
+    """One control in force on a system: what, who set it, when, why, under which incident.
+    The incident, people and reason are left out (`redacted`) for a reader who may not see
+    the incident (and on the guards' stream, for restricted incidents)."""
 
     action_id: int
     control: Control
     params: dict[str, Any]
-    incident_id: int
-    set_by: str = Field(description="Who made it take effect: the approver, else the requester.")
-    requested_by: str
+    incident_id: int | None
+    set_by: str | None = Field(
+        description="Who made it take effect: the approver, else the requester."
+    )
+    requested_by: str | None
     approved_by: str | None = Field(description="The second person, when it waited for one.")
     set_at: datetime
-    reason: str
+    reason: str | None
     expires_at: datetime | None
+    redacted: bool = False
 
 
 class ControlState(BaseModel):

@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from blastwall.auth.roles import Permission, Principal
 from blastwall.containment.models import (
     ContainmentAction,
     ControlRevision,
@@ -31,6 +32,9 @@ from blastwall.containment.schemas import (
 from blastwall.db import utcnow
 from blastwall.errors import NotFound
 from blastwall.guard.names import same_name
+from blastwall.incidents.models import Incident
+from blastwall.incidents.schemas import Visibility
+from blastwall.incidents.service import visible_to
 from blastwall.inventory.schemas import Control
 from blastwall.inventory.service import get_system
 from blastwall.pagination import decode_cursor, fetch_page
@@ -123,7 +127,23 @@ def revisions(session: Session, *, system_ids: Iterable[str]) -> dict[str, int]:
     return {system_id: found.get(system_id, 0) for system_id in wanted}
 
 
-def control_out(row: ContainmentAction) -> ControlOut:
+def control_out(row: ContainmentAction, *, redacted: bool = False) -> ControlOut:
+    """One control in force; `redacted`: without its incident, people and reason (for a
+    reader who may not see the incident)."""
+    if redacted:
+        return ControlOut(
+            action_id=row.id,
+            control=Control(row.control),
+            params=row.params,
+            incident_id=None,
+            set_by=None,
+            requested_by=None,
+            approved_by=None,
+            set_at=row.applied_at or row.requested_at,
+            reason=None,
+            expires_at=row.expires_at,
+            redacted=True,
+        )
     return ControlOut(
         action_id=row.id,
         control=Control(row.control),
@@ -138,19 +158,41 @@ def control_out(row: ContainmentAction) -> ControlOut:
     )
 
 
-def control_state(session: Session, *, system_id: str) -> ControlState:
-    """The controls in force on a system, with the revision they belong to."""
+def control_state(
+    session: Session, *, system_id: str, reader: Principal | None = None, full: bool = False
+) -> ControlState:
+    """The controls in force on a system, with the revision they belong to. The incident,
+    people and reason of a control are shown only to a `reader` who may see its incident;
+    without a reader (the guards' stream, the same bytes for every guard), only for open
+    incidents. `full`: everything, for evidence snapshots."""
     system = get_system(session, system_id=system_id)
     revision = revisions(session, system_ids=[system_id])[system_id]
     spec = system.spec
+    actions = active_actions(session, system_id=system_id)
+    ids = {a.incident_id for a in actions}
+    seen = ids if full else _visible_incidents(session, ids, reader)
     return ControlState(
         system_id=system_id,
         revision=revision,
         fallback=spec.get("fallback"),
-        controls=[control_out(row) for row in active_actions(session, system_id=system_id)],
+        controls=[control_out(row, redacted=row.incident_id not in seen) for row in actions],
         tools=[t["name"] for t in spec.get("components", {}).get("tools", [])],
         agents=[a["name"] for a in spec["agents"]] if spec.get("agents") else None,
     )
+
+
+def _visible_incidents(
+    session: Session, incident_ids: set[int], reader: Principal | None
+) -> set[int]:
+    if not incident_ids:
+        return set()
+    if reader is not None and reader.can(Permission.see_restricted):
+        return incident_ids
+    where = (
+        visible_to(reader) if reader is not None else Incident.visibility == Visibility.open.value
+    )
+    query = select(Incident.id).where(Incident.id.in_(incident_ids), where)
+    return set(session.scalars(query))
 
 
 def action_out(row: ContainmentAction, message: str = "") -> ActionOut:
@@ -185,7 +227,7 @@ def take_snapshot(
 ) -> ControlSnapshot:
     """Preserve the system's control state and its `interactions` most recent interactions
     before `action` changes the state (inside the caller's transaction)."""
-    state = control_state(session, system_id=action.system_id)
+    state = control_state(session, system_id=action.system_id, full=True)
     recent, _ = list_interactions(
         session, where=InteractionFilter(system_id=action.system_id), limit=interactions
     )

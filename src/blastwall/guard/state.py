@@ -16,6 +16,10 @@ def _epoch(value: str | None) -> float | None:
 
 
 def cite(control: dict[str, Any]) -> str:
+    """The control in words: what, who set it under which incident and why, where the
+    server shows those (it does not for a restricted incident)."""
+    if control.get("set_by") is None:
+        return f"{control['control']} (action {control['action_id']}) under a restricted incident"
     asked = control.get("requested_by")
     who = control["set_by"] + (
         f" (asked by {asked})" if asked and asked != control["set_by"] else ""
