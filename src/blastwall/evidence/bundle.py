@@ -9,13 +9,17 @@ and attributes, streamed with data descriptors), holding:
     pubkey.pem          the signing public key (compare it with `blastwall evidence pubkey`)
     checkpoint.json     the signed ledger checkpoint (exact signed bytes)
     checkpoint.sig      its raw 64-byte Ed25519 signature
+    timeline.json       every entry of the incident's timeline, with its author and time
+    snapshots/<id>-...  each containment snapshot: the canonical JSON whose SHA-256 was
+                        recorded when it was taken, before a containment change
     items/<id>-<name>   the evidence items, byte for byte as collected
-    manifest.json       incident, items, the sha256 of every file, the ledger segment
+    manifest.json       incident, items, snapshots, the sha256 of every file, the ledger
     manifest.sig        raw Ed25519 signature of manifest.json
 
 `verify_bundle` checks the signatures, every file's hash, the ledger segment's chain up to
-the signed checkpoint, each item against its collection record — and, by writing the same
-members again in the canonical layout and comparing, every byte of the zip outside them.
+the signed checkpoint, each item against its collection record, each snapshot against the
+hash recorded when it was taken (and on the timeline) — and, by writing the same members
+again in the canonical layout and comparing, every byte of the zip outside them.
 """
 
 from __future__ import annotations
@@ -41,9 +45,20 @@ from blastwall.evidence.ledger import (
     verify_signature,
 )
 
-__all__ = ["FORMAT", "BundleItem", "Verdict", "verify_bundle", "write_bundle"]
+__all__ = [
+    "FORMAT",
+    "TIMELINE",
+    "BundleItem",
+    "BundleSnapshot",
+    "Verdict",
+    "verify_bundle",
+    "write_bundle",
+]
 
 FORMAT = "blastwall-evidence-bundle"
+#: Version 2 adds the timeline and the containment snapshots; version 1 bundles still verify.
+VERSION = 2
+TIMELINE = "timeline.json"
 CHUNK = 4 << 20
 _STAMP = (1980, 1, 1, 0, 0, 0)
 SIGNED = ("manifest.json", "manifest.sig")
@@ -57,9 +72,26 @@ class BundleItem:
     read: Callable[[], bytes]
 
 
+@dataclass(frozen=True)
+class BundleSnapshot:
+    """A containment snapshot to write: its manifest entry (id, system, action, purpose,
+    taken by and at, sha256) and its content as the canonical JSON that was hashed."""
+
+    meta: dict[str, Any]
+    data: bytes
+
+
+def _safe(name: str, default: str) -> str:
+    return (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or default)[:120]
+
+
 def item_path(item_id: int, name: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "item"
-    return f"items/{item_id}-{safe[:120]}"
+    return f"items/{item_id}-{_safe(name, 'item')}"
+
+
+def snapshot_path(meta: dict[str, Any]) -> str:
+    name = _safe(f"{meta['system_id']}-{meta['purpose']}", "snapshot")
+    return f"snapshots/{meta['id']}-{name}.json"
 
 
 class _Stream:
@@ -121,10 +153,26 @@ def write_bundle(
     checkpoint_message: str,
     checkpoint_signature: bytes,
     key: Keypair,
+    timeline: list[dict[str, Any]] | None = None,
+    snapshots: list[BundleSnapshot] | None = None,
 ) -> dict[str, Any]:
-    """Write a bundle to `out`; return its manifest."""
+    """Write a bundle to `out`; return its manifest. `timeline` is the incident's entries,
+    oldest first; `snapshots` its containment snapshots. A snapshot whose content does not
+    hash to the SHA-256 recorded when it was taken is refused (ValueError), as is an item
+    whose bytes do not match its hash."""
     files: dict[str, str] = {}
     entries: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    extra = {TIMELINE: json.dumps(timeline or [], indent=1, sort_keys=True).encode() + b"\n"}
+    for snapshot in snapshots or []:
+        path = snapshot_path(snapshot.meta)
+        if hashlib.sha256(snapshot.data).hexdigest() != snapshot.meta["sha256"]:
+            raise ValueError(
+                f"containment snapshot {snapshot.meta['id']}: its content does not match the "
+                "SHA-256 recorded when it was taken"
+            )
+        kept.append({**snapshot.meta, "path": path})
+        extra[path] = snapshot.data
     stream = _Stream(out.write)
     with zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED) as archive:
         # The items' hashes are known from the ledger, so every listing can be written
@@ -139,7 +187,7 @@ def write_bundle(
             "checkpoint.json": checkpoint_message.encode("ascii"),
             "checkpoint.sig": checkpoint_signature,
         }
-        for name, data in fixed.items():
+        for name, data in {**fixed, **extra}.items():
             files[name] = hashlib.sha256(data).hexdigest()
         sums = "".join(f"{files[n]}  {n}\n" for n in sorted(files)).encode()
         files["SHA256SUMS"] = hashlib.sha256(sums).hexdigest()
@@ -149,6 +197,7 @@ def write_bundle(
             ("pubkey.pem", fixed["pubkey.pem"]),
             ("checkpoint.json", fixed["checkpoint.json"]),
             ("checkpoint.sig", fixed["checkpoint.sig"]),
+            *extra.items(),
         ):
             _add(archive, name, [data], len(data))
         for item, entry in zip(items, entries, strict=True):
@@ -159,12 +208,14 @@ def write_bundle(
             del data
         manifest = {
             "format": FORMAT,
-            "version": 1,
+            "version": VERSION,
             "incident": incident,
             "exported": exported,
             "key_fingerprint": key.fingerprint,
             "files": dict(sorted(files.items())),
             "items": entries,
+            "timeline": {"file": TIMELINE, "entries": len(timeline or [])},
+            "snapshots": kept,
             "checkpoint": {"file": "checkpoint.json", "signature": "checkpoint.sig"},
             "ledger": [row.as_dict() for row in ledger],
         }
@@ -186,6 +237,8 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
     incident: int | None = None
     items: int = 0
+    timeline_entries: int = 0
+    snapshots: int = 0
     bytes: int = 0
     key_fingerprint: str | None = None
 
@@ -228,9 +281,13 @@ def _data_offset(raw: IO[bytes], info: zipfile.ZipInfo) -> int | None:
     return offset
 
 
-def _what(name: str, by_path: dict[str, dict[str, Any]]) -> str:
-    meta = by_path.get(name)
-    return f"{name} (item {meta['id']}, {meta['kind']})" if meta else name
+def _labels(manifest: dict[str, Any]) -> dict[str, str]:
+    """What each file of the bundle is, for the problems that name it."""
+    labels = {m["path"]: f"{m['path']} (item {m['id']}, {m['kind']})" for m in manifest["items"]}
+    for m in manifest.get("snapshots", []):
+        labels[m["path"]] = f"{m['path']} (containment snapshot {m['id']})"
+    labels[TIMELINE] = f"{TIMELINE} (the incident's timeline)"
+    return labels
 
 
 def verify_bundle(path: Path, *, pubkey: bytes | None = None) -> Verdict:
@@ -273,7 +330,8 @@ def verify_bundle(path: Path, *, pubkey: bytes | None = None) -> Verdict:
                     continue
                 raw.seek(data_at)
                 digest = hashlib.sha256()
-                kept = bytearray() if not info.filename.startswith("items/") else None
+                large = info.filename.startswith(("items/", "snapshots/"))
+                kept = None if large else bytearray()
                 left = info.compress_size
                 try:
                     with again.open(_info(info.filename, left), "w") as copy:
@@ -343,18 +401,19 @@ def _check_contents(
         verdict.problems.append(f"manifest.json: not a {FORMAT}")
         return
     verdict.incident = manifest["incident"]["id"]
-    by_path = {m["path"]: m for m in manifest["items"]}
+    labels = _labels(manifest)
     listed: dict[str, str] = manifest["files"]
     for name in sorted(set(hashes) - set(listed) - set(SIGNED)):
         verdict.problems.append(f"{name}: added — not listed in the manifest")
     for name, expected in sorted(listed.items()):
         if name not in hashes:
-            verdict.problems.append(f"{_what(name, by_path)}: missing from the bundle")
+            verdict.problems.append(f"{labels.get(name, name)}: missing from the bundle")
         elif hashes[name] != expected:
             verdict.problems.append(
-                f"{_what(name, by_path)}: changed — sha256 {hashes[name]}, expected {expected}"
+                f"{labels.get(name, name)}: changed — sha256 {hashes[name]}, expected {expected}"
             )
     _check_ledger(verdict, manifest, contents, key)
+    _check_record(verdict, manifest, contents, hashes)
 
 
 def _check_ledger(
@@ -397,3 +456,40 @@ def _check_ledger(
         verdict.problems.append(
             f"item {item_id}: collected in the ledger but missing from the bundle"
         )
+
+
+def _check_record(
+    verdict: Verdict, manifest: dict[str, Any], contents: dict[str, bytes], hashes: dict[str, str]
+) -> None:
+    """The timeline and the containment snapshots (bundles of version 2 on): each snapshot
+    is the content whose SHA-256 was recorded when it was taken, and the timeline's
+    `evidence_snapshot` entry for it recorded that same hash."""
+    if manifest.get("version", 1) < 2:
+        return
+    listed: dict[str, str] = manifest["files"]
+    if TIMELINE not in listed:
+        verdict.problems.append(f"{TIMELINE}: not listed in the manifest")
+        return
+    entries: list[dict[str, Any]] = []
+    if hashes.get(TIMELINE) == listed[TIMELINE]:
+        try:
+            entries = json.loads(contents[TIMELINE])
+        except ValueError as exc:
+            verdict.problems.append(f"{TIMELINE}: not JSON ({exc})")
+        verdict.timeline_entries = len(entries)
+    recorded = {
+        e["data"].get("snapshot_id"): e["data"].get("sha256")
+        for e in entries
+        if e.get("kind") == "evidence_snapshot" and isinstance(e.get("data"), dict)
+    }
+    for meta in manifest.get("snapshots", []):
+        verdict.snapshots += 1
+        where = f"{meta['path']} (containment snapshot {meta['id']})"
+        if listed.get(meta["path"]) != meta["sha256"]:
+            verdict.problems.append(
+                f"{where}: not the content whose SHA-256 was recorded when it was taken"
+            )
+        if meta["id"] in recorded and recorded[meta["id"]] != meta["sha256"]:
+            verdict.problems.append(
+                f"{where}: the timeline recorded another SHA-256 when it was taken"
+            )

@@ -226,7 +226,8 @@ def export(
     output: Annotated[Path, typer.Option("-o", "--output", help="The bundle to write (.zip).")],
     reason: ReasonOpt,
 ) -> None:
-    """Export the incident's evidence as a bundle anyone can verify offline."""
+    """Export the incident's evidence, timeline and containment snapshots as a bundle anyone
+    can verify offline."""
     temp = output.with_name(output.name + ".partial")
     with session_scope() as session, temp.open("wb") as handle:
         manifest = flows.export_incident(
@@ -235,7 +236,8 @@ def export(
         audit(session, command="evidence export", object=f"incident:{incident_id}")
     temp.replace(output)
     out.print(
-        f"{output}: {len(manifest['items'])} items, ledger records "
+        f"{output}: {len(manifest['items'])} items, {manifest['timeline']['entries']} timeline "
+        f"entries, {len(manifest['snapshots'])} containment snapshots, ledger records "
         f"{manifest['ledger'][0]['seq']}-{manifest['ledger'][-1]['seq']}, signed by key "
         f"{manifest['key_fingerprint']}. Check it with `blastwall evidence verify {output}`."
     )
@@ -260,7 +262,8 @@ def verify(
             out.print(f"[red]FAIL[/red] {escape(problem)}", highlight=False, markup=True)
         raise typer.Exit(1)
     out.print(
-        f"OK: incident {verdict.incident}, {verdict.items} items, {verdict.bytes} bytes, "
+        f"OK: incident {verdict.incident}, {verdict.items} items, {verdict.timeline_entries} "
+        f"timeline entries, {verdict.snapshots} containment snapshots, {verdict.bytes} bytes, "
         f"signed by key {verdict.key_fingerprint}"
     )
 

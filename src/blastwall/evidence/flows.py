@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from blastwall.auth.roles import Permission, Principal
 from blastwall.errors import Conflict, InvalidInput, Problem
 from blastwall.evidence import custody, service
-from blastwall.evidence.bundle import BundleItem, write_bundle
+from blastwall.evidence.bundle import BundleItem, BundleSnapshot, write_bundle
 from blastwall.evidence.hunt import get_hunt
 from blastwall.evidence.models import EvidenceItem, HuntMatch, LedgerRecord
 from blastwall.evidence.schemas import ReproductionIn
@@ -113,11 +113,13 @@ def collect_for_incident(
     signal_ids: list[int] | None = None,
     interaction_ids: list[int] | None = None,
     why: str = "named directly",
+    timeline: bool = True,
 ) -> list[EvidenceItem]:
     """Preserve the interactions behind the given signals (and any interactions named
     directly, `why` saying where they come from), with the trace tree of each, as evidence
-    of the incident. Items already collected for the incident are not collected twice. Does
-    not commit."""
+    of the incident. Items already collected for the incident are not collected twice.
+    `timeline=False` writes no timeline entry (the ledger still records each item): for the
+    repeats of a signal, which would flood the timeline. Does not commit."""
     incident = session.get(Incident, incident_id)
     if incident is None:
         return []
@@ -128,7 +130,7 @@ def collect_for_incident(
             ids.extend(i for i in (signal.interaction_ids or []) if isinstance(i, int))
         why = "behind signal(s) " + ", ".join(str(s) for s in sorted(set(signal_ids)))
     items = _collect_interactions(session, incident, ids, actor, why)
-    if items:
+    if items and timeline:
         incidents.record_entry(
             session,
             incident=incident,
@@ -245,7 +247,8 @@ def snapshot_config(
         "systems": [_columns(s) for s in systems],
         "recent_changes": [_columns(c) for c in changes],
         "controls": {
-            s.id: control_state(session, system_id=s.id).model_dump(mode="json") for s in systems
+            s.id: control_state(session, system_id=s.id, full=True).model_dump(mode="json")
+            for s in systems
         },
     }
     return _keep(
@@ -310,22 +313,81 @@ def add_reproduction(
     )
 
 
+def _timeline(session: Session, incident: Incident, actor: Principal) -> list[dict[str, Any]]:
+    """Every entry of the incident's timeline, oldest first, with its author and time."""
+    entries: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        rows, _, cursor = incidents.list_timeline(
+            session, incident_id=incident.id, principal=actor, limit=500, cursor=cursor
+        )
+        entries += [
+            {
+                "id": e.id,
+                "kind": e.kind,
+                "at": e.at.isoformat(),
+                "actor": e.actor,
+                "text": e.text,
+                "data": e.data,
+                "ref_id": e.ref_id,
+            }
+            for e in rows
+        ]
+        if cursor is None:
+            return entries
+
+
+def _snapshots(session: Session, incident: Incident) -> list[BundleSnapshot]:
+    """The containment snapshots taken under the incident, each as the canonical JSON whose
+    SHA-256 was recorded (the options of `containment.service.take_snapshot`)."""
+    from blastwall.containment.models import ControlSnapshot  # containment imports evidence
+
+    rows = session.scalars(
+        select(ControlSnapshot)
+        .where(ControlSnapshot.incident_id == incident.id)
+        .order_by(ControlSnapshot.id)
+    )
+    return [
+        BundleSnapshot(
+            meta={
+                "id": r.id,
+                "system_id": r.system_id,
+                "action_id": r.action_id,
+                "purpose": r.purpose,
+                "taken_by": r.taken_by,
+                "taken_at": r.taken_at.isoformat(),
+                "sha256": r.sha256,
+            },
+            data=orjson.dumps(r.content, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z),
+        )
+        for r in rows
+    ]
+
+
 def export_incident(
     session: Session, *, incident_id: int, out: IO[bytes], reason: str, actor: Principal
 ) -> dict[str, Any]:
-    """Write the incident's evidence bundle to `out`: the export is recorded in the ledger
-    first, then the ledger's head is signed, so the bundle carries its own export record."""
+    """Write the incident's evidence bundle to `out`, with its timeline and containment
+    snapshots: the export is recorded in the ledger first, then the ledger's head is
+    signed, so the bundle carries its own export record."""
     actor.require(Permission.see_content)
     incident = service.incident_for(session, incident_id=incident_id, principal=actor)
     custody.require_full_view(session, incident_id=incident.id, principal=actor)
     items = service.kept_items(session, incident_id=incident.id)
+    timeline = _timeline(session, incident, actor)
+    snapshots = _snapshots(session, incident)
     key = service.signing_key()
     record = service.append(
         session,
         action="exported",
         actor=actor,
         incident_id=incident.id,
-        details={"reason": reason, "items": [i.id for i in items]},
+        details={
+            "reason": reason,
+            "items": [i.id for i in items],
+            "snapshots": [s.meta["id"] for s in snapshots],
+            "timeline_entries": len(timeline),
+        },
     )
     signed = service.checkpoint(session, key=key)
     first = session.scalar(
@@ -377,13 +439,16 @@ def export_incident(
         checkpoint_message=signed.message,
         checkpoint_signature=bytes.fromhex(signed.signature),
         key=key,
+        timeline=timeline,
+        snapshots=snapshots,
     )
     incidents.record_entry(
         session,
         incident=incident,
         kind="evidence_exported",
         actor=actor,
-        text=f"Evidence bundle exported ({len(items)} items): {reason}",
+        text=f"Evidence bundle exported ({len(items)} items, {len(timeline)} timeline entries, "
+        f"{len(snapshots)} containment snapshots): {reason}",
         data={"items": [i.id for i in items], "record": record.seq},
     )
     session.commit()
