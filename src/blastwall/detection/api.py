@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
 
-from blastwall.auth.roles import Permission
+from blastwall.auth.roles import Permission, Role
 from blastwall.dependencies import PrincipalDep, SessionDep, audit_object
 from blastwall.detection import service
 from blastwall.detection.engine import detector_classes
@@ -19,6 +22,7 @@ from blastwall.detection.schemas import (
     WorkersOut,
 )
 from blastwall.detection.workers import DetectionWorkers
+from blastwall.errors import PermissionDenied
 from blastwall.pagination import Page
 
 router = APIRouter(tags=["detection"])
@@ -89,3 +93,54 @@ def detection_status(request: Request, principal: PrincipalDep) -> DetectionOut:
     if isinstance(engine, DetectionWorkers):
         return DetectionOut(mode="workers", workers=WorkersOut(**engine.status()))
     return DetectionOut(mode="inline" if engine is not None else "off")
+
+
+class WorkerOut(BaseModel):
+    index: int = Field(description="The worker's place; an AI system always goes to the same.")
+    pid: int | None = Field(description="Its process id.")
+    alive: bool = Field(description="Whether its process runs now.")
+    started_at: datetime = Field(description="When its current process started.")
+    restarts: int = Field(description="Times a new process took its place after one died.")
+    done: int = Field(description="Batches it has run and stored since the server started.")
+    queued: int = Field(description="Batches handed to it and not done yet.")
+    signals: int = Field(description="Signals it stored.")
+    last_error: str | None = Field(
+        description="The last thing that went wrong: a batch that could not be run or stored, "
+        "detectors that raised, a batch left out because it was behind, its process dying."
+    )
+    last_error_at: datetime | None
+
+
+class WorkersStatusOut(BaseModel):
+    mode: Literal["workers", "inline", "off"] = Field(
+        description="workers: detectors in worker processes beside the server; inline: in "
+        "the ingest request (BLASTWALL_DETECTION_WORKERS=0); off: BLASTWALL_DETECTION=false."
+    )
+    server_pid: int = Field(
+        description="The server process that answered: with `blastwall serve --workers N` "
+        "each server process has detection workers of its own."
+    )
+    workers: list[WorkerOut] = Field(description="Empty unless the mode is workers.")
+    totals: WorkersOut | None = None
+
+
+@router.get("/detection/workers", response_model=WorkersStatusOut)
+def detection_workers(request: Request, principal: PrincipalDep) -> WorkersStatusOut:
+    """This server process's detection workers, one by one: process id, liveness, batches
+    done and queued, restarts, last error (admin)."""
+    if principal.role is not Role.admin:
+        raise PermissionDenied(
+            f"The role '{principal.role.value}' may not see the detection workers (process ids "
+            "and errors). Use a token with the role admin."
+        )
+    engine = request.app.state.detection
+    if not isinstance(engine, DetectionWorkers):
+        return WorkersStatusOut(
+            mode="inline" if engine is not None else "off", server_pid=os.getpid(), workers=[]
+        )
+    return WorkersStatusOut(
+        mode="workers",
+        server_pid=os.getpid(),
+        workers=[WorkerOut(**w) for w in engine.workers()],
+        totals=WorkersOut(**engine.status()),
+    )

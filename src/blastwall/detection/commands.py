@@ -1,11 +1,13 @@
-"""`blastwall scan`, `blastwall canary ...` and `blastwall detectors`."""
+"""`blastwall scan`, `blastwall canary ...`, `blastwall detectors` and `blastwall workers`."""
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Annotated, Any
 
+import httpx
 import orjson
 import typer
 from sqlalchemy import make_url, select
@@ -14,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from blastwall.console import (
     NotInitialised,
     audit,
+    fmt,
     open_database,
     operator,
     out,
@@ -25,7 +28,14 @@ from blastwall.detection import service
 from blastwall.detection.engine import Detection, DetectionEngine
 from blastwall.detection.items import item_from_line
 from blastwall.detection.schemas import CanaryOut
-from blastwall.errors import InvalidInput, NotFound
+from blastwall.errors import (
+    AuthenticationRequired,
+    BlastwallError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from blastwall.inventory.models import System
 from blastwall.settings import get_settings
 
@@ -111,6 +121,104 @@ def detectors(json: JsonOpt = False) -> None:
             for r in rows
         ],
     )
+
+
+def workers(
+    url: Annotated[
+        str, typer.Option(envvar="BLASTWALL_URL", help="The running server's address.")
+    ] = "http://127.0.0.1:8000",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BLASTWALL_TOKEN", help="An admin API token (better: BLASTWALL_TOKEN)."
+        ),
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Show the running server's detection workers: pid, alive, batches done and queued,
+    restarts, last error. The workers live in the server process, so this asks the server
+    (GET /api/v1/detection/workers, admin token) instead of the database."""
+    if not token:
+        raise AuthenticationRequired(
+            "`blastwall workers` asks the running server, which needs an admin token: set "
+            "BLASTWALL_TOKEN (or give --token). `blastwall token create --name ops --role admin` "
+            "makes one."
+        )
+    address = url.rstrip("/")
+    try:
+        answer = httpx.get(
+            f"{address}/api/v1/detection/workers",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10.0,
+        )
+    except httpx.HTTPError as exc:
+        raise Unavailable(
+            f"No Blastwall server answers at {address} ({exc}). Start one with `blastwall "
+            "serve`, or give its address with --url or BLASTWALL_URL."
+        ) from None
+    if answer.status_code != 200:
+        detail = _problem_detail(answer)
+        errors: dict[int, type[BlastwallError]] = {
+            401: AuthenticationRequired,
+            403: PermissionDenied,
+            404: NotFound,
+        }
+        raise errors.get(answer.status_code, BlastwallError)(
+            f"The server at {address} answered {answer.status_code}: {detail}"
+        )
+    status: dict[str, Any] = answer.json()
+    if json:
+        print_json(status)
+        return
+    if status["mode"] != "workers":
+        where = "in the ingest request" if status["mode"] == "inline" else "nowhere (off)"
+        out.print(
+            f"server process {status['server_pid']} at {address} runs the detectors {where}: "
+            "no detection workers"
+        )
+        return
+    totals = status.get("totals") or {}
+    print_table(
+        [
+            "worker",
+            "pid",
+            "alive",
+            "started",
+            "restarts",
+            "done",
+            "queued",
+            "signals",
+            "last error",
+        ],
+        [
+            (
+                w["index"],
+                w["pid"],
+                "yes" if w["alive"] else "NO",
+                _time(w["started_at"]),
+                w["restarts"],
+                w["done"],
+                w["queued"],
+                w["signals"],
+                f"{fmt(_time(w['last_error_at']))}: {w['last_error']}" if w["last_error"] else None,
+            )
+            for w in status["workers"]
+        ],
+        title=f"Detection workers of server process {status['server_pid']} at {address} "
+        f"(dropped {totals.get('dropped', 0)}, lost {totals.get('lost', 0)} batches)",
+    )
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _problem_detail(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return answer.text[:300] or answer.reason_phrase
+    return str(body.get("detail") or body) if isinstance(body, dict) else str(body)[:300]
 
 
 # --- blastwall scan -----------------------------------------------------------------------

@@ -16,6 +16,8 @@ on another core.
   in `dropped` and logged.
 * A worker that dies is started again; the batches it held are counted in `lost` and logged.
 * At shutdown the workers finish and store what they were given before the server exits.
+* Each worker's pid, liveness, batches done and queued, restarts and last error are kept
+  for `GET /api/v1/detection/workers` and `blastwall workers` (`workers`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -55,6 +57,8 @@ REVIVE_AFTER = 5.0
 """Seconds between starts of a worker that keeps dying."""
 STOP = b"S"
 """The message that tells a worker to finish what it holds and exit."""
+ERROR_CHARS = 300
+"""How much of an error's first line a worker reports."""
 
 
 def encode_batch(records: list[dict[str, Any]], now: datetime) -> bytes:
@@ -96,6 +100,17 @@ class _Worker:
     ended: bool = False
     """Its report pipe came to its end: the process stopped."""
     sending: threading.Lock = field(default_factory=threading.Lock)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    restarts: int = 0
+    """Times this worker's place was given to a new process after one died."""
+    done: int = 0
+    signals: int = 0
+    error: str | None = None
+    """The last thing that went wrong with its batches, and when."""
+    error_at: datetime | None = None
+
+    def failed(self, error: str) -> None:
+        self.error, self.error_at = error, datetime.now(UTC)
 
 
 def _receive(connection: Any, inbox: queue.Queue[bytes | None]) -> None:
@@ -109,9 +124,17 @@ def _receive(connection: Any, inbox: queue.Queue[bytes | None]) -> None:
             return
 
 
+def _first_line(exc: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message (a
+    database error's message goes on with the statement and its parameters)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:ERROR_CHARS]
+
+
 def _work(database_url: str, connection: Any, reports: Any, index: int) -> None:
     """A worker process: detect over each batch and store the findings, until told to stop
-    (None); report each batch done, with the detectors' new failures, on `reports`."""
+    (None); report each batch done, with the detectors' new failures and the batch's error
+    (None when it went through), on `reports`."""
     # imported here: the worker's own copy of the storage modules
     from blastwall.db import Database
     from blastwall.detection.items import item_from_record
@@ -148,6 +171,7 @@ def _work(database_url: str, connection: Any, reports: Any, index: int) -> None:
             return
         records: list[dict[str, Any]] = []
         signals = 0
+        error: str | None = None
         try:
             records, now = decode_batch(data)
             items = [item_from_record(record, ref=i) for i, record in enumerate(records)]
@@ -167,11 +191,15 @@ def _work(database_url: str, connection: Any, reports: Any, index: int) -> None:
                     if attempt == STORE_ATTEMPTS - 1 or "locked" not in str(exc):
                         raise
                     time.sleep(0.1 * (attempt + 1))
-        except Exception:
+        except Exception as exc:
             log.exception("a batch of %d interactions could not be run or stored", len(records))
+            error = _first_line(exc)
         failures = {k: v - reported[k] for k, v in engine.failures.items() if v != reported[k]}
         reported.update(failures)
-        reports.send((signals, failures, time.process_time()))
+        if error is None and failures:
+            raised = ", ".join(f"{k} ({v} times)" for k, v in sorted(failures.items()))
+            error = f"detectors raised: {raised}; their tracebacks are in the server log"
+        reports.send((signals, failures, time.process_time(), error))
 
 
 class DetectionWorkers:
@@ -295,6 +323,10 @@ class DetectionWorkers:
             if not worker.room.acquire(timeout=SUBMIT_TIMEOUT):
                 with self._lock:
                     self.dropped += 1
+                    worker.failed(
+                        f"{self.queue_batches} batches behind: a batch of {len(shard)} "
+                        "interactions was stored but left out of detection"
+                    )
                 log.error(
                     "detection worker %d is %d batches behind: %d interactions were stored but "
                     "not run through the detectors",
@@ -312,6 +344,9 @@ class DetectionWorkers:
                 with self._lock:
                     worker.held -= 1
                     self.lost += 1
+                    worker.failed(
+                        f"gone: a batch of {len(shard)} interactions was stored but not handed over"
+                    )
                 worker.room.release()
                 log.error(
                     "detection worker %d is gone: %d interactions were stored but not run "
@@ -352,7 +387,7 @@ class DetectionWorkers:
         for ready in multiprocessing.connection.wait(list(workers), timeout=1.0):
             worker = workers[ready]
             try:
-                signals, failures, cpu = worker.reports.recv()
+                signals, failures, cpu, error = worker.reports.recv()
             except (EOFError, OSError):  # it stopped: as asked, or it died
                 worker.ended = True
                 continue
@@ -362,6 +397,10 @@ class DetectionWorkers:
                     worker.room.release()
                 self.done += 1
                 self.signals += signals
+                worker.done += 1
+                worker.signals += signals
+                if error is not None:
+                    worker.failed(error)
                 self._cpu[worker.index] = cpu
                 self.failures.update(failures)
 
@@ -382,11 +421,38 @@ class DetectionWorkers:
                 worker.process.exitcode,
                 held,
             )
-            self._workers[position] = self._spawn(worker.index)
+            revived = self._spawn(worker.index)
+            revived.restarts = worker.restarts + 1
+            revived.done, revived.signals = worker.done, worker.signals
+            revived.failed(
+                f"exited with code {worker.process.exitcode} holding {held} batches; started again"
+            )
+            self._workers[position] = revived
             worker.reports.close()  # the old one's, now out of the list
             worker.connection.close()
             with contextlib.suppress(ValueError):  # ValueError: not reaped yet
                 worker.process.close()
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Each worker: its process id, whether it runs, when it started, how often its place
+        was taken by a new process, batches done (since the server started) and queued (handed
+        over, not done), signals stored, and the last thing that went wrong."""
+        with self._lock:
+            return [
+                {
+                    "index": worker.index,
+                    "pid": worker.process.pid,
+                    "alive": self._alive(worker),
+                    "started_at": worker.started_at,
+                    "restarts": worker.restarts,
+                    "done": worker.done,
+                    "queued": worker.held,
+                    "signals": worker.signals,
+                    "last_error": worker.error,
+                    "last_error_at": worker.error_at,
+                }
+                for worker in self._workers
+            ]
 
     def status(self) -> dict[str, int]:
         with self._lock:
