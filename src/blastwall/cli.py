@@ -11,12 +11,12 @@ from rich.markup import escape
 
 from blastwall import __version__
 from blastwall.auth.commands import app as token_app
-from blastwall.console import err, out, print_json, print_table, session_scope
+from blastwall.console import AuditedGroup, err, out, print_json, print_table, session_scope
 from blastwall.containment.commands import affected, contain
 from blastwall.containment.commands import app as containment_app
 from blastwall.correlation.commands import app as candidates_app
 from blastwall.correlation.commands import noise_app
-from blastwall.detection.commands import canary_app, detectors, scan
+from blastwall.detection.commands import canary_app, detectors, scan, workers
 from blastwall.errors import BlastwallError, InvalidInput, Problem, field_path
 from blastwall.evidence.commands import app as evidence_app
 from blastwall.evidence.commands import hunt_command
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 app = typer.Typer(
+    cls=AuditedGroup,  # a command that fails is audited there, once for all
     help="Blastwall: incident response for AI systems.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -56,6 +57,7 @@ app.add_typer(library_app, name="library")
 app.command("triage")(triage)
 app.command("scan")(scan)
 app.command("detectors")(detectors)
+app.command("workers")(workers)
 app.command("contain")(contain)
 app.add_typer(containment_app, name="containment")
 app.command("affected")(affected)

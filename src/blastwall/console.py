@@ -1,4 +1,10 @@
-"""What every CLI command shares: the database, the operator, output and the audit record."""
+"""What every CLI command shares: the database, the operator, output and the audit record.
+
+The audit log records every CLI command that changes something once it has (`audit`, in the
+command's own transaction), and every command that fails, whatever it is (`audit_failure`,
+called once for all of them by the root command in `cli.py`, in a transaction of its own:
+the command's was rolled back).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,27 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
+import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import inspect
+from sqlalchemy import inspect, make_url
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
+from typer.core import TyperGroup
 
 from blastwall.audit import service as audit_service
 from blastwall.auth.roles import Principal, local_operator
 from blastwall.db import Database
-from blastwall.errors import ClientError
+from blastwall.errors import BlastwallError, ClientError
 from blastwall.settings import get_settings
 
 _UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -83,8 +96,28 @@ def operator() -> Principal:
     return local_operator()
 
 
+_arguments: ContextVar[list[str] | None] = ContextVar("blastwall_arguments", default=None)
+"""The arguments of the command being run, as the root command (`AuditedGroup`) got them."""
+_SECRET_OPTIONS = ("--token",)
+
+
+def command_line() -> str:
+    """The command's arguments as the audit log records them, secrets (`--token`) masked."""
+    arguments = _arguments.get()
+    if arguments is None:
+        arguments = sys.argv[1:]
+    shown: list[str] = []
+    for argument in arguments:
+        if shown and shown[-1] in _SECRET_OPTIONS:
+            argument = "***"
+        elif argument.startswith(tuple(f"{o}=" for o in _SECRET_OPTIONS)):
+            argument = argument.split("=", 1)[0] + "=***"
+        shown.append(argument)
+    return " ".join(shown)[:2000]
+
+
 def audit(session: Session, *, command: str, object: str | None) -> None:
-    """Record a mutating CLI command in the audit log."""
+    """Record a mutating CLI command in the audit log; status 0: it succeeded."""
     who = operator()
     audit_service.record(
         session,
@@ -92,9 +125,112 @@ def audit(session: Session, *, command: str, object: str | None) -> None:
         role=who.role.value,
         method="CLI",
         route=command,
-        path=" ".join(sys.argv[1:])[:2000],
+        path=command_line(),
         object=object,
         status_code=0,
+    )
+
+
+def failure_status(error: BaseException) -> int:
+    """The status a failed command is recorded with: the HTTP status the API answers for
+    the same error (404 not found, 403 refused, 409 conflict, 422 bad input), 500 for an
+    error Blastwall did not expect."""
+    if isinstance(error, BlastwallError):
+        return error.status_code
+    if isinstance(error, IntegrityError):
+        return 409
+    if isinstance(error, (ValidationError, typer.TyperException, DataError)):
+        return 422  # TyperException: a usage error, a file argument that cannot be opened
+    return 500
+
+
+def audit_failure(command: str, error: BaseException) -> None:
+    """Record a failed command in the audit log, with `failure_status`, in a transaction of
+    its own. Nothing is recorded where no database is set up (it is not created for this); a
+    record that cannot be written is said on stderr, and the command's own error stands."""
+    if isinstance(error, NotInitialised):
+        return
+    try:
+        settings = get_settings()
+        url = make_url(settings.resolved_database_url)
+        if url.get_backend_name() == "sqlite" and not (
+            url.database and url.database != ":memory:" and Path(url.database).exists()
+        ):
+            return
+        db = open_database()
+    except NotInitialised:
+        return
+    except Exception as exc:  # a bad URL, an unreachable server: the command's error stands
+        _unrecorded(exc)
+        return
+    who = operator()
+    try:
+        with db.session() as session:
+            audit_service.record(
+                session,
+                actor=who.name,
+                role=who.role.value,
+                method="CLI",
+                route=command,
+                path=command_line(),
+                object=None,
+                status_code=failure_status(error),
+            )
+    except Exception as exc:
+        _unrecorded(exc)
+    finally:
+        db.engine.dispose()
+
+
+class AuditedGroup(TyperGroup):
+    """The root command, the boundary every command runs inside: a command that fails (bad
+    input, not found, refused, an unexpected error) is recorded in the audit log once here,
+    with the error's status (`audit_failure`), whichever command it is. Asking for help and
+    the exit codes a command gives on purpose (`typer.Exit`) are not failures."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _arguments.set(list(args))
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            # A group run without a subcommand shows its help through NoArgsIsHelpError,
+            # which Typer does not export (it checks the name too).
+            if type(exc).__name__ != "NoArgsIsHelpError":
+                command = _command_path(self, ctx, _arguments.get() or [])
+                if command:
+                    audit_failure(command, exc)
+            raise
+        finally:
+            _arguments.set(None)
+
+
+def _command_path(group: TyperGroup, ctx: Any, arguments: list[str]) -> str:
+    """The names of the (sub)commands the arguments reached: `incident status`; empty when
+    not even the first is a command."""
+    names: list[str] = []
+    command: Any = group
+    for argument in arguments:
+        if not isinstance(command, TyperGroup) or argument.startswith("-"):
+            break
+        found = command.get_command(ctx, argument)
+        if found is None:
+            break
+        names.append(argument)
+        command = found
+    return " ".join(names)
+
+
+def _unrecorded(exc: Exception) -> None:
+    err.print(
+        f"[yellow]warning:[/yellow] the audit record of this failed command could not be "
+        f"written: {escape(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}",
+        markup=True,
+        highlight=False,
     )
 
 
