@@ -357,7 +357,7 @@ def control_stream(
     get_system(session, system_id=system)
     hub: ControlHub = request.app.state.control_hub
     return StreamingResponse(
-        hub.stream(system, _guard_info(request, principal.name)),
+        hub.stream(system, _guard_info(request, principal.name), principal.token_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

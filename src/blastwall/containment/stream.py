@@ -18,8 +18,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 import orjson
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from blastwall.auth.models import ApiToken
 from blastwall.containment import flows, service, verify
 from blastwall.containment.schemas import ControlState
 from blastwall.db import Database, utcnow
@@ -36,10 +38,16 @@ def frame(state: ControlState) -> bytes:
 class _Mailbox:
     """The newest frame not yet sent to one guard; older ones are superseded, never queued."""
 
-    def __init__(self) -> None:
+    def __init__(self, token_id: int | None = None) -> None:
         self.revision = -1
         self.frame = b""
         self.ready = asyncio.Event()
+        self.token_id = token_id
+        self.closed = False  # the token that opened the stream was revoked
+
+    def close(self) -> None:
+        self.closed = True
+        self.ready.set()
 
     def put(self, revision: int, data: bytes) -> None:
         if revision > self.revision:
@@ -130,13 +138,14 @@ class ControlHub:
         )
 
     async def stream(
-        self, system_id: str, guard: verify.GuardInfo | None = None
+        self, system_id: str, guard: verify.GuardInfo | None = None, token_id: int | None = None
     ) -> AsyncIterator[bytes]:
         """The state now (the resynchronisation every new connection starts with), then each
         newer state, with keep-alive comments in between. `guard` describes the client, for
-        the likely cause of a containment breach."""
+        the likely cause of a containment breach. The stream ends when the token `token_id`
+        that opened it is revoked (checked every poll interval)."""
         self._loop = asyncio.get_running_loop()
-        box = _Mailbox()
+        box = _Mailbox(token_id)
         self._subscribers.setdefault(system_id, set()).add(box)
         if guard is not None:
             self._guards.setdefault(system_id, {})[box] = guard
@@ -154,6 +163,9 @@ class ControlHub:
                     yield b": keep-alive\n\n"
                     continue
                 box.ready.clear()
+                if box.closed:
+                    log.info("control stream of %s closed: its token was revoked", system_id)
+                    return
                 if box.revision > sent:
                     sent = box.revision
                     yield box.frame
@@ -188,9 +200,24 @@ class ControlHub:
             self._next_expiry = upcoming
         return systems
 
-    def _revisions(self, system_ids: list[str]) -> tuple[dict[str, int], datetime | None]:
+    def _revisions(
+        self, system_ids: list[str], token_ids: set[int]
+    ) -> tuple[dict[str, int], datetime | None, set[int]]:
         with self.db.session(read_only=True) as session:
-            return service.revisions(session, system_ids=system_ids), service.next_expiry(session)
+            revoked = set()
+            if token_ids:
+                revoked = set(
+                    session.scalars(
+                        select(ApiToken.id).where(
+                            ApiToken.id.in_(token_ids), ApiToken.revoked_at.is_not(None)
+                        )
+                    )
+                )
+            return (
+                service.revisions(session, system_ids=system_ids),
+                service.next_expiry(session),
+                revoked,
+            )
 
     def _verify(self) -> int:
         """One look at the telemetry of every watched action, a transaction each; answers
@@ -239,7 +266,14 @@ class ControlHub:
         if not self.db.one_connection:
             await self.verify()
         if self._subscribers:
-            current, upcoming = await run_in_threadpool(self._revisions, list(self._subscribers))
+            boxes = [box for boxes in self._subscribers.values() for box in boxes]
+            tokens = {box.token_id for box in boxes if box.token_id is not None}
+            current, upcoming, revoked = await run_in_threadpool(
+                self._revisions, list(self._subscribers), tokens
+            )
+            for box in boxes:
+                if box.token_id in revoked:
+                    box.close()
             self._expiry_hint(upcoming)
             for system_id, revision in current.items():
                 if revision > self._published.get(system_id, -1):
