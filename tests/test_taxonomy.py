@@ -98,6 +98,21 @@ def test_every_id_in_the_code_and_the_mapping_is_in_the_tables() -> None:
         assert tables.unknown(archetype.related) == []
 
 
+def test_agents_and_toxicity_map_to_atlas_techniques() -> None:
+    tables = taxonomy()
+    for archetype, wanted in (
+        ("agentic_misalignment", {"AML.T0053", "AML.T0034.002", "AML.T0101"}),
+        ("toxicity_abuse", {"AML.T0054", "AML.T0048.001", "AML.T0048.002", "AML.T0048.003"}),
+    ):
+        atlas = {i for i in tables.get(archetype).related if i.startswith("AML.")}
+        assert atlas == wanted
+        assert {tables.get(i).kind for i in atlas} <= {"technique", "sub-technique"}
+    # what the tool-policy and runaway detectors answer leads back to the archetype
+    for technique in ("AML.T0053", "AML.T0034.002"):
+        assert "agentic_misalignment" in [a.id for a in tables.archetypes(technique)]
+    assert tables.get("AML.T0048.002").name == "Societal Harm"
+
+
 def test_an_id_is_explained_with_what_it_maps_to() -> None:
     tables = taxonomy()
     mapped = {e.id for e in tables.mapped("AML.T0051.001")}
