@@ -5,12 +5,15 @@ transaction that stores it, so a committed signal already has both. No batch loo
                                │
               held back? ◄─────┤  maintenance window, snooze
                                ▼
-          candidate of the group, or of an inhibiting outage, or of the key
-          (system + archetype, shared component, reported conversation or system)
+          candidate of an earlier signal of the same trace or conversation, or of
+          the group, or of an inhibiting outage, or of the key (system + archetype,
+          shared component, reported conversation or system)
                                ▼
           severity policy ─► at or above the threshold: an incident opens at once
 
-Triage by people (accept, decline, merge) is in `triage.py`.
+A signal joined by trace or conversation may carry another archetype: the strongest signal
+(the one the policy rates gravest alone) gives the candidate its archetype, and an open
+incident may be raised. Triage by people (accept, decline, merge) is in `triage.py`.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Principal, Role
-from blastwall.correlation import matching, service, triage
+from blastwall.correlation import links, matching, service, triage
 from blastwall.correlation.models import Candidate, NoiseRule, SignalGroup
 from blastwall.correlation.policy import (
+    Assessment,
     Impact,
     Inhibition,
     Policy,
@@ -42,7 +46,11 @@ from blastwall.correlation.service import SystemFacts
 from blastwall.db import utcnow
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
+from blastwall.settings import get_settings
 from blastwall.signals.models import Signal
+
+if TYPE_CHECKING:
+    from blastwall.evidence.models import EvidenceItem
 
 log = logging.getLogger("blastwall.correlation")
 CORRELATOR = Principal(name="blastwall:correlation", role=Role.admin)
@@ -58,18 +66,23 @@ def correlate(
     *,
     now: datetime | None = None,
     policy: Policy | None = None,
+    evidence_cap: int | None = None,
 ) -> None:
     """Give each new signal its group and, where one applies, its candidate, in the
     caller's transaction (the caller commits). Signals that have a group already are left
-    as they are."""
+    as they are. `evidence_cap`: the interactions a group's repeats add to an incident's
+    evidence, at most (default: the setting `evidence_repeat_cap`)."""
     todo = [s for s in signals if s.group_id is None]
     if not todo:
         return
     session.flush()
-    run = _Run(session, policy or policy_in_force(), now or utcnow())
+    if evidence_cap is None:
+        evidence_cap = get_settings().evidence_repeat_cap
+    run = _Run(session, policy or policy_in_force(), now or utcnow(), evidence_cap)
     prints = [matching.fingerprint(run.policy, s) for s in todo]
     keys = [run.key(s) for s in todo]
-    service.lock(session, prints + [k[0] for k in keys])
+    shared = [f"{by}:{value}" for s in todo for by, value in links.shared_ids(s)]
+    service.lock(session, prints + [k[0] for k in keys] + shared)
     for signal, fingerprint, key in zip(todo, prints, keys, strict=True):
         run.one(signal, fingerprint, key)
     session.flush()
@@ -100,11 +113,14 @@ Key = tuple[str, str, str | None]  # candidate key, basis, component
 class _Run:
     """One correlation call: the policy, the time, and what it looked up once."""
 
-    def __init__(self, session: Session, policy: Policy, now: datetime) -> None:
+    def __init__(
+        self, session: Session, policy: Policy, now: datetime, evidence_cap: int = 0
+    ) -> None:
         self.session = session
         self.policy = policy
         self.now = now
         self.window = policy.grouping.window
+        self.evidence_cap = evidence_cap
         self._rules: list[NoiseRule] | None = None
         self._incidents: dict[int, Incident | None] = {}
         service.INVENTORY.refresh(session)
@@ -140,6 +156,23 @@ class _Run:
         if candidate.status in WAITING:
             return candidate if candidate.last_signal_at >= self.now - self.window else None
         return candidate if self.incident_of(candidate) is not None else None
+
+    def depends_on(self, system: str) -> list[str]:
+        facts = self.facts(system)
+        found = facts.spec.get("depends_on") if facts else None
+        return [s for s in found or [] if isinstance(s, str)]
+
+    def rate(self, signal: Signal) -> Assessment:
+        """The severity the policy gives the signal alone, on its own system."""
+        facts = self.facts(signal.system_id)
+        impact = self.impact(
+            [facts] if facts else [],
+            top_signal_severity=signal.severity,
+            affected=links.affected(signal),
+            systems=int(matching.system_of(signal) is not None),
+            ongoing=True,
+        )
+        return assess(self.policy.severity, impact)
 
     # -- the steps ------------------------------------------------------------------------
 
@@ -240,6 +273,14 @@ class _Run:
             return False
         return signal.confidence is None or signal.confidence >= grouping.min_candidate_confidence
 
+    def may_lead(self, signal: Signal) -> bool:
+        """Whether a signal may give a candidate its archetype: one too weak to start a
+        candidate alone (severity, confidence) may join one, not lead it."""
+        grouping = self.policy.grouping
+        if signal_rank(signal.severity) < signal_rank(grouping.min_candidate_severity):
+            return False
+        return signal.confidence is None or signal.confidence >= grouping.min_candidate_confidence
+
     def start(self, signal: Signal, key: Key) -> Candidate:
         system = matching.system_of(signal) or "an unnamed system"
         if key[1] == "component":
@@ -263,6 +304,7 @@ class _Run:
             last_signal_at=self.now,
             created_at=self.now,
             updated_at=self.now,
+            reasons=links.first_reasons(signal, self.rate(signal)),
         )
         self.session.add(candidate)
         self.session.flush()
@@ -281,9 +323,19 @@ class _Run:
         if held is not None:
             signal.held_by = group.held_by = held
             return
-        candidate = self.live(
+        current = self.live(
             self.session.get(Candidate, group.candidate_id) if group.candidate_id else None
         )
+        link = links.find(
+            self.session,
+            signal,
+            since=self.now - self.window,
+            depends_on=self.depends_on,
+            live=self.live,
+        )
+        if link is not None and link.candidate is current:
+            link = None  # its group brings it there anyway
+        candidate = link.candidate if link is not None else current
         if candidate is None and (found := self.inhibitor(signal)) is not None:
             candidate, rule = found
             signal.held_by = group.held_by = f"inhibition:{rule.name}"
@@ -293,14 +345,29 @@ class _Run:
             if not self.may_start(signal, group):
                 return
             candidate = self.start(signal, key)
-        new_group = group.candidate_id != candidate.id
-        group.candidate_id = signal.candidate_id = candidate.id
-        self.absorb(candidate, signal, group, new_group)
+        if group.candidate_id == candidate.id:
+            new_group = False
+        elif current is not None:  # joined by trace or conversation: the group stays
+            new_group = not service.group_has_joined(
+                self.session, group_id=group.id, candidate_id=candidate.id
+            )
+        else:
+            new_group = True
+            group.candidate_id = candidate.id
+        signal.candidate_id = candidate.id
+        if link is not None:
+            signal.linked_by = link.name
+        self.absorb(candidate, signal, group, new_group, link)
 
     # -- a candidate takes a signal -------------------------------------------------------
 
     def absorb(
-        self, candidate: Candidate, signal: Signal, group: SignalGroup, new_group: bool
+        self,
+        candidate: Candidate,
+        signal: Signal,
+        group: SignalGroup,
+        new_group: bool,
+        link: links.Link | None = None,
     ) -> None:
         candidate.signal_count += 1
         candidate.group_count += int(new_group)
@@ -323,21 +390,25 @@ class _Run:
         if system is not None and added:
             service.add_system(self.session, candidate=candidate, system=system)
             systems.append(system)
-        before = candidate.severity
+        before, archetype_before = candidate.severity, candidate.archetype
+        if link is not None:
+            links.weigh(
+                candidate,
+                signal,
+                link,
+                new_group=new_group,
+                rate=self.rate,
+                may_lead=self.may_lead(signal),
+            )
         self.assess(candidate, systems)
         incident = self.incident_of(candidate)
         if incident is not None:
             if new_group and signal.interaction_ids:  # a new kind of signal adds evidence
-                # imported here: evidence reads telemetry, which imports this module
-                from blastwall.evidence.flows import collect_for_incident
-
-                collect_for_incident(
-                    self.session,
-                    incident_id=incident.id,
-                    interaction_ids=triage.evidence_ids([(signal.id, signal.interaction_ids)]),
-                    actor=CORRELATOR,
-                    why=f"behind signal {signal.id}",
+                self.collect(
+                    incident, signal, triage.evidence_ids([(signal.id, signal.interaction_ids)])
                 )
+            elif signal.interaction_ids:
+                self.collect_repeat(incident, signal, group)
             if added and signal.system_id:
                 incidents.link_systems(
                     self.session, incident=incident, system_ids=[signal.system_id]
@@ -347,17 +418,33 @@ class _Run:
                     self.session,
                     incident=incident,
                     kind="signal_absorbed",
-                    text=f"Signal {signal.id} joined ({signal.source}/{signal.kind} on "
-                    f"{system or 'no system'}, {signal.severity}): {signal.summary}"[:2000],
+                    text=(
+                        f"Signal {signal.id} joined ({signal.source}/{signal.kind} on "
+                        f"{system or 'no system'}, {signal.severity})"
+                        + (f" by {link.by} {link.value}" if link is not None else "")
+                        + f": {signal.summary}"
+                    )[:2000],
                     data={
                         "signal": signal.id,
                         "group": group.id,
                         "candidate": candidate.id,
                         "held_by": signal.held_by,
+                        "linked_by": signal.linked_by,
                     },
                     actor=CORRELATOR,
                 )
-            if candidate.severity != before:
+            raised = link is not None and links.carry(
+                self.session,
+                incident,
+                candidate,
+                signal,
+                before=before,
+                archetype_before=archetype_before,
+                actor=CORRELATOR,
+            )
+            if raised:
+                log.warning("incident %s raised to %s", incident.id, candidate.severity)
+            if candidate.severity != before and not raised:
                 incidents.record_entry(
                     self.session,
                     incident=incident,
@@ -374,16 +461,73 @@ class _Run:
         elif candidate.status == CandidateStatus.pending.value and self.opens(candidate):
             self.open(candidate)
 
-    def assess(self, candidate: Candidate, systems: list[str]) -> None:
-        facts = [f for f in (self.facts(s) for s in systems) if f is not None]
+    # -- evidence ---------------------------------------------------------------------------
+
+    def collect(
+        self,
+        incident: Incident,
+        signal: Signal,
+        interaction_ids: list[int],
+        *,
+        why: str | None = None,
+        timeline: bool = True,
+    ) -> list[EvidenceItem]:
+        # imported here: evidence reads telemetry, which imports this module
+        from blastwall.evidence.flows import collect_for_incident
+
+        return collect_for_incident(
+            self.session,
+            incident_id=incident.id,
+            interaction_ids=interaction_ids,
+            actor=CORRELATOR,
+            why=why or f"behind signal {signal.id}",
+            timeline=timeline,
+        )
+
+    def collect_repeat(self, incident: Incident, signal: Signal, group: SignalGroup) -> None:
+        """A repeat adds its interactions to the incident's evidence, without a timeline
+        entry each, until its group has added `evidence_cap`; reaching the cap is logged
+        once."""
+        room = self.evidence_cap - group.evidence_count
+        if room <= 0:
+            return
+        ids = [i for i in signal.interaction_ids or [] if isinstance(i, int)][:room]
+        items = self.collect(
+            incident,
+            signal,
+            ids,
+            why=f"repeat of signal group {group.id}: signal {signal.id}",
+            timeline=False,
+        )
+        group.evidence_count += sum(1 for item in items if item.kind == "interaction")
+        if group.evidence_count >= self.evidence_cap:
+            incidents.record_entry(
+                self.session,
+                incident=incident,
+                kind="evidence_collected",
+                text=f"Repeats of signal group {group.id} ({group.kind} on "
+                f"{group.system or 'no system'}) added {group.evidence_count} interactions "
+                f"to the evidence, the most the setting evidence_repeat_cap allows; later "
+                "repeats are counted on the group, not collected.",
+                data={"group": group.id, "interactions": group.evidence_count, "capped": True},
+                actor=CORRELATOR,
+            )
+
+    def impact(
+        self,
+        facts: list[SystemFacts],
+        *,
+        top_signal_severity: str,
+        affected: int,
+        systems: int,
+        ongoing: bool,
+    ) -> Impact:
         specs: list[dict[str, Any]] = [f.spec for f in facts]
         components = [s.get("components") or {} for s in specs]
-        impact = Impact(
-            top_signal_severity=candidate.top_signal_severity,
-            affected=max(
-                len(candidate.conversations), len(candidate.users), candidate.reported_affected
-            ),
-            systems=len(systems),
+        return Impact(
+            top_signal_severity=top_signal_severity,
+            affected=affected,
+            systems=systems,
             sensitivities=[
                 d.get("sensitivity", "") for c in components for d in c.get("data_sources") or []
             ],
@@ -395,9 +539,21 @@ class _Run:
             ],
             risk_tiers=[f.risk_tier for f in facts],
             high_risk=any(f.high_risk for f in facts),
+            ongoing=ongoing,
+            controls=[c for s in specs for c in s.get("controls") or []],
+        )
+
+    def assess(self, candidate: Candidate, systems: list[str]) -> None:
+        facts = [f for f in (self.facts(s) for s in systems) if f is not None]
+        impact = self.impact(
+            facts,
+            top_signal_severity=candidate.top_signal_severity,
+            affected=max(
+                len(candidate.conversations), len(candidate.users), candidate.reported_affected
+            ),
+            systems=len(systems),
             ongoing=candidate.last_signal_at
             >= self.now - self.policy.severity.factors.ongoing.within,
-            controls=[c for s in specs for c in s.get("controls") or []],
         )
         assessment = assess(self.policy.severity, impact)
         candidate.severity = assessment.severity

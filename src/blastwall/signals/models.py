@@ -57,6 +57,9 @@ class Signal(Base):
     held_by: Mapped[str | None] = mapped_column(
         String(200), default=None
     )  # the snooze, maintenance window or inhibition that kept it from a candidate of its own
+    linked_by: Mapped[str | None] = mapped_column(
+        String(250), default=None
+    )  # `trace:<id>` or `conversation:<id>`: what joined it to the candidate of another signal
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

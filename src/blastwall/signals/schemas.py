@@ -225,6 +225,11 @@ class SignalOut(BaseModel):
     held_by: str | None = Field(
         description="What held it back: `maintenance:<id>`, `snooze:<id>` or `inhibition:<name>`."
     )
+    linked_by: str | None = Field(
+        default=None,
+        description="What joined it to the candidate of an earlier signal: `trace:<id>` or "
+        "`conversation:<id>`.",
+    )
     created_by: str
     created_at: datetime
     updated_at: datetime

@@ -395,6 +395,7 @@ def to_out(row: Signal) -> SignalOut:
                     "group_id",
                     "candidate_id",
                     "held_by",
+                    "linked_by",
                     "created_by",
                     "created_at",
                     "updated_at",
