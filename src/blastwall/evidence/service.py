@@ -344,6 +344,46 @@ def store_item(
     return item
 
 
+def move_items(
+    session: Session, *, source: Incident, target: Incident, actor: Principal, reason: str
+) -> list[EvidenceItem]:
+    """Move the kept items of `source` to `target` (a merge), each move in the ledger: a
+    `moved` record under `source` names the target, then a `collected` record under
+    `target` names the source and the item's first record, and becomes the item's record.
+    The chain of custody shows both; `target`'s bundles carry the items with a collection
+    record of their own (no commit). Removed items stay where they were removed."""
+    items = kept_items(session, incident_id=source.id)
+    for item in items:
+        first = item.record_seq
+        append(
+            session,
+            action="moved",
+            actor=actor,
+            incident_id=source.id,
+            item=item,
+            details={"to": target.id, "reason": reason},
+        )
+        item.incident_id = target.id
+        item.record_seq = append(
+            session,
+            action="collected",
+            actor=actor,
+            incident_id=target.id,
+            item=item,
+            details={
+                "moved_from": source.id,
+                "first_record": first,
+                "reason": reason,
+                "size": item.size,
+                "name": item.name,
+                "media_type": item.media_type,
+                "note": item.note,
+            },
+        ).seq
+    session.flush()
+    return items
+
+
 _INTERACTION = "interaction:"
 
 
@@ -378,12 +418,16 @@ def has_source(session: Session, *, incident_id: int, kind: str, source: str) ->
 
 
 def get_item(session: Session, *, item_id: int, principal: Principal) -> EvidenceItem:
+    """The item, if it exists and its incident is one the principal may see; the same
+    NotFound otherwise, so that an item of a restricted incident is not disclosed."""
     item = session.get(EvidenceItem, item_id)
-    if item is None:
+    if item is None or not incidents.visible(
+        session, incident_id=item.incident_id, principal=principal
+    ):
         raise NotFound(
-            f"No evidence item {item_id}. `blastwall evidence list INCIDENT` shows them."
+            f"No evidence item {item_id} that you can see. `blastwall evidence list INCIDENT` "
+            "shows those of an incident."
         )
-    incident_for(session, incident_id=item.incident_id, principal=principal)
     return item
 
 
