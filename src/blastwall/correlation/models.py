@@ -50,6 +50,9 @@ class Candidate(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200), default=None)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     decision_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONType, default=list
+    )  # where its archetype comes from; the signals joined by trace or conversation
 
 
 class CandidateSystem(Base):
@@ -86,6 +89,9 @@ class SignalGroup(Base):
         ForeignKey("candidates.id"), default=None, index=True
     )
     held_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    evidence_count: Mapped[int] = mapped_column(
+        Integer, default=0
+    )  # interactions its repeats added to an incident's evidence (capped by a setting)
 
 
 class NoiseRule(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -77,6 +77,12 @@ class CandidateOut(BaseModel):
     decided_by: str | None
     decided_at: datetime | None
     decision_reason: str | None
+    reasons: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Where its archetype comes from (`archetype`: the strongest signal) and "
+        "each signal joined to it by a shared trace or conversation (`linked`), each with "
+        "a `why`.",
+    )
 
 
 class GroupOut(BaseModel):
@@ -97,6 +103,9 @@ class GroupOut(BaseModel):
     previous_id: int | None = Field(description="The group this one is a recurrence of.")
     candidate_id: int | None
     held_by: str | None = Field(description="The rule that held its last signal back.")
+    evidence_count: int = Field(
+        default=0, description="Interactions its repeats added to the incident's evidence."
+    )
 
 
 class Accept(In):

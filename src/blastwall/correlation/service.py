@@ -130,6 +130,47 @@ def add_group(
     return group
 
 
+def _groups_of_incident(incident_id: int) -> Any:
+    candidates = select(Candidate.id).where(Candidate.incident_id == incident_id)
+    return select(SignalGroup).where(SignalGroup.candidate_id.in_(candidates))
+
+
+def resolve_groups(session: Session, *, incident_id: int, at: datetime) -> list[int]:
+    """The incident ended (resolved, closed, declined): its groups not resolved yet are
+    resolved at `at`, from which their quiet period counts. Answers their ids."""
+    query = _groups_of_incident(incident_id).where(SignalGroup.resolved_at.is_(None))
+    groups = list(session.scalars(query.order_by(SignalGroup.id)))
+    for group in groups:
+        group.resolved_at = at
+    return [g.id for g in groups]
+
+
+def reopen_groups(session: Session, *, incident_id: int, resolved_at: datetime) -> list[int]:
+    """The incident was reopened: the groups its end resolved (at `resolved_at`, and not
+    taken up again since) are open again. Answers their ids."""
+    query = _groups_of_incident(incident_id).where(SignalGroup.resolved_at == resolved_at)
+    groups = list(session.scalars(query.order_by(SignalGroup.id)))
+    for group in groups:
+        group.resolved_at = None
+    return [g.id for g in groups]
+
+
+def move_candidates(
+    session: Session, *, from_incident: int, to_incident: int
+) -> tuple[list[int], int]:
+    """A merge: the candidates (and so the groups and signals) of one incident go to
+    another, which takes their later signals too. Answers the candidates' ids and how many
+    signals they hold."""
+    rows = list(
+        session.scalars(
+            select(Candidate).where(Candidate.incident_id == from_incident).order_by(Candidate.id)
+        )
+    )
+    for candidate in rows:
+        candidate.incident_id = to_incident
+    return [c.id for c in rows], sum(c.signal_count for c in rows)
+
+
 def list_groups(
     session: Session,
     *,
@@ -182,6 +223,34 @@ def candidate_of_conversation(session: Session, *, conversation_id: str) -> Cand
         .limit(1)
     )
     return session.get(Candidate, found) if found is not None else None
+
+
+def signals_sharing(
+    session: Session, *, field: str, value: str, since: datetime, besides: int, limit: int = 20
+) -> list[Signal]:
+    """The latest signals with a candidate whose `trace_id` or `conversation_id` (`field`) is
+    `value`, received since `since`, other than signal `besides`; newest first."""
+    column = Signal.trace_id if field == "trace" else Signal.conversation_id
+    query = (
+        select(Signal)
+        .where(
+            column == value,
+            Signal.candidate_id.is_not(None),
+            Signal.created_at >= since,
+            Signal.id != besides,
+        )
+        .order_by(Signal.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def group_has_joined(session: Session, *, group_id: int, candidate_id: int) -> bool:
+    """Whether a signal of the group joined the candidate already."""
+    query = select(Signal.id).where(
+        Signal.group_id == group_id, Signal.candidate_id == candidate_id
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def candidates_covering(session: Session, *, system: str, limit: int = 20) -> list[Candidate]:
@@ -304,7 +373,7 @@ def to_out(candidate: Candidate, systems: list[str]) -> CandidateOut:
         "id", "title", "status", "basis", "key", "component", "archetype", "severity",
         "severity_points", "explanation", "incident_id", "signal_count", "group_count",
         "top_signal_severity", "first_signal_at", "last_signal_at", "created_at",
-        "updated_at", "decided_by", "decided_at", "decision_reason",
+        "updated_at", "decided_by", "decided_at", "decision_reason", "reasons",
     )  # fmt: skip
     data: dict[str, Any] = {f: getattr(candidate, f) for f in fields}
     return CandidateOut.model_validate(
