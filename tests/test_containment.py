@@ -78,7 +78,8 @@ def test_preauthorised_action_applies_with_snapshot_first(
     assert control["reason"] == "refunds above the limit"
 
     kinds = [e["kind"] for e in _timeline(client, incident, admin)]
-    assert kinds[-2:] == ["evidence_snapshot", "containment_applied"]
+    # The control contains the incident: it leaves triage (tests/test_lifecycle_events.py).
+    assert kinds[-3:] == ["evidence_snapshot", "containment_applied", "status_changed"]
     snapshot = client.get(
         f"/api/v1/incidents/{incident}/snapshots/{action['snapshot_id']}", headers=admin
     ).json()
@@ -120,10 +121,11 @@ def test_not_preauthorised_waits_for_a_second_commander(
     assert again.status_code == 409
 
     kinds = [e["kind"] for e in _timeline(client, incident, admin)]
-    assert kinds[-4:] == [
+    assert kinds[-5:] == [
         "containment_requested",
         "evidence_snapshot",
         "containment_applied",
+        "status_changed",  # contained by the control (tests/test_lifecycle_events.py)
         "note",
     ]
 
@@ -196,9 +198,10 @@ def test_expiry_lapses_and_says_so(
         assert service.next_expiry(session) is None
     assert _state(client, admin)["controls"] == []
     entries = _timeline(client, incident, admin)
-    assert entries[-1]["kind"] == "containment_expired"
-    assert entries[-1]["actor"] == "blastwall:expiry"
-    assert "Lapsed at its expiry" in entries[-1]["text"]
+    # Its last control gone, the incident is no longer contained (test_lifecycle_events.py).
+    assert [e["kind"] for e in entries[-2:]] == ["containment_expired", "containment_ended"]
+    assert entries[-2]["actor"] == "blastwall:expiry"
+    assert "Lapsed at its expiry" in entries[-2]["text"]
 
 
 def test_refusals_say_what_to_do(clients: Clients, admin: H, inventory: list[str]) -> None:

@@ -7,7 +7,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from blastwall.errors import InvalidTransition
-from blastwall.incidents.lifecycle import STAMPS, TRANSITIONS, Milestone, Status, check_transition
+from blastwall.incidents.lifecycle import (
+    CLEARS,
+    STAMPS,
+    TRANSITIONS,
+    Milestone,
+    Status,
+    check_transition,
+    cleared,
+)
 
 FINAL = {Status.closed, Status.merged}
 
@@ -55,6 +63,8 @@ class IncidentMachine(RuleBasedStateMachine):
         except InvalidTransition:
             assert requested not in TRANSITIONS[self.status]
             return
+        for milestone in cleared(self.status, requested):
+            self.stamped.pop(milestone, None)
         for milestone in reached:
             self.stamped.setdefault(milestone, self.clock)
         self.status = requested
@@ -71,12 +81,26 @@ class IncidentMachine(RuleBasedStateMachine):
         if Milestone.contained in s:
             assert Status.contained in self.history or Status.recovering in self.history
             assert s[Milestone.acknowledged] <= s[Milestone.contained]
+        if Milestone.mitigated in s:
+            assert Status.recovering in self.history or Status.resolved in self.history
+            assert s[Milestone.acknowledged] <= s[Milestone.mitigated]
         if Milestone.resolved in s:
             assert Status.resolved in self.history
+            assert s[Milestone.mitigated] <= s[Milestone.resolved]
         if Milestone.closed in s:
             assert s[Milestone.resolved] < s[Milestone.closed]
         if self.status in (Status.investigating, Status.contained, Status.resolved):
             assert Milestone.acknowledged in s
+
+    @invariant()
+    def milestones_hold_for_the_status(self) -> None:
+        """The milestones a status implies are set; those taken back are not."""
+        for milestone in STAMPS[self.status]:
+            assert milestone in self.stamped
+        if self.status is Status.investigating and len(self.history) > 1:
+            previous = self.history[-2]
+            for milestone in CLEARS.get((previous, self.status), ()):
+                assert milestone not in self.stamped
 
 
 TestIncidentMachine = IncidentMachine.TestCase

@@ -267,13 +267,17 @@ def test_playbook_commands(cli: CliRunner, tmp_path: Path) -> None:
     items = json.loads(run("playbook", "checklist", str(number), "--json"))
     assert items[0]["step_id"] == "confirm-leak"
     assert "revoke-connector" not in [i["step_id"] for i in items]  # a generative system
-    assert "done" in run("playbook", "done", str(number), str(items[0]["id"]), "--note", "seen")
+    assert "done" in run(
+        "playbook", "done", str(number), str(items[0]["position"]), "--note", "seen"
+    )
     decision = next(i for i in items if i["kind"] == "decision")
     assert "notify" in run(
-        "playbook", "done", str(number), str(decision["id"]), "--outcome", "notify"
+        "playbook", "done", str(number), decision["step_id"], "--outcome", "notify"
     )
     quarantine = next(i for i in items if i["control"] == "quarantine_output")
-    ran = run("playbook", "run", str(number), str(quarantine["id"]), "--reason", "hold the answers")
+    ran = run(
+        "playbook", "run", str(number), str(quarantine["position"]), "--reason", "hold the answers"
+    )
     assert "containment action" in ran
     assert "quarantine_output" in run("containment", "list", str(number))
     target = tmp_path / "pb.json"

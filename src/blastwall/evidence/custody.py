@@ -152,20 +152,57 @@ def custody(
     """Everything that happened to an item, oldest first: its collection, each view and
     download, each export of its incident, grants, holds and its removal."""
     item = get_item(session, item_id=item_id, principal=principal)
-    query = select(LedgerRecord).where(
-        or_(
-            LedgerRecord.item_id == item.id,
-            and_(
-                LedgerRecord.incident_id == item.incident_id,
-                LedgerRecord.item_id.is_(None),
-                LedgerRecord.seq > item.record_seq,
-            ),
+    stays = [
+        and_(
+            LedgerRecord.incident_id == incident_id,
+            LedgerRecord.item_id.is_(None),
+            LedgerRecord.seq > start,
+            *([LedgerRecord.seq < end] if end is not None else []),
         )
-    )
+        for incident_id, start, end in _stays(session, item)
+    ]
+    query = select(LedgerRecord).where(or_(LedgerRecord.item_id == item.id, *stays))
     after = decode_cursor(cursor, types=(int,))
     if after:
         query = query.where(LedgerRecord.seq > after[0])
     return fetch_page(session, query.order_by(LedgerRecord.seq), limit=limit, key=lambda r: [r.seq])
+
+
+def _stays(session: Session, item: EvidenceItem) -> list[tuple[int | None, int, int | None]]:
+    """The incidents an item belonged to, each with the records that bound its stay: from
+    a `collected` record to the `moved` record that took it elsewhere (None: still there)."""
+    rows = session.execute(
+        select(LedgerRecord.seq, LedgerRecord.incident_id, LedgerRecord.action)
+        .where(LedgerRecord.item_id == item.id, LedgerRecord.action.in_(("collected", "moved")))
+        .order_by(LedgerRecord.seq)
+    )
+    stays: list[tuple[int | None, int, int | None]] = []
+    current: tuple[int | None, int] | None = None
+    for seq, incident_id, action in rows:
+        if action == "collected":
+            current = (incident_id, seq)
+        elif current is not None:
+            stays.append((current[0], current[1], seq))
+            current = None
+    if current is not None:
+        stays.append((current[0], current[1], None))
+    return stays or [(item.incident_id, item.record_seq, None)]
+
+
+def carry_hold(
+    session: Session, *, source: Incident, target: Incident, actor: Principal
+) -> LegalHold | None:
+    """A merge moved `source`'s evidence to `target`: a legal hold on `source` is placed on
+    `target` too (a ledger record and a timeline entry), so that the moved items stay held.
+    Answers the new hold, or None when there was nothing to carry (no commit)."""
+    held = session.get(LegalHold, source.id)
+    if held is None or session.get(LegalHold, target.id) is not None:
+        return None
+    reason = f"carried over from incident {source.id}, merged into this one: {held.reason}"
+    row = LegalHold(incident_id=target.id, reason=reason, placed_by=actor.name, placed_at=utcnow())
+    session.add(row)
+    _record_hold(session, target, held=True, reason=reason, actor=actor)
+    return row
 
 
 # --- holds, deletion, retention ------------------------------------------------------------

@@ -15,6 +15,7 @@ from blastwall.dependencies import (
     audit_object,
 )
 from blastwall.incidents import service
+from blastwall.incidents import tasks as task_service
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.models import Incident, RoleAssignment, Task, TimelineEntry
 from blastwall.incidents.schemas import (
@@ -193,7 +194,7 @@ def list_tasks(
     state: Annotated[TaskState | None, Query()] = None,
 ) -> Page[TaskOut]:
     """Tasks and action items, oldest first."""
-    rows, next_cursor = service.list_tasks(
+    rows, next_cursor = task_service.list_tasks(
         session,
         incident_id=incident_id,
         principal=principal,
@@ -212,7 +213,7 @@ def create_task(
     session: SessionDep,
     principal: PrincipalDep,
 ) -> TaskOut:
-    row = service.create_task(session, incident_id=incident_id, task=body, actor=principal)
+    row = task_service.create_task(session, incident_id=incident_id, task=body, actor=principal)
     audit_object(request, f"incident:{incident_id}/task:{row.id}")
     return _task(row)
 
@@ -225,7 +226,7 @@ def update_task(
     session: SessionDep,
     principal: PrincipalDep,
 ) -> TaskOut:
-    row = service.update_task(
+    row = task_service.update_task(
         session, incident_id=incident_id, task_id=task_id, update=body, actor=principal
     )
     return _task(row)

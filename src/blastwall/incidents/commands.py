@@ -1,4 +1,4 @@
-"""`blastwall incident ...`: open, list, show, status, assign, note, task."""
+"""`blastwall incident ...`: open, list, show, update, status, assign, note, task."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from blastwall.console import audit, operator, out, print_json, print_table, session_scope
 from blastwall.incidents import service
+from blastwall.incidents import tasks as task_service
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.schemas import (
     Archetype,
@@ -18,6 +19,7 @@ from blastwall.incidents.schemas import (
     EntryOut,
     IncidentCreate,
     IncidentRole,
+    IncidentUpdate,
     RoleAssign,
     Severity,
     StatusChange,
@@ -32,7 +34,7 @@ from blastwall.incidents.schemas import (
 )
 
 app = typer.Typer(
-    help="Incidents: open, list, show, status, assign, note, task.", no_args_is_help=True
+    help="Incidents: open, list, show, update, status, assign, note, task.", no_args_is_help=True
 )
 task_app = typer.Typer(help="Tasks and action items of an incident.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
@@ -115,7 +117,7 @@ def show(incident_id: IncidentArg, json: JsonOpt = False) -> None:
         roles = service.list_roles(session, incident_id=incident_id, principal=who)
         tasks = [
             TaskOut.model_validate(t, from_attributes=True)
-            for t in service.list_tasks(session, incident_id=incident_id, principal=who)[0]
+            for t in task_service.list_tasks(session, incident_id=incident_id, principal=who)[0]
         ]
         entries, states, _ = service.list_timeline(
             session, incident_id=incident_id, principal=who, limit=500
@@ -148,9 +150,19 @@ def show(incident_id: IncidentArg, json: JsonOpt = False) -> None:
         out.print(i.summary)
     m = i.milestones
     print_table(
-        ["detected", "acknowledged", "contained", "resolved", "closed"],
-        [(m.detected, m.acknowledged, m.contained, m.resolved, m.closed)],
+        ["detected", "acknowledged", "contained", "mitigated", "resolved", "closed"],
+        [(m.detected, m.acknowledged, m.contained, m.mitigated, m.resolved, m.closed)],
         title="Milestones",
+    )
+    d = i.durations
+    print_table(
+        ["to acknowledge", "to contain", "to mitigate", "to resolve"],
+        [
+            tuple(
+                _duration(v) for v in (d.to_acknowledge, d.to_contain, d.to_mitigate, d.to_resolve)
+            )
+        ],
+        title="Time from detection",
     )
     print_table(["role", "assignee"], [(r.role, r.assignee) for r in roles], title="Roles")
     print_table(
@@ -171,6 +183,67 @@ def show(incident_id: IncidentArg, json: JsonOpt = False) -> None:
             for e in timeline
         ],
         title="Timeline",
+    )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    sign, whole = ("-" if seconds < 0 else ""), int(abs(seconds))
+    hours, rest = divmod(whole, 3600)
+    return f"{sign}{hours}h{rest // 60:02d}m{rest % 60:02d}s"
+
+
+@app.command("update")
+def update(
+    incident_id: IncidentArg,
+    title: Annotated[str | None, typer.Option(help="A new title.")] = None,
+    summary: Annotated[str | None, typer.Option(help="A new summary.")] = None,
+    severity: Annotated[Severity | None, typer.Option(help="A new severity.")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why this severity (needed with --severity).")
+    ] = None,
+    archetype: Annotated[Archetype | None, typer.Option(help="A new archetype.")] = None,
+    visibility: Annotated[
+        Visibility | None, typer.Option(help="open or restricted (a commander's decision).")
+    ] = None,
+    system: Annotated[
+        list[str] | None,
+        typer.Option(help="The involved systems (repeat); replaces the list."),
+    ] = None,
+    participant: Annotated[
+        list[str] | None, typer.Option("--add-participant", help="Add a participant (repeat).")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Change an incident's title, summary, severity, archetype, visibility, systems or
+    participants; each change goes on the timeline with before and after."""
+    fields: dict[str, object] = {
+        "title": title,
+        "summary": summary,
+        "severity": severity,
+        "severity_reason": reason,
+        "archetype": archetype,
+        "visibility": visibility,
+        "systems": system,
+    }
+    data = IncidentUpdate.model_validate(
+        {
+            **{k: v for k, v in fields.items() if v is not None},
+            "add_participants": participant or [],
+        }
+    )
+    who = operator()
+    with session_scope() as session:
+        incident = service.update_incident(session, incident_id=incident_id, data=data, actor=who)
+        audit(session, command="incident update", object=f"incident:{incident_id}")
+        described = service.describe(session, [incident])[0]
+    if json:
+        print_json(described)
+        return
+    out.print(
+        f"incident {described.id}: {described.title} [{described.severity}, "
+        f"{described.visibility}] systems: {', '.join(described.systems) or '-'}"
     )
 
 
@@ -267,7 +340,9 @@ def task_add(
         kind=TaskKind.action_item if action_item else TaskKind.task,
     )
     with session_scope() as session:
-        row = service.create_task(session, incident_id=incident_id, task=task, actor=operator())
+        row = task_service.create_task(
+            session, incident_id=incident_id, task=task, actor=operator()
+        )
         audit(session, command="incident task add", object=f"incident:{incident_id}")
     out.print(f"task #{row.id} added to incident {incident_id}")
 
@@ -278,7 +353,9 @@ def task_list(incident_id: IncidentArg, json: JsonOpt = False) -> None:
     with session_scope() as session:
         rows = [
             TaskOut.model_validate(t, from_attributes=True)
-            for t in service.list_tasks(session, incident_id=incident_id, principal=operator())[0]
+            for t in task_service.list_tasks(
+                session, incident_id=incident_id, principal=operator()
+            )[0]
         ]
     if json:
         print_json(rows)
@@ -306,7 +383,7 @@ def task_update(
     if due is not None:
         fields["due"] = date.fromisoformat(due)
     with session_scope() as session:
-        row = service.update_task(
+        row = task_service.update_task(
             session,
             incident_id=incident_id,
             task_id=task_id,

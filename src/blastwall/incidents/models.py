@@ -30,6 +30,7 @@ class Incident(Base):
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime())
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     contained_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    mitigated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 

@@ -124,11 +124,30 @@ class StatusChange(In):
 
 
 class Milestones(BaseModel):
+    """When the incident reached each point of its response (see docs/incidents.md)."""
+
     detected: datetime
     acknowledged: datetime | None
-    contained: datetime | None
+    contained: datetime | None = Field(
+        description="Since when the harm can spread no further: the time the first control "
+        "still in force was applied, or when people set the status to contained."
+    )
+    mitigated: datetime | None = Field(
+        default=None,
+        description="When the harm was stopped and recovery began: the status reached "
+        "recovering (or resolved, for an incident that skipped recovering).",
+    )
     resolved: datetime | None
     closed: datetime | None
+
+
+class Durations(BaseModel):
+    """Seconds from detection to each milestone; null until it is reached."""
+
+    to_acknowledge: float | None
+    to_contain: float | None
+    to_mitigate: float | None
+    to_resolve: float | None
 
 
 class IncidentOut(BaseModel):
@@ -146,6 +165,7 @@ class IncidentOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     milestones: Milestones
+    durations: Durations
 
 
 class RoleAssign(In):

@@ -7,24 +7,33 @@ without the record of who did it and when.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, or_, select, true
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
+from blastwall.containment.models import ContainmentAction
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
-from blastwall.incidents.lifecycle import DECISIONS, Status, check_transition
+from blastwall.incidents.lifecycle import (
+    DECISIONS,
+    Milestone,
+    Status,
+    check_transition,
+    cleared,
+)
 from blastwall.incidents.models import (
     Incident,
     IncidentSystem,
     Participant,
     RoleAssignment,
-    Task,
     TimelineEntry,
 )
 from blastwall.incidents.schemas import (
+    Durations,
     EntryCreate,
     EntryKind,
     IncidentCreate,
@@ -33,8 +42,6 @@ from blastwall.incidents.schemas import (
     Milestones,
     RoleAssign,
     StatusChange,
-    TaskCreate,
-    TaskUpdate,
     VerdictIn,
     Visibility,
 )
@@ -66,6 +73,7 @@ def _log(
     text: str = "",
     data: dict[str, Any] | None = None,
     ref_id: int | None = None,
+    at: datetime | None = None,
 ) -> TimelineEntry:
     entry = TimelineEntry(
         incident_id=incident.id,
@@ -74,7 +82,7 @@ def _log(
         data=data or {},
         ref_id=ref_id,
         actor=actor.name,
-        at=utcnow(),
+        at=at or utcnow(),
     )
     session.add(entry)
     return entry
@@ -148,7 +156,8 @@ def add_incident(session: Session, *, data: IncidentCreate, actor: Principal) ->
     session.add(incident)
     session.flush()
     session.add_all(IncidentSystem(incident_id=incident.id, system_id=s) for s in systems)
-    for name in dict.fromkeys([actor.name, *data.participants]):
+    participants = list(dict.fromkeys([actor.name, *data.participants]))
+    for name in participants:
         _add_participant(session, incident.id, name)
     _log(
         session,
@@ -161,6 +170,7 @@ def add_incident(session: Session, *, data: IncidentCreate, actor: Principal) ->
             "archetype": data.archetype.value,
             "systems": systems,
             "visibility": data.visibility.value,
+            "participants": participants,
         },
     )
     session.flush()
@@ -190,6 +200,12 @@ def active_incident(session: Session, *, incident_id: int) -> Incident | None:
     if incident is None or incident.status in ENDED or incident.status == Status.merged.value:
         return None
     return incident
+
+
+def visible(session: Session, *, incident_id: int, principal: Principal) -> bool:
+    """Whether the incident exists and the principal may see it."""
+    query = select(Incident.id).where(Incident.id == incident_id, visible_to(principal))
+    return session.scalar(query) is not None
 
 
 def get_incident(session: Session, *, incident_id: int, principal: Principal) -> Incident:
@@ -275,11 +291,42 @@ def to_out(incident: Incident, systems: list[str]) -> IncidentOut:
                 detected=incident.detected_at,
                 acknowledged=incident.acknowledged_at,
                 contained=incident.contained_at,
+                mitigated=incident.mitigated_at,
                 resolved=incident.resolved_at,
                 closed=incident.closed_at,
             ),
+            "durations": durations(incident),
         }
     )
+
+
+def durations(incident: Incident) -> Durations:
+    """Seconds from detection to each milestone reached: time to acknowledge, contain,
+    mitigate and resolve."""
+
+    def since_detected(at: datetime | None) -> float | None:
+        return None if at is None else (at - incident.detected_at).total_seconds()
+
+    return Durations(
+        to_acknowledge=since_detected(incident.acknowledged_at),
+        to_contain=since_detected(incident.contained_at),
+        to_mitigate=since_detected(incident.mitigated_at),
+        to_resolve=since_detected(incident.resolved_at),
+    )
+
+
+def participants_of(session: Session, *, incident_id: int) -> list[str]:
+    query = select(Participant.principal).where(Participant.incident_id == incident_id)
+    return sorted(session.scalars(query))
+
+
+def _names(values: Iterable[str]) -> str:
+    return ", ".join(values) or "none"
+
+
+def _shown(value: Any, limit: int = 120) -> str:
+    text = "none" if value is None or value == "" else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def describe(session: Session, incidents: list[Incident]) -> list[IncidentOut]:
@@ -290,10 +337,13 @@ def describe(session: Session, incidents: list[Incident]) -> list[IncidentOut]:
 def update_incident(
     session: Session, *, incident_id: int, data: IncidentUpdate, actor: Principal
 ) -> Incident:
+    """Change the incident's fields, systems and participants; each change is a timeline
+    entry saying what it was before and after, and who changed it."""
     actor.require(Permission.write_incidents)
     incident = get_incident(session, incident_id=incident_id, principal=actor)
     if data.visibility is not None and data.visibility.value != incident.visibility:
         actor.require(Permission.decide_incidents)
+    now = utcnow()
     changes = data.model_dump(exclude_unset=True, exclude={"systems", "add_participants"})
     for field, value in changes.items():
         if value is None:
@@ -302,13 +352,17 @@ def update_incident(
         before = getattr(incident, field)
         if before != value:
             setattr(incident, field, value)
+            text = f"{field.replace('_', ' ')}: {_shown(before)} → {_shown(value)}"
+            if field == "severity" and data.severity_reason:
+                text += f" ({_shown(data.severity_reason, 300)})"
             _log(
                 session,
                 incident,
                 kind="field_changed",
                 actor=actor,
-                text=f"{field} changed",
+                text=text,
                 data={"field": field, "before": before, "after": value},
+                at=now,
             )
     if data.systems is not None:
         wanted = _check_systems(session, data.systems, "systems")
@@ -321,27 +375,100 @@ def update_incident(
                 incident,
                 kind="field_changed",
                 actor=actor,
-                text="systems changed",
+                text=f"systems: {_names(current)} → {_names(sorted(wanted))}",
                 data={"field": "systems", "before": current, "after": sorted(wanted)},
+                at=now,
             )
-    for name in data.add_participants:
-        if _add_participant(session, incident.id, name):
-            _log(
-                session,
-                incident,
-                kind="participant_added",
-                actor=actor,
-                text=f"{name} added as participant",
-                data={"participant": name},
-            )
-    incident.updated_at = utcnow()
+    add_participants(session, incident=incident, names=data.add_participants, actor=actor)
+    incident.updated_at = now
     session.commit()
     return incident
+
+
+def add_participants(
+    session: Session, *, incident: Incident, names: Iterable[str], actor: Principal, why: str = ""
+) -> list[str]:
+    """Add people to the incident; one timeline entry per person added, with the
+    participants before and after (the caller commits). Answers those added."""
+    before = participants_of(session, incident_id=incident.id)
+    added: list[str] = []
+    for name in dict.fromkeys(names):
+        if not _add_participant(session, incident.id, name):
+            continue
+        after = sorted([*before, name])
+        _log(
+            session,
+            incident,
+            kind="participant_added",
+            actor=actor,
+            text=f"{name} added as participant{why}: {_names(before)} → {_names(after)}",
+            data={"participant": name, "before": before, "after": after},
+        )
+        before = after
+        added.append(name)
+    return added
+
+
+def _stamp(incident: Incident, milestones: Iterable[Milestone], at: datetime) -> list[str]:
+    """Set the milestones not set yet; answers those set."""
+    stamped = []
+    for milestone in milestones:
+        if getattr(incident, f"{milestone.value}_at") is None:
+            setattr(incident, f"{milestone.value}_at", at)
+            stamped.append(milestone.value)
+    return stamped
+
+
+def _unstamp(incident: Incident, milestones: Iterable[Milestone]) -> list[str]:
+    """Clear the milestones that are set; answers those cleared."""
+    gone = []
+    for milestone in milestones:
+        if getattr(incident, f"{milestone.value}_at") is not None:
+            setattr(incident, f"{milestone.value}_at", None)
+            gone.append(milestone.value)
+    return gone
+
+
+def _merge_target(
+    session: Session, incident: Incident, change: StatusChange, actor: Principal
+) -> Incident | None:
+    if change.status is not Status.merged:
+        if change.merged_into is not None:
+            raise InvalidInput(
+                "merged_into only goes with status 'merged'.",
+                [Problem("body.merged_into", "leave it out for this status")],
+            )
+        return None
+    if change.merged_into is None:
+        raise InvalidInput(
+            "Merging needs the incident to merge into.",
+            [Problem("body.merged_into", "give the id of the surviving incident")],
+        )
+    if change.merged_into == incident.id:
+        raise Conflict("An incident cannot be merged into itself; name another incident.")
+    target = get_incident(session, incident_id=change.merged_into, principal=actor)
+    if Status(target.status) in (Status.merged, Status.closed, Status.declined):
+        raise Conflict(f"Incident {target.id} is {target.status}; merge into an active one.")
+    restricted = Visibility.restricted.value
+    if incident.visibility == restricted and target.visibility != restricted:
+        raise Conflict(
+            f"Incident {incident.id} is restricted and incident {target.id} is not: merging "
+            f"would show its signals and evidence to everyone who sees {target.id}. Restrict "
+            f"incident {target.id} first (`blastwall incident update {target.id} --visibility "
+            "restricted`), or keep them apart."
+        )
+    return target
 
 
 def change_status(
     session: Session, *, incident_id: int, change: StatusChange, actor: Principal
 ) -> Incident:
+    """Move the incident through its lifecycle: the milestones the new status implies are
+    stamped with the time of the change, those it takes back are cleared. Resolving (or
+    closing, or declining) resolves the incident's correlation groups, reopening takes that
+    back, and merging moves what is linked to the incident to the survivor."""
+    from blastwall.incidents import flows
+
     actor.require(Permission.write_incidents)
     incident = get_incident(session, incident_id=incident_id, principal=actor)
     current = Status(incident.status)
@@ -351,51 +478,127 @@ def change_status(
             f"Moving an incident to '{change.status.value}' is a commander's decision. "
             "Ask someone with the commander or admin role."
         )
+    target = _merge_target(session, incident, change, actor)
     data: dict[str, Any] = {"before": current.value, "after": change.status.value}
-    if change.status is Status.merged:
-        if change.merged_into is None:
-            raise InvalidInput(
-                "Merging needs the incident to merge into.",
-                [Problem("body.merged_into", "give the id of the surviving incident")],
-            )
-        if change.merged_into == incident.id:
-            raise Conflict("An incident cannot be merged into itself; name another incident.")
-        target = get_incident(session, incident_id=change.merged_into, principal=actor)
-        if Status(target.status) in (Status.merged, Status.closed, Status.declined):
-            raise Conflict(f"Incident {target.id} is {target.status}; merge into an active one.")
+    if target is not None:
         incident.merged_into_id = target.id
         data["merged_into"] = target.id
-        _log(
-            session,
-            target,
-            kind="merged_in",
-            actor=actor,
-            text=f"Incident {incident.id} merged into this one",
-            data={"from": incident.id},
-        )
-    elif change.merged_into is not None:
-        raise InvalidInput(
-            "merged_into only goes with status 'merged'.",
-            [Problem("body.merged_into", "leave it out for this status")],
-        )
     now = utcnow()
-    for milestone in milestones:
-        if getattr(incident, f"{milestone.value}_at") is None:
-            setattr(incident, f"{milestone.value}_at", now)
-            data.setdefault("milestones", []).append(milestone.value)
+    gone = _unstamp(incident, cleared(current, change.status))
+    if gone:
+        data["milestones_cleared"] = gone
+    stamped = _stamp(incident, milestones, now)
+    if stamped:
+        data["milestones"] = stamped
     incident.status = change.status.value
     incident.updated_at = now
+    text = f"Status {current.value} → {change.status.value}"
+    if target is not None:
+        text += f" (into incident {target.id})"
+    if gone:
+        text += f"; no longer {' nor '.join(gone)}"
     _log(
         session,
         incident,
         kind="status_changed",
         actor=actor,
-        text=f"Status {current.value} → {change.status.value}"
-        + (f": {change.reason}" if change.reason else ""),
+        text=text + (f": {change.reason}" if change.reason else ""),
         data=data,
+        at=now,
+    )
+    flows.status_changed(
+        session, incident=incident, before=current, actor=actor, at=now, target=target
     )
     session.commit()
     return incident
+
+
+#: Statuses in which a control in force makes (or keeps) an incident contained.
+_BEFORE_MITIGATION = frozenset({Status.triage, Status.investigating, Status.contained})
+
+
+def _controls_in_force(session: Session, *, incident_id: int) -> bool:
+    query = exists().where(
+        ContainmentAction.incident_id == incident_id, ContainmentAction.state == "active"
+    )
+    return bool(session.scalar(select(query)))
+
+
+def _action_text(action: ContainmentAction) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in sorted((action.params or {}).items()))
+    return f"containment action {action.id}, {action.control}({params}) on {action.system_id}"
+
+
+def containment_changed(
+    session: Session, *, incident: Incident, action: ContainmentAction, actor: Principal
+) -> None:
+    """Containment's hook, after an action of the incident was applied or lifted (in the
+    caller's transaction; the caller commits).
+
+    Applied: the incident is contained from the time the action was applied — the
+    `contained` milestone (and `acknowledged`) take `action.applied_at` when not set, and
+    an incident still in triage or investigating moves to `contained` — and the checklist
+    steps the action carries out are ticked. Lifted: when no control of the incident is in
+    force any more, the timeline says the incident is no longer contained and, before it
+    was mitigated, the `contained` milestone is cleared; the status is left to people."""
+    status = Status(incident.status)
+    now = utcnow()
+    if action.state == "active" and action.applied_at is not None:
+        applied = action.applied_at
+        if status in (Status.triage, Status.investigating):
+            stamped = _stamp(incident, check_transition(status, Status.contained), applied)
+            incident.status = Status.contained.value
+            _log(
+                session,
+                incident,
+                kind="status_changed",
+                actor=actor,
+                text=f"Status {status.value} → contained: {_action_text(action)} applied at "
+                f"{applied.isoformat()}",
+                data={
+                    "before": status.value,
+                    "after": Status.contained.value,
+                    "milestones": stamped,
+                    "action_id": action.id,
+                    "at": applied.isoformat(),
+                },
+                at=now,
+            )
+        elif status in (Status.contained, Status.recovering) and incident.contained_at is None:
+            _stamp(incident, (Milestone.contained,), applied)
+            _log(
+                session,
+                incident,
+                kind="milestone_reached",
+                actor=actor,
+                text=f"Contained: {_action_text(action)} applied at {applied.isoformat()}",
+                data={"milestones": ["contained"], "action_id": action.id},
+                at=now,
+            )
+        incident.updated_at = now
+        from blastwall.playbooks.service import tick_for_action
+
+        tick_for_action(session, incident=incident, action=action, actor=actor)
+        return
+    if action.state == "active" or _controls_in_force(session, incident_id=incident.id):
+        return
+    lifted = "lapsed" if action.state == "expired" else action.state
+    data: dict[str, Any] = {"action_id": action.id, "status": status.value}
+    text = f"No containment control is in force any more ({_action_text(action)} {lifted})"
+    if status in _BEFORE_MITIGATION:
+        gone = _unstamp(incident, (Milestone.contained,))
+        if gone:
+            data["milestones_cleared"] = gone
+        text += (
+            f": incident {incident.id} is no longer contained. Its status stays "
+            f"'{status.value}' until someone changes it."
+        )
+    elif incident.mitigated_at is not None:
+        text += f"; the harm was mitigated at {incident.mitigated_at.isoformat()}."
+    else:
+        text += "."
+    _log(session, incident, kind="containment_ended", actor=actor, text=text, data=data, at=now)
+    incident.updated_at = now
 
 
 def assign_role(
@@ -416,8 +619,7 @@ def assign_role(
     row.assignee = assignment.assignee
     row.assigned_by = actor.name
     row.assigned_at = now
-    _add_participant(session, incident.id, assignment.assignee)
-    verb = "reassigned" if before else "assigned"
+    verb = f"reassigned from {before}" if before else "assigned"
     _log(
         session,
         incident,
@@ -425,6 +627,13 @@ def assign_role(
         actor=actor,
         text=f"{assignment.role.value} {verb} to {assignment.assignee}",
         data={"role": assignment.role.value, "before": before, "after": assignment.assignee},
+    )
+    add_participants(
+        session,
+        incident=incident,
+        names=[assignment.assignee],
+        actor=actor,
+        why=f" ({assignment.role.value})",
     )
     incident.updated_at = now
     session.commit()
@@ -503,88 +712,3 @@ def list_timeline(
             if ref_id is not None:
                 states[ref_id] = verdict_kind.removeprefix("hypothesis_")
     return rows, states, next_cursor
-
-
-def create_task(session: Session, *, incident_id: int, task: TaskCreate, actor: Principal) -> Task:
-    actor.require(Permission.write_incidents)
-    incident = get_incident(session, incident_id=incident_id, principal=actor)
-    now = utcnow()
-    row = Task(
-        incident_id=incident.id,
-        kind=task.kind.value,
-        title=task.title,
-        owner=task.owner,
-        due=task.due,
-        state="open",
-        created_by=actor.name,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    session.flush()
-    _log(
-        session,
-        incident,
-        kind="task_created",
-        actor=actor,
-        text=f"{task.kind.value.replace('_', ' ')} #{row.id}: {task.title}",
-        data={
-            "task": row.id,
-            "owner": task.owner,
-            "due": task.due.isoformat() if task.due else None,
-        },
-    )
-    session.commit()
-    return row
-
-
-def update_task(
-    session: Session, *, incident_id: int, task_id: int, update: TaskUpdate, actor: Principal
-) -> Task:
-    actor.require(Permission.write_incidents)
-    incident = get_incident(session, incident_id=incident_id, principal=actor)
-    row = session.get(Task, task_id)
-    if row is None or row.incident_id != incident.id:
-        raise NotFound(f"Incident {incident.id} has no task {task_id}.")
-    changed: dict[str, Any] = {}
-    for field, value in update.model_dump(exclude_unset=True).items():
-        value = getattr(value, "value", value)
-        if getattr(row, field) != value:
-            before = getattr(row, field)
-            changed[field] = {
-                "before": str(before) if before is not None else None,
-                "after": str(value) if value is not None else None,
-            }
-            setattr(row, field, value)
-    if changed:
-        row.updated_at = utcnow()
-        _log(
-            session,
-            incident,
-            kind="task_updated",
-            actor=actor,
-            text=f"task #{row.id} updated: {', '.join(changed)}",
-            data={"task": row.id, "changes": changed},
-        )
-        session.commit()
-    return row
-
-
-def list_tasks(
-    session: Session,
-    *,
-    incident_id: int,
-    principal: Principal,
-    limit: int = 500,
-    cursor: str | None = None,
-    state: str | None = None,
-) -> tuple[list[Task], str | None]:
-    """Tasks oldest first."""
-    incident = get_incident(session, incident_id=incident_id, principal=principal)
-    query = select(Task).where(Task.incident_id == incident.id)
-    after = decode_cursor(cursor, types=(int,))
-    if after:
-        query = query.where(Task.id > after[0])
-    if state:
-        query = query.where(Task.state == state)
-    return fetch_page(session, query.order_by(Task.id), limit=limit)

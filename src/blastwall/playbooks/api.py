@@ -13,7 +13,6 @@ from blastwall.containment.schemas import ActionState
 from blastwall.containment.service import action_out
 from blastwall.dependencies import (
     IncidentId,
-    ItemId,
     PrincipalDep,
     SessionDep,
     SettingsDep,
@@ -35,6 +34,16 @@ from blastwall.settings import get_settings
 
 router = APIRouter(tags=["playbooks"])
 PlaybookId = Annotated[str, Path(max_length=80)]
+StepRef = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=200,
+        description="The step's id (a number, as listed), `PLAYBOOK:NUMBER` (its number in "
+        "that playbook's checklist), or its name: the step id or a unique prefix of its id "
+        "or title, case-insensitive (`PLAYBOOK:NAME` narrows to one playbook).",
+    ),
+]
 
 
 def _library() -> Library:
@@ -99,27 +108,28 @@ def get_checklist(
     return Page(items=[ChecklistStepOut.model_validate(r) for r in rows], next=None)
 
 
-@router.post(
-    "/incidents/{incident_id}/checklist/{item_id}/complete", response_model=ChecklistStepOut
-)
+@router.post("/incidents/{incident_id}/checklist/{step}/complete", response_model=ChecklistStepOut)
 def complete_step(
     request: Request,
     incident_id: IncidentId,
-    item_id: ItemId,
+    step: StepRef,
     body: StepCompletion,
     session: SessionDep,
     principal: PrincipalDep,
 ) -> ChecklistStepOut:
     """Mark a step done, or skipped; a decision step takes one of its options as outcome."""
-    row = service.complete(
-        session, incident_id=incident_id, item_id=item_id, completion=body, actor=principal
+    found = service.find_step(
+        session, incident_id=incident_id, step=step, principal=principal, row_id=True
     )
-    audit_object(request, f"incident:{incident_id}/checklist:{item_id}")
+    row = service.complete(
+        session, incident_id=incident_id, item_id=found.id, completion=body, actor=principal
+    )
+    audit_object(request, f"incident:{incident_id}/checklist:{row.id}")
     return ChecklistStepOut.model_validate(row)
 
 
 @router.post(
-    "/incidents/{incident_id}/checklist/{item_id}/run",
+    "/incidents/{incident_id}/checklist/{step}/run",
     response_model=StepRunOut,
     status_code=201,
     responses={202: {"model": StepRunOut, "description": "The action waits for approval."}},
@@ -128,19 +138,22 @@ def run_step(
     request: Request,
     response: Response,
     incident_id: IncidentId,
-    item_id: ItemId,
+    step: StepRef,
     body: StepRun,
     session: SessionDep,
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> StepRunOut:
     """Run a containment step: its control is applied through containment (201), or waits for
-    a second person's approval (202) as the containment policy says; the step is marked
-    done with the action's number."""
-    step, action, message = service.run_containment(
+    a second person's approval (202) as the containment policy says. The step is ticked
+    with the action's number when the action is applied; until then it is linked to it."""
+    found = service.find_step(
+        session, incident_id=incident_id, step=step, principal=principal, row_id=True
+    )
+    row, action, message = service.run_containment(
         session,
         incident_id=incident_id,
-        item_id=item_id,
+        item_id=found.id,
         run=body,
         actor=principal,
         policy=load_policy(settings.containment_policy),
@@ -151,6 +164,4 @@ def run_step(
         notify_guards(request, action)
     else:
         response.status_code = 202
-    return StepRunOut(
-        step=ChecklistStepOut.model_validate(step), action=action_out(action, message)
-    )
+    return StepRunOut(step=ChecklistStepOut.model_validate(row), action=action_out(action, message))

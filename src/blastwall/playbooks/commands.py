@@ -27,6 +27,17 @@ from blastwall.settings import get_settings
 app = typer.Typer(help="Playbooks: the library, CACAO export, incident checklists.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 IncidentArg = Annotated[int, typer.Argument(help="The incident's number.", min=1)]
+StepArg = Annotated[
+    str,
+    typer.Argument(
+        help="The step: its number in the checklist (as listed), PLAYBOOK:NUMBER, or its "
+        "name (the step id, or a unique prefix of its id or title, any case)."
+    ),
+]
+PlaybookOpt = Annotated[
+    str | None,
+    typer.Option(help="The playbook whose checklist the number is in, when several are attached."),
+]
 
 
 def _library() -> Library:
@@ -143,30 +154,36 @@ def show_checklist(incident_id: IncidentArg, json: JsonOpt = False) -> None:
 @app.command("done")
 def done(
     incident_id: IncidentArg,
-    item_id: Annotated[int, typer.Argument(help="The checklist step's number.", min=1)],
+    step: StepArg,
     outcome: Annotated[str | None, typer.Option(help="The option chosen (decision steps).")] = None,
     note: Annotated[str | None, typer.Option(help="What was done or found.")] = None,
     skip: Annotated[bool, typer.Option("--skip", help="Skip the step instead.")] = False,
+    playbook: PlaybookOpt = None,
 ) -> None:
     """Mark a checklist step done (or skipped); it goes on the incident's timeline."""
     completion = StepCompletion(outcome=outcome, note=note, skip=skip)
+    who = operator()
     with session_scope() as session:
+        found = service.find_step(
+            session, incident_id=incident_id, step=step, principal=who, playbook=playbook
+        )
         row = service.complete(
             session,
             incident_id=incident_id,
-            item_id=item_id,
+            item_id=found.id,
             completion=completion,
-            actor=operator(),
+            actor=who,
         )
         audit(session, command="playbook done", object=f"incident:{incident_id}")
-        state, result = row.state, row.outcome
-    out.print(f"step {item_id}: {state}" + (f" → {result}" if result else ""))
+        name, state, result = f"{row.playbook_id}:{row.position}", row.state, row.outcome
+        title = row.title
+    out.print(f"step {name} ({title}): {state}" + (f" → {result}" if result else ""))
 
 
 @app.command("run")
 def run(
     incident_id: IncidentArg,
-    item_id: Annotated[int, typer.Argument(help="The containment step's number.", min=1)],
+    step: StepArg,
     reason: Annotated[str, typer.Option(help="Why; goes on the timeline.")],
     param: Annotated[
         list[str] | None,
@@ -176,6 +193,7 @@ def run(
     expires_at: Annotated[
         datetime | None, typer.Option(help="When it lapses (UTC unless a timezone is given).")
     ] = None,
+    playbook: PlaybookOpt = None,
 ) -> None:
     """Run a containment step of the checklist: apply its control through containment."""
     if expires_at is not None and expires_at.tzinfo is None:
@@ -184,19 +202,25 @@ def run(
     body = StepRun(
         reason=reason, params=parse_params(param or []), system=system, expires_at=expires_at
     )
+    who = operator()
     with session_scope() as session:
-        _, action, message = service.run_containment(
+        found = service.find_step(
+            session, incident_id=incident_id, step=step, principal=who, playbook=playbook
+        )
+        row, action, message = service.run_containment(
             session,
             incident_id=incident_id,
-            item_id=item_id,
+            item_id=found.id,
             run=body,
-            actor=operator(),
+            actor=who,
             policy=load_policy(settings.containment_policy),
             snapshot_interactions=settings.containment_snapshot_interactions,
         )
         audit(session, command="playbook run", object=f"incident:{incident_id}/action:{action.id}")
+        name, step_state = f"{row.playbook_id}:{row.position}", row.state
         number, state = action.id, action.state
-    out.print(f"step {item_id}: done; containment action {number} ({state}): {message}")
+    waits = "done" if step_state == "done" else "ticked when the action is applied"
+    out.print(f"step {name}: {waits}; containment action {number} ({state}): {message}")
 
 
 def _print_checklist(items: list[ChecklistStepOut]) -> None:
@@ -206,5 +230,9 @@ def _print_checklist(items: list[ChecklistStepOut]) -> None:
         if item.options:
             what = " / ".join(item.options) + f" ({item.decided_by})"
         state = item.state + (f" → {item.outcome}" if item.outcome else "")
-        rows.append((item.id, item.playbook_id, item.kind, item.title, what, state))
-    print_table(["#", "playbook", "kind", "step", "control / options", "state"], rows)
+        if item.action_id is not None:
+            state += f" (action {item.action_id}" + (" waiting)" if item.state == "open" else ")")
+        rows.append(
+            (item.position, item.playbook_id, item.step_id, item.kind, item.title, what, state)
+        )
+    print_table(["#", "playbook", "name", "kind", "step", "control / options", "state"], rows)

@@ -35,5 +35,7 @@ class ChecklistStep(Base):
     note: Mapped[str | None] = mapped_column(Text, default=None)
     completed_by: Mapped[str | None] = mapped_column(String(200), default=None)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    action_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    """The containment action that carried the step out (or that it waits for)."""
     attached_by: Mapped[str] = mapped_column(String(200))
     attached_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -64,7 +64,7 @@ class ChecklistStepOut(BaseModel):
     playbook_id: str
     playbook_version: int
     step_id: str
-    position: int
+    position: int = Field(description="The step's number in its checklist (1..n).")
     kind: str
     title: str
     detail: str
@@ -76,6 +76,10 @@ class ChecklistStepOut(BaseModel):
     note: str | None
     completed_by: str | None
     completed_at: datetime | None
+    action_id: int | None = Field(
+        default=None,
+        description="The containment action that carried the step out, or that it waits for.",
+    )
 
     @field_validator("options", mode="before")
     @classmethod

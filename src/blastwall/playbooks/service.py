@@ -1,7 +1,18 @@
 """The only way into playbook storage: attaching a playbook to an incident as a checklist,
-reading the checklist, and completing or skipping its steps (each a timeline entry)."""
+reading the checklist, and completing or skipping its steps (each a timeline entry).
+
+A step is named by its number in its checklist (1..n within one attached playbook), by
+`PLAYBOOK:NUMBER`, or by its name (the step id, or a unique case-insensitive prefix of its
+id or title); the API also takes the row's id. A containment step is ticked when an action
+of its control is applied under the incident (`tick_for_action`, called by containment
+through the incident's hook), with the action's number on the step and the timeline.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,14 +25,22 @@ from blastwall.containment.schemas import ActionIn
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
 from blastwall.incidents import service as incidents
-from blastwall.incidents.models import IncidentSystem, RoleAssignment
+from blastwall.incidents.models import Incident, IncidentSystem, RoleAssignment
 from blastwall.inventory.models import System
 from blastwall.inventory.schemas import Control
 from blastwall.playbooks.library import Library, StepKind, select_steps
 from blastwall.playbooks.models import ChecklistStep
 from blastwall.playbooks.schemas import StepCompletion, StepRun
 
-__all__ = ["attach", "checklist", "complete", "run_containment", "system_types"]
+__all__ = [
+    "attach",
+    "checklist",
+    "complete",
+    "find_step",
+    "run_containment",
+    "system_types",
+    "tick_for_action",
+]
 
 
 def system_types(session: Session, *, incident_id: int) -> list[str]:
@@ -105,15 +124,78 @@ def attach(
     return rows
 
 
-def checklist(session: Session, *, incident_id: int, principal: Principal) -> list[ChecklistStep]:
-    """The checklist of every playbook attached to the incident, in order."""
-    incident = incidents.get_incident(session, incident_id=incident_id, principal=principal)
+def _steps(session: Session, incident_id: int) -> list[ChecklistStep]:
     query = (
         select(ChecklistStep)
-        .where(ChecklistStep.incident_id == incident.id)
+        .where(ChecklistStep.incident_id == incident_id)
         .order_by(ChecklistStep.attached_at, ChecklistStep.playbook_id, ChecklistStep.position)
     )
     return list(session.scalars(query))
+
+
+def checklist(session: Session, *, incident_id: int, principal: Principal) -> list[ChecklistStep]:
+    """The checklist of every playbook attached to the incident, in order."""
+    incident = incidents.get_incident(session, incident_id=incident_id, principal=principal)
+    return _steps(session, incident.id)
+
+
+def _label(row: ChecklistStep) -> str:
+    return f"{row.playbook_id}:{row.position} ({row.step_id})"
+
+
+def find_step(
+    session: Session,
+    *,
+    incident_id: int,
+    step: str,
+    principal: Principal,
+    playbook: str | None = None,
+    row_id: bool = False,
+) -> ChecklistStep:
+    """The checklist step `step` names: its number in its checklist (1..n within one
+    attached playbook; with several attached, give `playbook` or write `PLAYBOOK:NUMBER`),
+    or its name: the step id, or a unique case-insensitive prefix of its id or its title
+    (`PLAYBOOK:NAME` narrows to one playbook). With `row_id`, a bare number is the row's id
+    instead (the API's form)."""
+    incident = incidents.get_incident(session, incident_id=incident_id, principal=principal)
+    rows = _steps(session, incident.id)
+    listing = f"`blastwall playbook checklist {incident.id}` lists them"
+    ref = step.strip()
+    if ":" in ref:
+        playbook, ref = (part.strip() for part in ref.split(":", 1))
+    if playbook is not None:
+        rows = [r for r in rows if r.playbook_id == playbook]
+        if not rows:
+            raise NotFound(f"Incident {incident.id} has no checklist of playbook '{playbook}'.")
+    if ref.isascii() and ref.isdigit():
+        number = int(ref)
+        if row_id and playbook is None:
+            found = [r for r in rows if r.id == number]
+        else:
+            found = [r for r in rows if r.position == number]
+        if len(found) > 1:
+            raise InvalidInput(
+                f"Incident {incident.id} has {len(found)} checklists with a step {number}; "
+                "say which playbook's.",
+                [Problem("step", f"write one of: {', '.join(_label(r) for r in found)}")],
+            )
+    else:
+        wanted = ref.casefold()
+        found = [r for r in rows if r.step_id.casefold() == wanted]
+        if not found and wanted:
+            found = [
+                r
+                for r in rows
+                if r.step_id.casefold().startswith(wanted) or r.title.casefold().startswith(wanted)
+            ]
+        if len(found) > 1:
+            raise InvalidInput(
+                f"'{step}' names {len(found)} steps of incident {incident.id}'s checklist.",
+                [Problem("step", f"write one of: {', '.join(_label(r) for r in found)}")],
+            )
+    if not found:
+        raise NotFound(f"Incident {incident.id} has no checklist step '{step}'; {listing}.")
+    return found[0]
 
 
 def _may_decide(session: Session, row: ChecklistStep, actor: Principal) -> None:
@@ -128,9 +210,19 @@ def _may_decide(session: Session, row: ChecklistStep, actor: Principal) -> None:
     if holder != actor.name:
         who = f"the {row.decided_by} ({holder})" if holder else f"the {row.decided_by}"
         raise PermissionDenied(
-            f"Step {row.id} is a decision for {who} of incident {row.incident_id}, or a "
+            f"Step {_label(row)} is a decision for {who} of incident {row.incident_id}, or a "
             "commander. Assign the role with `blastwall incident assign`."
         )
+
+
+def _row(session: Session, incident: Incident, item_id: int) -> ChecklistStep:
+    row = session.get(ChecklistStep, item_id)
+    if row is None or row.incident_id != incident.id:
+        raise NotFound(
+            f"Incident {incident.id} has no checklist step {item_id}; "
+            f"`blastwall playbook checklist {incident.id}` lists them."
+        )
+    return row
 
 
 def complete(
@@ -141,62 +233,150 @@ def complete(
     completion: StepCompletion,
     actor: Principal,
 ) -> ChecklistStep:
-    """Mark a checklist step done (a decision with its outcome) or skipped, on the timeline."""
+    """Mark a checklist step done (a decision with its outcome) or skipped, on the timeline.
+    `item_id` is the row's id (`find_step` finds it from a number or a name)."""
     actor.require(Permission.write_incidents)
     incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
-    row = session.get(ChecklistStep, item_id)
-    if row is None or row.incident_id != incident.id:
-        raise NotFound(
-            f"Incident {incident.id} has no checklist step {item_id}; "
-            f"`blastwall playbook checklist {incident.id}` lists them."
-        )
+    row = _row(session, incident, item_id)
     if row.state != "open":
         raise Conflict(
-            f"Step {row.id} was already {row.state} by {row.completed_by} at "
+            f"Step {_label(row)} was already {row.state} by {row.completed_by} at "
             f"{row.completed_at:%Y-%m-%d %H:%M}Z."
         )
     options = row.options.split("\n") if row.options else []
     if row.kind == StepKind.decision.value and not completion.skip:
         if completion.outcome not in options:
             raise InvalidInput(
-                f"Step {row.id} is a decision: give one of its options as the outcome.",
+                f"Step {_label(row)} is a decision: give one of its options as the outcome.",
                 problems=[Problem("outcome", f"choose one of: {', '.join(options)}")],
             )
         _may_decide(session, row, actor)
     elif completion.outcome is not None and completion.outcome not in options:
         raise InvalidInput(
-            f"Step {row.id} is a {row.kind} step: it takes no outcome, only a note.",
+            f"Step {_label(row)} is a {row.kind} step: it takes no outcome, only a note.",
             problems=[Problem("outcome", "leave it out")],
         )
-    row.state = "skipped" if completion.skip else "done"
-    row.outcome = completion.outcome
-    row.note = completion.note
+    _close(
+        session,
+        incident,
+        row,
+        state="skipped" if completion.skip else "done",
+        actor=actor,
+        outcome=completion.outcome,
+        note=completion.note,
+    )
+    session.commit()
+    return row
+
+
+def _close(
+    session: Session,
+    incident: Incident,
+    row: ChecklistStep,
+    *,
+    state: str,
+    actor: Principal,
+    outcome: str | None = None,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Mark the step done or skipped and say so on the timeline (the caller commits)."""
+    row.state = state
+    row.outcome = outcome
+    row.note = note
     row.completed_by = actor.name
-    row.completed_at = utcnow()
-    verb = "skipped" if completion.skip else ("decided" if row.outcome else "done")
-    text = f"{row.playbook_id} step {verb}: {row.title}"
-    if row.outcome:
-        text += f" → {row.outcome}"
-    if completion.note:
-        text += f" ({completion.note})"
+    row.completed_at = at or utcnow()
+    verb = "skipped" if state == "skipped" else ("decided" if outcome else "done")
+    text = f"{row.playbook_id} step {row.position} {verb}: {row.title}"
+    if outcome:
+        text += f" → {outcome}"
+    if note:
+        text += f" ({note})"
     incidents.record_entry(
         session,
         incident=incident,
-        kind="decision" if row.outcome else "playbook_step",
+        kind="decision" if outcome else "playbook_step",
         actor=actor,
         text=text,
         data={
             "checklist_step": row.id,
             "playbook": row.playbook_id,
+            "number": row.position,
             "step": row.step_id,
             "kind": row.kind,
             "state": row.state,
             "outcome": row.outcome,
             "control": row.control,
+            "action_id": row.action_id,
         },
     )
-    session.commit()
-    return row
+
+
+# The step being run from the checklist, while its action is requested (session.info key).
+_RUNNING = "blastwall.playbooks.running_step"
+
+
+@contextmanager
+def _running(session: Session, row: ChecklistStep) -> Iterator[None]:
+    session.info[_RUNNING] = row.id
+    try:
+        yield
+    finally:
+        session.info.pop(_RUNNING, None)
+
+
+def tick_for_action(
+    session: Session, *, incident: Incident, action: ContainmentAction, actor: Principal
+) -> list[ChecklistStep]:
+    """An action was applied under the incident: tick the open steps it carries out, each
+    with the action's number, at the time it was applied. In each attached checklist that is
+    the step linked to the action (run from the checklist, waiting for approval), else the
+    step being run, else the first open containment step of the same control that does not
+    wait for another action. Answers the steps ticked (the caller commits)."""
+    waiting = select(ContainmentAction.id).where(
+        ContainmentAction.incident_id == incident.id,
+        ContainmentAction.state == "pending_approval",
+        ContainmentAction.id != action.id,
+    )
+    rows = [
+        r
+        for r in _steps(session, incident.id)
+        if r.state == "open"
+        and r.kind == StepKind.containment.value
+        and (r.action_id == action.id or r.control == action.control)
+    ]
+    if not rows:
+        return []
+    blocked = set(session.scalars(waiting))
+    running = session.info.get(_RUNNING)
+    chosen: dict[str, ChecklistStep] = {}
+
+    def rank(row: ChecklistStep) -> int:
+        if row.action_id == action.id:
+            return 0
+        if row.id == running:
+            return 1
+        return 2
+
+    for row in rows:
+        if rank(row) == 2 and row.action_id in blocked:
+            continue
+        best = chosen.get(row.playbook_id)
+        if best is None or rank(row) < rank(best):
+            chosen[row.playbook_id] = row
+    ticked = sorted(chosen.values(), key=lambda r: (r.attached_at, r.playbook_id, r.position))
+    for row in ticked:
+        row.action_id = action.id
+        _close(
+            session,
+            incident,
+            row,
+            state="done",
+            actor=actor,
+            note=f"containment action {action.id} applied: {action.control}"[:2000],
+            at=action.applied_at,
+        )
+    return ticked
 
 
 def run_containment(
@@ -210,38 +390,47 @@ def run_containment(
     snapshot_interactions: int,
 ) -> tuple[ChecklistStep, ContainmentAction, str]:
     """Apply a containment step's control through containment (pre-authorised or waiting for
-    approval, as the policy says), then mark the step done with the action's number."""
+    approval, as the policy says). The step is ticked with the action's number when the
+    action is applied: at once, or when a second person approves it; until then it is
+    linked to the action it waits for."""
+    actor.require(Permission.write_incidents)
     incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
-    row = session.get(ChecklistStep, item_id)
-    if row is None or row.incident_id != incident.id:
-        raise NotFound(f"Incident {incident.id} has no checklist step {item_id}.")
+    row = _row(session, incident, item_id)
+    name = _label(row)
     if row.kind != StepKind.containment.value or row.control is None:
         raise InvalidInput(
-            f"Step {row.id} is a {row.kind} step; only containment steps run an action.",
-            problems=[Problem("item_id", "choose a containment step of the checklist")],
+            f"Step {name} is a {row.kind} step; only containment steps run an action.",
+            problems=[Problem("step", "choose a containment step of the checklist")],
         )
     if row.state != "open":
-        raise Conflict(f"Step {row.id} was already {row.state} by {row.completed_by}.")
-    action, message = request_action(
-        session,
-        incident_id=incident.id,
-        data=ActionIn(
-            control=Control(row.control),
-            params=run.params,
-            reason=run.reason,
-            expires_at=run.expires_at,
-            system=run.system,
-        ),
-        actor=actor,
-        policy=policy,
-        snapshot_interactions=snapshot_interactions,
-    )
-    note = f"containment action {action.id} ({action.state}): {run.reason}"
-    done = complete(
-        session,
-        incident_id=incident.id,
-        item_id=row.id,
-        completion=StepCompletion(note=note[:2000]),
-        actor=actor,
-    )
-    return done, action, message
+        raise Conflict(f"Step {name} was already {row.state} by {row.completed_by}.")
+    if row.action_id is not None:
+        linked = session.get(ContainmentAction, row.action_id)
+        if linked is not None and linked.state == "pending_approval":
+            raise Conflict(
+                f"Step {name} waits for the approval of containment action {linked.id}; "
+                f"approve or withdraw it first (`blastwall containment approve {incident.id} "
+                f"{linked.id}`)."
+            )
+    with _running(session, row):
+        action, message = request_action(
+            session,
+            incident_id=incident.id,
+            data=ActionIn(
+                control=Control(row.control),
+                params=run.params,
+                reason=run.reason,
+                expires_at=run.expires_at,
+                system=run.system,
+            ),
+            actor=actor,
+            policy=policy,
+            snapshot_interactions=snapshot_interactions,
+        )
+    if row.state == "open":
+        row.action_id = action.id
+        row.note = f"waiting for the approval of containment action {action.id}: {run.reason}"[
+            :2000
+        ]
+        session.commit()
+    return row, action, message

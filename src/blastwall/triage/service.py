@@ -43,7 +43,7 @@ from blastwall.triage.schemas import (
 )
 from blastwall.triage.similar import index_for
 
-__all__ = ["CHANGE_WINDOW", "triage_pack"]
+__all__ = ["CHANGE_WINDOW", "figures", "triage_pack"]
 
 CHANGE_WINDOW = timedelta(hours=72)
 MAX_CHANGES = 50
@@ -333,6 +333,30 @@ def _classification(incident: Incident, signals: list[Signal]) -> list[Classific
     return found
 
 
+def _first_signal(session: Session, incident_id: int) -> datetime | None:
+    return session.scalar(
+        select(func.min(Candidate.first_signal_at)).where(Candidate.incident_id == incident_id)
+    )
+
+
+def figures(session: Session, *, incident: Incident) -> dict[str, Any]:
+    """The parts of the incident's triage pack that follow from what is linked to it —
+    signals, systems, first signal, changes before it, anomalies, exposed systems —
+    computed again (a merge records them before and after)."""
+    signals = _signals(session, incident.id)
+    systems = _systems(session, incident, signals)
+    first = _first_signal(session, incident.id)
+    radius = _blast_radius(systems, _components(session, systems))
+    return {
+        "signals": len(signals),
+        "systems": systems,
+        "first_signal_at": first.isoformat() if first else None,
+        "changes": len(_changes(session, systems, first or incident.created_at)),
+        "anomalies": len(_anomalies(signals)),
+        "exposed": radius.exposed,
+    }
+
+
 def triage_pack(
     session: Session, *, incident_id: int, principal: Principal, library: Library
 ) -> TriagePack:
@@ -341,9 +365,7 @@ def triage_pack(
     incident = incidents.get_incident(session, incident_id=incident_id, principal=principal)
     signals = _signals(session, incident.id)
     systems = _systems(session, incident, signals)
-    first = session.scalar(
-        select(func.min(Candidate.first_signal_at)).where(Candidate.incident_id == incident.id)
-    )
+    first = _first_signal(session, incident.id)
     anchor = first or incident.created_at
     specs = {
         system_id: spec
