@@ -174,6 +174,21 @@ def test_merging_moves_what_is_linked_to_the_survivor(
     verdict = verify_bundle(bundle, pubkey=pubkey.encode())
     assert verdict.ok, verdict.problems
     assert verdict.items == len(keep_items) + len(dup_items)
+    # The merged incident's own bundle still verifies: its moved items are ledger records.
+    # (Its participants moved to the survivor: alice needs a grant to export it.)
+    client.post(
+        f"{API}/incidents/{dup}/evidence/grants",
+        json={"to": "alice", "reason": "audit of the merge"},
+        headers=admin,
+    ).raise_for_status()
+    merged = client.post(
+        f"{API}/incidents/{dup}/evidence/export", json={"reason": "audit"}, headers=admin
+    )
+    assert merged.status_code == 200, merged.text
+    (tmp_path / "merged.zip").write_bytes(merged.content)
+    left = verify_bundle(tmp_path / "merged.zip", pubkey=pubkey.encode())
+    assert left.ok, left.problems
+    assert left.items == 0
 
     # Timelines: what moved, with counts, on both; containment named, not moved.
     kinds = [e["kind"] for e in _timeline(clients, keep, admin)]

@@ -439,7 +439,7 @@ def _check_ledger(
             verdict.problems.append(f"ledger record {row.seq}: belongs to another incident")
         if body.get("action") == "collected":
             collected[body["item"]] = body
-        elif body.get("action") in ("deleted", "expired"):
+        elif body.get("action") in ("deleted", "expired", "moved"):
             removed.add(body["item"])
     for meta in manifest["items"]:
         verdict.items += 1
