@@ -3,8 +3,10 @@ set, on PostgreSQL too, each test inside one transaction that is rolled back."""
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,12 +38,14 @@ def pytest_report_header(config: pytest.Config) -> str:
     return "PostgreSQL tests: SKIPPED (set BLASTWALL_TEST_POSTGRES_URL to run them)"
 
 
-PG_SCHEMA = f"blastwall_test_{os.getpid()}"
+PG_SCHEMA = f"blastwall_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
+"""This process's schema: each pytest-xdist worker (gw0, gw1, ...) has its own, and the
+process id keeps apart test runs that share the database."""
 
 
 def _postgres_engine() -> Engine:
-    """An engine whose connections work in a schema of this test run's own, so that runs in
-    parallel on one database do not meet."""
+    """An engine whose connections work in a schema of this process's own, so that workers
+    and runs in parallel on one database do not meet."""
     assert POSTGRES_URL
     url = Settings(database_url=POSTGRES_URL).resolved_database_url
     engine = make_engine(url, connect_args={"options": f"-csearch_path={PG_SCHEMA}"})
@@ -113,9 +117,14 @@ class Clients:
         self.client = client
 
     def headers(self, role: str, name: str | None = None) -> dict[str, str]:
+        """A token of role `role` for the principal `name` (a further one if it has one)."""
         with self.db.session() as session:
             _, secret = auth_service.create_token(
-                session, name=name or f"{role}-user", role=Role(role), created_by="test"
+                session,
+                name=name or f"{role}-user",
+                role=Role(role),
+                created_by="test",
+                add=True,
             )
         return {"Authorization": f"Bearer {secret}"}
 
@@ -138,3 +147,25 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     get_settings.cache_clear()
     yield CliRunner()
     get_settings.cache_clear()
+
+
+def steps(work: Callable[[], object]) -> int:
+    """The calls and returns of functions, Python's and C's, that `work()` makes: a measure
+    of its work that, unlike a stopwatch, reads the same on a busy machine as on an idle
+    one. (The garbage collector is held off meanwhile: it would run finalisers by chance.)"""
+    count = 0
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        nonlocal count
+        count += 1
+
+    collecting = gc.isenabled()
+    gc.disable()
+    sys.setprofile(profile)
+    try:
+        work()
+    finally:
+        sys.setprofile(None)
+        if collecting:
+            gc.enable()
+    return count

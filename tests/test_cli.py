@@ -87,6 +87,7 @@ def test_incident_workflow(cli: CliRunner) -> None:
         )
     )
     number = str(opened["id"])
+    run(cli, "token", "create", "--name", "erin", "--role", "commander")
     run(cli, "incident", "assign", number, "incident_commander", "erin")
     run(
         cli,

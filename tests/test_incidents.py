@@ -120,6 +120,8 @@ def test_roles_assign_and_reassign(clients: Clients, inventory: list[str]) -> No
     client = clients.client
     commander = clients.headers("commander", "cora")
     url = f"/api/v1/incidents/{_open(client, commander)['id']}"
+    for person in ("dan", "erin", "fay"):  # assignees are principals: they hold tokens
+        clients.headers("responder", person)
     for person in ("dan", "erin"):
         answer = client.post(
             f"{url}/roles",

@@ -365,6 +365,8 @@ def test_every_change_is_on_the_timeline_with_before_after_and_who(
     client = clients.client
     incident = _open(client, admin)["id"]
     commander = clients.headers("commander", "carol")
+    for person in ("bob", "dana"):  # participants are principals: they hold tokens
+        clients.headers("responder", person)
     patched = client.patch(
         f"{API}/{incident}",
         json={
@@ -431,6 +433,7 @@ def test_incident_update_on_the_command_line(cli: CliRunner) -> None:
         )
     )["id"]
     assert "severity_reason" in run("incident", "update", str(number), "--severity", "SEV1", code=1)
+    run("token", "create", "--name", "bob", "--role", "responder")
     updated = json.loads(
         run(
             "incident",

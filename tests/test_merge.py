@@ -103,6 +103,7 @@ def test_merging_moves_what_is_linked_to_the_survivor(
             c.id for c in session.scalars(select(Candidate).where(Candidate.incident_id == dup))
         ]
         custody.place_hold(session, incident_id=dup, reason="litigation", actor=ALICE)
+    clients.headers("responder", "bob")  # a participant is a principal: bob holds a token
     people = {"add_participants": ["bob"]}
     assert client.patch(f"{API}/incidents/{dup}", json=people, headers=admin).status_code == 200
     action = client.post(
@@ -269,6 +270,7 @@ def test_merge_on_the_command_line(cli: CliRunner) -> None:
         )
         numbers.append(str(json.loads(opened)["id"]))
     keep, dup = numbers
+    run("token", "create", "--name", "bob", "--role", "responder")
     run("incident", "update", dup, "--add-participant", "bob")
     assert "merged" in run("incident", "status", dup, "merged", "--merged-into", keep)
     shown = json.loads(run("incident", "show", keep, "--json"))

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from blastwall.auth import service
 from blastwall.auth.models import ApiToken
@@ -21,6 +21,14 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
     role: Role
+    replace: bool = Field(
+        default=False, description="Rotate: revoke the principal's active tokens first."
+    )
+    add: bool = Field(
+        default=False,
+        description="A further token of an existing principal; without it, a "
+        "name that has an active token is refused (409).",
+    )
 
 
 class TokenOut(BaseModel):
@@ -58,7 +66,12 @@ def create_token(
     """Issue a token. The secret is in this answer only; the server keeps its hash."""
     principal.require(Permission.manage_tokens)
     row, secret = service.create_token(
-        session, name=body.name, role=body.role, created_by=principal.name
+        session,
+        name=body.name,
+        role=body.role,
+        created_by=principal.name,
+        replace=body.replace,
+        add=body.add,
     )
     audit_object(request, f"token:{row.id}")
     return TokenCreated(**token_out(row).model_dump(), token=secret)

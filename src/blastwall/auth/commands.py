@@ -18,13 +18,19 @@ def create(
     name: Annotated[str, typer.Option(help="Who or what uses the token.")],
     role: Annotated[Role, typer.Option(help="What the token may do.")],
     replace: Annotated[
-        bool, typer.Option(help="Revoke the active tokens with the same name first.")
+        bool, typer.Option(help="Rotate: revoke the principal's active tokens first.")
+    ] = False,
+    add: Annotated[
+        bool,
+        typer.Option(help="A further token of an existing principal."),
     ] = False,
 ) -> None:
-    """Create a token and print it once; only its hash is kept."""
+    """Create a token and print it once; only its hash is kept. The name is the principal
+    the token acts for: a name that has an active token is refused unless --replace or
+    --add."""
     with session_scope() as session:
         row, secret = service.create_token(
-            session, name=name, role=role, created_by=operator().name, replace=replace
+            session, name=name, role=role, created_by=operator().name, replace=replace, add=add
         )
         audit(session, command="token create", object=f"token:{row.id}")
     typer.echo(secret)

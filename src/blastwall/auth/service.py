@@ -8,10 +8,11 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from blastwall.auth import principals
 from blastwall.auth.models import ApiToken
 from blastwall.auth.roles import Principal, Role
 from blastwall.db import revoke, utcnow
-from blastwall.errors import AuthenticationRequired
+from blastwall.errors import AuthenticationRequired, Conflict
 from blastwall.pagination import decode_cursor, fetch_page
 
 TOKEN_PREFIX = "bw_"
@@ -22,9 +23,27 @@ def hash_token(token: str) -> str:
 
 
 def create_token(
-    session: Session, *, name: str, role: Role, created_by: str, replace: bool = False
+    session: Session,
+    *,
+    name: str,
+    role: Role,
+    created_by: str,
+    replace: bool = False,
+    add: bool = False,
 ) -> tuple[ApiToken, str]:
-    """Issue a token; answer its row and the secret, which is shown only this once."""
+    """Issue a token for the principal `name`; answer its row and the secret, which is shown
+    only this once. A principal that has an active token keeps it unless `replace` (rotate:
+    the old ones are revoked) or `add` (a further token of the same principal):
+    a new token never takes an existing person's name, and their access, by accident."""
+    roles = principals.active_roles(session, name)
+    if roles and not replace:
+        if not add:
+            raise Conflict(
+                f"'{name}' is a principal with an active token (role {', '.join(sorted(roles))}); "
+                "a token acts as its principal, with its access to restricted incidents. "
+                "Rotate its token with replace (CLI --replace), give the same principal a "
+                "further token with add (CLI --add), or choose another name."
+            )
     if replace:
         for old in session.scalars(
             select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))

@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
-from blastwall.auth.models import ApiToken
+from blastwall.auth import principals
 from blastwall.auth.roles import Permission, Principal, Role
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, InvalidInput, PermissionDenied, Problem
@@ -59,21 +59,12 @@ def _require_grantor(principal: Principal) -> None:
         )
 
 
-def _known_principal(session: Session, name: str) -> bool:
-    """Whether a grant to `name` can reach someone: an active token of that name, or a
-    person at the server's command line (`cli:<user>`)."""
-    if name.startswith("cli:") and len(name) > 4:
-        return True
-    active = select(ApiToken.id).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
-    return session.scalar(active.limit(1)) is not None
-
-
 def grant_full_view(
     session: Session, *, incident_id: int, to: str, reason: str, actor: Principal
 ) -> FullViewGrant:
     _require_grantor(actor)
     incident = incident_for(session, incident_id=incident_id, principal=actor)
-    if not _known_principal(session, to):
+    if not principals.exists(session, to):
         raise InvalidInput(
             "invalid input:",
             [

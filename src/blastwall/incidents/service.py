@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, exists, or_, select, true
 from sqlalchemy.orm import Session
 
+from blastwall.auth import principals
 from blastwall.auth.roles import Permission, Principal
 from blastwall.containment.models import ContainmentAction
 from blastwall.db import utcnow
@@ -156,6 +157,19 @@ def add_incident(session: Session, *, data: IncidentCreate, actor: Principal) ->
     session.add(incident)
     session.flush()
     session.add_all(IncidentSystem(incident_id=incident.id, system_id=s) for s in systems)
+    missing = principals.unknown(session, [n for n in data.participants if n != actor.name])
+    if missing:
+        raise InvalidInput(
+            "Participants must be principals.",
+            [
+                Problem(
+                    "body.participants",
+                    f"no active token is named {', '.join(repr(m) for m in missing)}: "
+                    "`blastwall token list` shows the names (people at the server's command "
+                    "line are 'cli:<user>'); create the token first",
+                )
+            ],
+        )
     participants = list(dict.fromkeys([actor.name, *data.participants]))
     for name in participants:
         _add_participant(session, incident.id, name)
@@ -389,8 +403,34 @@ def add_participants(
     session: Session, *, incident: Incident, names: Iterable[str], actor: Principal, why: str = ""
 ) -> list[str]:
     """Add people to the incident; one timeline entry per person added, with the
-    participants before and after (the caller commits). Answers those added."""
+    participants before and after (the caller commits). Answers those added. Each must be a
+    principal (an active token's name, or `cli:<user>`); widening a restricted incident's
+    circle needs a commander, legal or an admin."""
+    names = list(dict.fromkeys(names))
     before = participants_of(session, incident_id=incident.id)
+    new = [n for n in names if n not in before]
+    if (
+        new
+        and incident.visibility == Visibility.restricted.value
+        and not (actor.can(Permission.decide_incidents) or actor.can(Permission.see_restricted))
+    ):
+        raise PermissionDenied(
+            f"Incident {incident.id} is restricted: adding people to it widens who may see "
+            "it, which needs a commander, legal or an admin."
+        )
+    missing = principals.unknown(session, new)
+    if missing:
+        raise InvalidInput(
+            "Participants must be principals.",
+            [
+                Problem(
+                    "body.add_participants",
+                    f"no active token is named {', '.join(repr(m) for m in missing)}: "
+                    "`blastwall token list` shows the names (people at the server's command "
+                    "line are 'cli:<user>'); create the token first",
+                )
+            ],
+        )
     added: list[str] = []
     for name in dict.fromkeys(names):
         if not _add_participant(session, incident.id, name):
