@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# pytest-xdist workers for `make test`: auto is one per CPU; 0 runs the suite in one process.
+TEST_WORKERS ?= auto
 
 .PHONY: run test check lint typecheck bench clean
 
@@ -25,7 +27,7 @@ run: $(STAMP)
 	$(BIN)/blastwall serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
@@ -40,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/hostile_text.py
 
 clean:
 	rm -rf $(VENV) .blastwall .pytest_cache .mypy_cache .ruff_cache .hypothesis

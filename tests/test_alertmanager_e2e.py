@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -31,10 +30,11 @@ from blastwall.inventory.loader import load_path
 from blastwall.migrate import upgrade
 from blastwall.settings import Settings
 from tests.conftest import EXAMPLES
+from tests.live import STARTUP, free_port
 
 pytestmark = pytest.mark.slow
 
-WAIT = 30.0  # seconds, at most, for anything to happen
+WAIT = 60.0  # seconds, at most, for anything to happen (a ceiling: the waits end sooner)
 
 
 def _alertmanager_binary() -> str | None:
@@ -47,13 +47,6 @@ def _alertmanager_binary() -> str | None:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_for(
@@ -95,7 +88,7 @@ def blastwall(tmp_path: Path) -> Iterator[Blastwall]:
         _, token = auth_service.create_token(
             session, name="alertmanager", role=Role.responder, created_by="e2e"
         )
-    port = _free_port()
+    port = free_port()
     app = create_app(db, Settings(data_dir=tmp_path))
     config = uvicorn.Config(
         app,
@@ -112,8 +105,8 @@ def blastwall(tmp_path: Path) -> Iterator[Blastwall]:
     thread.start()
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_for("the Blastwall API", lambda: server.started, timeout=15)
-        assert httpx.get(f"{url}/api/v1/health", timeout=5).status_code == 200
+        _wait_for("the Blastwall API", lambda: server.started, timeout=STARTUP)
+        assert httpx.get(f"{url}/api/v1/health", timeout=WAIT).status_code == 200
         yield Blastwall(url, token)
     finally:
         server.should_exit = True
@@ -158,7 +151,7 @@ def alertmanager(tmp_path: Path, blastwall: Blastwall) -> Iterator[Alertmanager]
         )
     config = tmp_path / "alertmanager.yml"
     config.write_text(ALERTMANAGER_YML.format(url=blastwall.url, token=blastwall.token))
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "alertmanager.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -182,7 +175,7 @@ def alertmanager(tmp_path: Path, blastwall: Blastwall) -> Iterator[Alertmanager]
                 pytest.fail(f"Alertmanager exited ({process.returncode}):\n{log_path.read_text()}")
             return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
 
-        _wait_for("Alertmanager to be ready", ready, timeout=15, log=log_path)
+        _wait_for("Alertmanager to be ready", ready, timeout=STARTUP, log=log_path)
         yield Alertmanager(url, log_path)
     finally:
         process.terminate()
@@ -211,7 +204,7 @@ def test_alert_fires_then_resolves(blastwall: Blastwall, alertmanager: Alertmana
         "endsAt": _rfc3339(now + timedelta(seconds=8)),
         "generatorURL": "http://prometheus.example/graph",
     }
-    posted = httpx.post(f"{alertmanager.url}/api/v2/alerts", json=[alert], timeout=5)
+    posted = httpx.post(f"{alertmanager.url}/api/v2/alerts", json=[alert], timeout=WAIT)
     assert posted.status_code == 200, posted.text
 
     def signals() -> list[dict[str, Any]]:
@@ -219,7 +212,7 @@ def test_alert_fires_then_resolves(blastwall: Blastwall, alertmanager: Alertmana
             f"{blastwall.url}/api/v1/signals",
             params={"source": "alertmanager"},
             headers=headers,
-            timeout=5,
+            timeout=WAIT,
         )
         assert answer.status_code == 200, answer.text
         return list(answer.json()["items"])

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.test_alertmanager_e2e import (  # noqa: F401 (fixtures)
+    WAIT,
     Alertmanager,
     Blastwall,
     _rfc3339,
@@ -43,11 +44,11 @@ def test_an_outage_on_two_systems_is_one_incident(
         }
         for system in ("support-chatbot", "refund-agent")
     ]
-    posted = httpx.post(f"{alertmanager.url}/api/v2/alerts", json=alerts, timeout=5)
+    posted = httpx.post(f"{alertmanager.url}/api/v2/alerts", json=alerts, timeout=WAIT)
     assert posted.status_code == 200, posted.text
 
     def get(path: str, **params: Any) -> Any:
-        answer = httpx.get(f"{blastwall.url}{path}", params=params, headers=headers, timeout=5)
+        answer = httpx.get(f"{blastwall.url}{path}", params=params, headers=headers, timeout=WAIT)
         assert answer.status_code == 200, answer.text
         return answer.json()
 
