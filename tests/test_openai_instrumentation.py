@@ -79,7 +79,7 @@ def test_openai_v2_spans_become_complete_interactions(
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
     provider = TracerProvider(resource=Resource.create({"service.name": "refund-agent"}))
-    exporter = OTLPSpanExporter(endpoint=f"{blastwall_url}/v1/traces", headers=admin, timeout=10)
+    exporter = OTLPSpanExporter(endpoint=f"{blastwall_url}/v1/traces", headers=admin, timeout=60)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider)

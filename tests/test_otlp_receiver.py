@@ -124,7 +124,7 @@ def test_sdk_exporter_protobuf(
 ) -> None:
     url, _ = live
     spans = make_spans("support-chatbot")
-    exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", headers=admin, timeout=10)
+    exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", headers=admin, timeout=60)
     try:
         assert exporter.export(spans) == SpanExportResult.SUCCESS
     finally:

@@ -21,7 +21,7 @@ def _checkpoint_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "sqlite-wal-checkpoint"]
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+def _wait_for(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
@@ -75,7 +75,7 @@ def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> None:
     engine.dispose()
     del engine, connection
     gc.collect()
-    thread.join(timeout=10)
+    thread.join(timeout=60)
     assert not thread.is_alive()
 
 
