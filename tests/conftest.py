@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
@@ -30,6 +32,13 @@ POSTGRES_URL = os.environ.get("BLASTWALL_TEST_POSTGRES_URL")
 # The tests' apps and servers run the detectors in the ingest request, so that a signal is
 # there when the request is answered; tests/test_detection_workers.py runs the workers.
 os.environ["BLASTWALL_DETECTION_WORKERS"] = "0"
+# Hypothesis without its clocks: no time limit on an example and no health check on the time
+# taken to make one. Both fail tests on a loaded machine (the suite runs one worker per core);
+# the number of examples still bounds the work.
+hypothesis_settings.register_profile(
+    "blastwall", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("blastwall")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
