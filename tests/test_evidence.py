@@ -9,13 +9,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
+from fastapi.testclient import TestClient
 
+from blastwall.api import create_app
 from blastwall.db import Database, utcnow
-from blastwall.evidence import api as evidence_api
 from blastwall.evidence.bundle import verify_bundle
 from blastwall.evidence.models import EvidenceItem
 from blastwall.evidence.vault import FileStore
+from blastwall.settings import Settings
 from tests.conftest import Clients
 from tests.test_evidence_helpers import add, evidence_dir, interaction, signal
 
@@ -319,12 +320,12 @@ def test_large_uploads_and_a_damaged_vault_are_named(
     admin: H,
     inventory: list[str],
     evidence_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     incident = _open(clients, admin)["id"]
-    monkeypatch.setattr(evidence_api, "MAX_UPLOAD", 8)
     url = f"{API}/incidents/{incident}/evidence/files?name=big.bin"
-    big = clients.client.post(url, content=b"0123456789", headers=admin)
+    limited = create_app(clients.db, Settings(evidence_max_upload_bytes=1024))
+    with TestClient(limited) as client:
+        big = client.post(url, content=b"0" * 1025, headers=admin)
     assert big.status_code == 413 and "blastwall evidence add" in big.json()["detail"]
     small = clients.client.post(url, content=b"0123", headers=admin).json()
     blob = FileStore(evidence_dir / "vault").path(small["sha256"])

@@ -29,7 +29,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from blastwall import __version__
 from blastwall.audit import service as audit_service
 from blastwall.audit.api import router as audit_router
+from blastwall.auth import service as auth_service
 from blastwall.auth.api import router as tokens_router
+from blastwall.auth.failures import FailedAuthentications
+from blastwall.auth.roles import Principal
 from blastwall.containment.api import controls_router
 from blastwall.containment.api import router as containment_router
 from blastwall.containment.policy import load_policy as load_containment_policy
@@ -40,9 +43,20 @@ from blastwall.db import Database
 from blastwall.detection.api import router as detection_router
 from blastwall.detection.engine import DetectionEngine
 from blastwall.detection.workers import DetectionWorkers
-from blastwall.errors import BlastwallError, Unavailable, field_path
+from blastwall.errors import AuthenticationRequired, BlastwallError, Unavailable, field_path
 from blastwall.evidence.api import hunts_router
 from blastwall.evidence.api import router as evidence_router
+from blastwall.gate import (
+    BodyLimits,
+    bearer_token,
+    declared_length,
+    has_body,
+    needs_token,
+    read_body,
+    replay,
+    route_limits,
+    too_large,
+)
 from blastwall.incidents.api import router as incidents_router
 from blastwall.inventory.api import router as inventory_router
 from blastwall.library.api import router as library_router
@@ -51,7 +65,7 @@ from blastwall.playbooks.library import library as playbook_library
 from blastwall.settings import Settings, get_settings
 from blastwall.signals.api import router as signals_router
 from blastwall.taxonomy.api import router as taxonomy_router
-from blastwall.telemetry.api import otlp_router
+from blastwall.telemetry.api import KEY_HEADER, authenticate_sender, otlp_router
 from blastwall.telemetry.api import router as telemetry_router
 from blastwall.triage.api import router as triage_router
 
@@ -109,6 +123,9 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     hints = {
+        # FastAPI's answer to a body its JSON parser gives up on (a RecursionError included)
+        400: "The body could not be read as JSON (malformed, or nested too deeply); send a "
+        "JSON document as /openapi.json describes.",
         404: "Check the URL; the API lives under /api/v1 and is described at /openapi.json.",
         405: "This route does not take that method; see /openapi.json.",
     }
@@ -162,49 +179,84 @@ def _route_template(request: Request) -> str:
     )
 
 
-class _Writes:
-    """Audit every mutating request; on SQLite, also run them one at a time; hold OTLP
-    requests past `BLASTWALL_INGEST_MAX_CONCURRENCY` off with a 503.
+class _Gate:
+    """What every request with a body, and every mutating one, goes through before its route,
+    in this order (`blastwall.gate` has the pieces and the reasons):
 
-    SQLite admits one writer. Queueing writers here, in the event loop, keeps them from
-    occupying worker threads while they wait, and hands the write slot over at once instead
-    of through SQLite's sleeping busy handler. Reads run beside them. The slot is held until
-    the response starts (its body, a download say, streams without it).
+    1. authenticated from its headers: without a valid token (an ingest key or a token at
+       /v1/traces) it is answered 401 before a byte of its body is read, and counted in
+       `FailedAuthentications`, not audited;
+    2. OTLP requests past `BLASTWALL_INGEST_MAX_CONCURRENCY` are answered 503;
+    3. its body is read in full, within the route's limit (413) and the body deadline (408);
+    4. on SQLite, and only now, it waits for the write slot: SQLite admits one writer, and
+       queueing writers here, in the event loop, keeps them from occupying worker threads
+       while they wait, and hands the slot over at once instead of through SQLite's sleeping
+       busy handler. Reads run beside them. The slot is held until the response starts (its
+       body, a download say, streams without it); a slow client holds nothing but its own
+       connection.
 
-    A plain ASGI middleware: Starlette's `BaseHTTPMiddleware` cost some 0.4 ms of CPU on
-    every request, reads included."""
+    Every mutating request of an authenticated caller is audited, whatever its outcome.
+    Requests without a body that do not mutate (reads) go straight to their route, whose
+    dependency authenticates them. A plain ASGI middleware: Starlette's
+    `BaseHTTPMiddleware` cost some 0.4 ms of CPU on every request, reads included."""
 
-    def __init__(self, app: ASGIApp, *, blastwall: FastAPI, serialise: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, *, blastwall: FastAPI, serialise: bool, limits: BodyLimits
+    ) -> None:
         self.app = app
         self.blastwall = blastwall
         self.serialise = serialise
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in MUTATING:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        mutating = scope["method"] in MUTATING
+        if not (mutating or has_body(scope)) or not needs_token(scope["path"]):
             await self.app(scope, receive, send)
             return
         state = self.blastwall.state
+        settings: Settings = state.settings
         # OTLP batches are data arriving, not acts of a person: they are not audited one by
         # one (each batch would cost a write of its own on the hot ingest path).
         ingest = scope["path"] == "/v1/traces"
+        request = Request(scope)
+        audited = mutating and not ingest
+        try:
+            await self._authenticate(request, ingest=ingest)
+            if ingest:
+                self._admit(state)  # refuse early, before reading a body it would refuse
+            limit, hint = self.limits.limit(scope["path"])
+            declared = declared_length(scope)
+            if declared is not None and declared > limit:
+                raise too_large(limit, hint)
+            body = await read_body(
+                receive,
+                limit=limit,
+                hint=hint,
+                timeout=settings.body_timeout,
+                min_rate=settings.body_min_rate,
+            )
+            if body is None:
+                return  # the client went away before sending its body
+            if ingest:
+                self._admit(state)
+        except BlastwallError as exc:
+            await self._refuse(request, exc, send, audited=audited)
+            return
         if ingest:
-            if state.ingest_inflight >= state.settings.ingest_max_concurrency:
-                busy = Unavailable("The receiver is busy; retry after Retry-After.")
-                response = await _blastwall_error(Request(scope), busy)
-                await response(scope, receive, send)
-                return
             state.ingest_inflight += 1
-        lock: asyncio.Lock | None = state.write_lock if self.serialise else None
+        lock: asyncio.Lock | None = state.write_lock if self.serialise and mutating else None
         held = False
         if lock is not None:
             await lock.acquire()
             held = True
-        request = Request(scope)
 
         async def respond(message: Message) -> None:
             nonlocal held
             if message["type"] == "http.response.start":
-                if not ingest:
+                if audited:
                     await self._audit(request, message["status"])
                 if held and lock is not None:
                     held = False
@@ -212,12 +264,58 @@ class _Writes:
             await send(message)
 
         try:
-            await self.app(scope, receive, respond)
+            await self.app(scope, replay(body, receive), respond)
         finally:
             if held and lock is not None:
                 lock.release()
             if ingest:
                 state.ingest_inflight -= 1
+
+    @staticmethod
+    def _admit(state: Any) -> None:
+        if state.ingest_inflight >= state.settings.ingest_max_concurrency:
+            raise Unavailable("The receiver is busy; retry after Retry-After.")
+
+    async def _authenticate(self, request: Request, *, ingest: bool) -> None:
+        """Who sends the request, from its headers alone (into `request.state`)."""
+        db: Database = self.blastwall.state.db
+        settings: Settings = self.blastwall.state.settings
+        try:
+            if ingest:
+                await run_in_threadpool(authenticate_sender, db, settings, request)
+            else:
+                token = bearer_token(request.scope)
+                request.state.principal = await run_in_threadpool(_token_principal, db, token)
+        except AuthenticationRequired:
+            presented = bearer_token(request.scope) or request.headers.get(KEY_HEADER)
+            failures: FailedAuthentications = self.blastwall.state.auth_failures
+            client = request.scope.get("client")
+            failures.failed(
+                client[0] if client else None,
+                f"{'unknown or revoked' if presented else 'no'} credentials "
+                f"({request.method} request)",
+            )
+            raise
+
+    async def _refuse(
+        self, request: Request, exc: BlastwallError, send: Send, *, audited: bool
+    ) -> None:
+        """Answer `exc` before the route runs, and close the connection: the body may be
+        partly unread, and is not read further."""
+        response = await _blastwall_error(request, exc)
+        response.headers["Connection"] = "close"
+        if audited and getattr(request.state, "principal", None) is not None:
+            lock = self.blastwall.state.write_lock if self.serialise else None
+            if lock is None:
+                await self._audit(request, response.status_code)
+            else:
+                async with lock:
+                    await self._audit(request, response.status_code)
+
+        async def nothing() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(request.scope, nothing, send)
 
     async def _audit(self, request: Request, status: int) -> None:
         principal = getattr(request.state, "principal", None)
@@ -248,22 +346,38 @@ class _Writes:
             )
 
 
+def _token_principal(db: Database, token: str | None) -> Principal:
+    with db.session(read_only=True) as session:
+        return auth_service.authenticate(session, token=token)
+
+
+async def _report_failures(failures: FailedAuthentications) -> None:
+    """Log the failed authentications counted in each window soon after it ends."""
+    while True:
+        await asyncio.sleep(min(failures.window / 4, 15.0))
+        failures.flush()
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Lift the controls that expired while no server ran, then keep the containment loop
-    going (expiry, changes from other processes) until shutdown."""
+    going (expiry, changes from other processes) until shutdown; log the failed
+    authentications of each window as it ends."""
     hub: ControlHub = app.state.control_hub
     await hub.expire()
     loop = asyncio.create_task(hub.run())
+    failures = asyncio.create_task(_report_failures(app.state.auth_failures))
     workers = app.state.detection
     if isinstance(workers, DetectionWorkers):
         workers.start()
     try:
         yield
     finally:
-        loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop
+        for task in (loop, failures):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        app.state.auth_failures.flush(everything=True)
         if isinstance(workers, DetectionWorkers):  # they finish and store what they hold
             await run_in_threadpool(workers.stop, WORKER_SHUTDOWN_SECONDS)
 
@@ -292,6 +406,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
         write_lock=app.state.write_lock if app.state.db.engine.dialect.name == "sqlite" else None,
     )
     app.state.ingest_inflight = 0
+    app.state.auth_failures = FailedAuthentications()
     app.state.detection = None
     if settings.detection:
         workers = settings.detection_workers
@@ -307,10 +422,6 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     app.add_exception_handler(IntegrityError, _database_refused)
     app.add_exception_handler(DataError, _database_refused)
     app.add_exception_handler(Exception, _unexpected)
-
-    serialise_writes = app.state.db.engine.dialect.name == "sqlite"
-
-    app.add_middleware(_Writes, blastwall=app, serialise=serialise_writes)
 
     api = APIRouter(prefix="/api/v1")
 
@@ -338,6 +449,9 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     app.include_router(api)
     app.include_router(otlp_router)
     _docs_pages(app)
+    limits = BodyLimits(settings.max_body_bytes, route_limits(settings))
+    serialise_writes = app.state.db.engine.dialect.name == "sqlite"
+    app.add_middleware(_Gate, blastwall=app, serialise=serialise_writes, limits=limits)
     return app
 
 

@@ -118,6 +118,7 @@ def serve(
 
     from blastwall.containment.policy import load_policy as load_containment_policy
     from blastwall.correlation.policy import current_policy
+    from blastwall.gate import KEEP_ALIVE_SECONDS, HeaderTimeoutProtocol
     from blastwall.playbooks.library import library as playbook_library
 
     with session_scope():
@@ -137,6 +138,10 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        # h11 with a deadline on each request's headers (BLASTWALL_HEADER_TIMEOUT); the
+        # bodies' deadline is the app's (blastwall.gate).
+        http=HeaderTimeoutProtocol,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # Guards hold control streams open; they reconnect to another process or after
         # the restart, so shutdown does not wait on them for long.
         timeout_graceful_shutdown=3,

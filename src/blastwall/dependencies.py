@@ -11,8 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from blastwall.auth import service as auth_service
+from blastwall.auth.failures import FailedAuthentications
 from blastwall.auth.roles import Principal
 from blastwall.db import Database
+from blastwall.errors import AuthenticationRequired
 from blastwall.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `blastwall token create`.")
@@ -43,9 +45,23 @@ def current_principal(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    principal = auth_service.authenticate(
-        session, token=credentials.credentials if credentials else None
-    )
+    """The caller. Requests with a body, and mutating ones, were authenticated from their
+    headers by the API's gate before their body was read (`api._Gate`); reads are here."""
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal):
+        return known
+    try:
+        principal = auth_service.authenticate(
+            session, token=credentials.credentials if credentials else None
+        )
+    except AuthenticationRequired:
+        failures: FailedAuthentications = request.app.state.auth_failures
+        failures.failed(
+            request.client.host if request.client else None,
+            f"{'unknown or revoked' if credentials else 'no'} credentials "
+            f"({request.method} request)",
+        )
+        raise
     request.state.principal = principal
     return principal
 

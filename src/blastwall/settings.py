@@ -34,6 +34,45 @@ class Settings(BaseSettings):
         default=500, ge=1, description="Largest page a client may ask for with `limit`."
     )
 
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body of a JSON route that names no limit of its own; "
+        "larger answers 413.",
+    )
+    import_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body of the inventory imports (POST /api/v1/systems, "
+        "/api/v1/systems/cyclonedx).",
+    )
+    evidence_max_upload_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Largest evidence file uploaded over the API; larger files are added with "
+        "`blastwall evidence add` on the server.",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds `blastwall serve` gives a client to send a request's headers in "
+        "full; then the connection is closed.",
+    )
+    body_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="Seconds the server waits for the next part of a request body; the body "
+        "must also keep an average of `body_min_rate` bytes a second after that; else 408.",
+    )
+    body_min_rate: int = Field(
+        default=1000,
+        ge=1,
+        description="Bytes a second a request body must average once `body_timeout` seconds "
+        "have passed; a slower body answers 408.",
+    )
+
     otlp_auth: Literal["either", "token", "key"] = Field(
         default="either",
         description="How OTLP senders authenticate: an API token, a per-system ingest key, "

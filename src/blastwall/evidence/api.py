@@ -17,10 +17,10 @@ from blastwall.dependencies import (
     PageDep,
     PrincipalDep,
     SessionDep,
+    SettingsDep,
     audit_object,
     get_db,
 )
-from blastwall.errors import ClientError
 from blastwall.evidence import custody, flows, hunt, service
 from blastwall.evidence.models import EvidenceItem, Hunt, LegalHold
 from blastwall.evidence.schemas import (
@@ -42,19 +42,13 @@ from blastwall.evidence.schemas import (
     ReproductionIn,
     SnapshotIn,
 )
+from blastwall.gate import too_large
 from blastwall.pagination import Page
 
 log = logging.getLogger("blastwall.evidence")
 
 router = APIRouter(tags=["evidence"])
 hunts_router = APIRouter(prefix="/hunts", tags=["hunts"])
-
-MAX_UPLOAD = 256 * 1024 * 1024
-
-
-class FileTooLarge(ClientError):
-    status_code = 413
-    title = "Payload too large"
 
 
 def _hold(incident_id: int, row: LegalHold | None) -> HoldOut:
@@ -139,18 +133,19 @@ async def add_file(
     incident_id: IncidentId,
     session: SessionDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
     name: Annotated[str, Query(min_length=1, max_length=300, description="The file's name.")],
     note: Annotated[str, Query(max_length=2000)] = "",
 ) -> ItemOut:
     """Add a file as evidence: the request body is the file, byte for byte; its
     Content-Type is kept."""
-    declared = request.headers.get("content-length", "0")
-    too_large = declared.isdigit() and int(declared) > MAX_UPLOAD
-    data = b"" if too_large else await request.body()
-    if too_large or len(data) > MAX_UPLOAD:
-        raise FileTooLarge(
-            f"Files over {MAX_UPLOAD} bytes are refused here; add a larger file with "
-            "`blastwall evidence add` on the server."
+    # The gate (api._Gate) read the body within BLASTWALL_EVIDENCE_MAX_UPLOAD_BYTES, chunked
+    # or not, before this runs.
+    data = await request.body()
+    if len(data) > settings.evidence_max_upload_bytes:
+        raise too_large(
+            settings.evidence_max_upload_bytes,
+            "Add a larger file with `blastwall evidence add` on the server.",
         )
     media = request.headers.get("content-type", "application/octet-stream")[:100]
     item = flows.add_file(

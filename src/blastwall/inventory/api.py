@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from blastwall.auth.roles import Permission
 from blastwall.dependencies import PageDep, PrincipalDep, SessionDep, audit_object
+from blastwall.errors import InvalidInput, Problem
 from blastwall.inventory import service
 from blastwall.inventory.cyclonedx import from_cyclonedx, to_cyclonedx
 from blastwall.inventory.loader import spec_from_mapping
@@ -76,6 +77,19 @@ def export_cyclonedx(system_id: str, session: SessionDep, principal: PrincipalDe
     return Response(to_cyclonedx(spec), media_type=CYCLONEDX)
 
 
+def _read_bom(body: bytes) -> SystemSpec:
+    """The system a CycloneDX JSON body describes. A document nested deeper than the parser
+    and the schema check can follow is refused like any malformed one (422), not a 500."""
+    try:
+        return from_cyclonedx(body.decode("utf-8", errors="replace"))
+    except RecursionError:
+        raise InvalidInput(
+            "The BOM is nested too deeply to read. Export it as CycloneDX JSON with its "
+            "components nested as they are in the system (a few levels).",
+            [Problem("$", "nested too deeply")],
+        ) from None
+
+
 @router.post(
     "/systems/cyclonedx",
     response_model=ApplyResult,
@@ -94,8 +108,8 @@ async def import_cyclonedx(
 ) -> ApplyResult:
     """Create or update a system from a CycloneDX ML-BOM (JSON body)."""
     principal.require(Permission.write_inventory)
-    body = await request.body()
-    spec = from_cyclonedx(body.decode("utf-8", errors="replace"))
+    body = await request.body()  # read by the gate within BLASTWALL_IMPORT_MAX_BODY_BYTES
+    spec = await run_in_threadpool(_read_bom, body)
     spec = service.keep_prompt_texts(session, spec)
     audit_object(request, f"system:{spec.id}")
     return await run_in_threadpool(

@@ -17,6 +17,7 @@ from blastwall.auth.roles import Permission
 from blastwall.db import Database
 from blastwall.dependencies import PageDep, PrincipalDep, SessionDep, audit_object
 from blastwall.errors import AuthenticationRequired, ClientError, InvalidInput
+from blastwall.gate import PayloadTooLarge, too_large
 from blastwall.pagination import Page
 from blastwall.settings import Settings
 from blastwall.telemetry import service
@@ -43,11 +44,6 @@ KEY_HEADER = "x-blastwall-ingest-key"
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-fA-F]{32}$", description="32 hex digits.")]
 
 
-class PayloadTooLarge(ClientError):
-    status_code = 413
-    title = "Payload too large"
-
-
 class UnsupportedMediaType(ClientError):
     status_code = 415
     title = "Unsupported media type"
@@ -70,19 +66,23 @@ def _media_type(request: Request) -> str:
     )
 
 
-def _authenticate(db: Database, settings: Settings, request: Request) -> str | None:
-    """The ingest key's system, or None for a token; raises when neither is acceptable."""
+def authenticate_sender(db: Database, settings: Settings, request: Request) -> None:
+    """Who sends a batch, from its headers: an ingest key's system or a token's principal
+    (into `request.state.ingest_system`, `request.state.principal`); raises when neither is
+    acceptable. The API's gate (`api._Gate`) calls it before reading the body."""
     key = request.headers.get(KEY_HEADER)
     authorization = request.headers.get("authorization", "")
     token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
     with db.session(read_only=True) as session:
         if key and settings.otlp_auth in ("either", "key"):
-            return service.system_for_key(session, key=key)
+            request.state.ingest_system = service.system_for_key(session, key=key)
+            return
         if token and settings.otlp_auth in ("either", "token"):
             principal = auth_service.authenticate(session, token=token)
             request.state.principal = principal
             principal.require(Permission.ingest)
-            return None
+            request.state.ingest_system = None
+            return
     wanted = {
         "either": f"'Authorization: Bearer <token>' or '{KEY_HEADER}: <key>'",
         "token": "'Authorization: Bearer <token>'",
@@ -104,7 +104,7 @@ def _receive(
         raise UnsupportedMediaType("Content-Encoding must be gzip or absent.")
     try:
         if encoding == "gzip":
-            body = gunzip(body, settings.ingest_max_decompressed_bytes)
+            body = _gunzip(body, settings.ingest_max_decompressed_bytes)
         decoded: Decoded = decode_protobuf(body) if media == PROTOBUF else decode_json(body)
     except InvalidInput as exc:
         raise UndecodableBody(exc.detail, exc.problems) from None
@@ -115,6 +115,17 @@ def _receive(
             key_system=key_system,
             detection=request.app.state.detection,
         )
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """The body decompressed; one that expands past `limit` is too large (413), not
+    undecodable."""
+    try:
+        return gunzip(body, limit)
+    except InvalidInput as exc:
+        if any(p.message.startswith("decompressed size exceeds") for p in exc.problems):
+            raise PayloadTooLarge(exc.detail) from None
+        raise
 
 
 def _answer(result: service.IngestResult, media: str) -> Response:
@@ -158,20 +169,15 @@ async def receive_traces(request: Request) -> Response:
     accepted span is committed."""
     app = request.app
     settings: Settings = app.state.settings
-    key_system = await run_in_threadpool(_authenticate, app.state.db, settings, request)
+    if not hasattr(request.state, "ingest_system"):  # the gate has authenticated it before
+        await run_in_threadpool(authenticate_sender, app.state.db, settings, request)
+    key_system: str | None = request.state.ingest_system
     media = _media_type(request)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.ingest_max_body_bytes:
-        raise PayloadTooLarge(
-            f"The body is {declared} bytes; the limit is {settings.ingest_max_body_bytes}. "
-            "Send smaller batches (the exporter's max export batch size)."
-        )
-    # Requests beyond BLASTWALL_INGEST_MAX_CONCURRENCY were answered 503 before getting here.
+    # The gate read the body within BLASTWALL_INGEST_MAX_BODY_BYTES, and answered requests
+    # beyond BLASTWALL_INGEST_MAX_CONCURRENCY 503, before this runs.
     body = await request.body()
     if len(body) > settings.ingest_max_body_bytes:
-        raise PayloadTooLarge(
-            f"The body exceeds {settings.ingest_max_body_bytes} bytes; send smaller batches."
-        )
+        raise too_large(settings.ingest_max_body_bytes)
     result = await run_in_threadpool(
         _receive, app.state.db, settings, request, body, media, key_system
     )
