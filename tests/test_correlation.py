@@ -203,6 +203,7 @@ def test_at_the_threshold_an_incident_opens_at_once_and_absorbs_later_signals(
         archetype="agentic_misalignment",
         kind="refund_loop",
         summary="Agent issues the same refund in a loop",
+        attributes={"outcome": "executed"},  # evidence of impact: the refunds went through
     )
     c = candidate(client, admin, s["candidate_id"])
     assert c["status"] == "opened" and c["severity"] in ("SEV1", "SEV2")
@@ -221,6 +222,13 @@ def test_at_the_threshold_an_incident_opens_at_once_and_absorbs_later_signals(
         "scale",
         "regulatory",
         "ongoing",
+        "volume",
+        "harm",
+        "outcome",
+        "confidence",
+        "persistence",
+        "leaked",
+        "impact",
     }
     incident = client.get(f"/api/v1/incidents/{c['incident_id']}", headers=admin).json()
     assert incident["severity"] == c["severity"] and incident["systems"] == ["refund-agent"]
@@ -258,7 +266,7 @@ def test_severity_escalates_as_conversations_grow(
     client = clients.client
     first = signal(client, admin, conversation_id="x-0")
     c = candidate(client, admin, first["candidate_id"])
-    assert c["status"] == "pending" and c["severity"] == "SEV3"
+    assert c["status"] == "pending" and c["severity"] == "SEV4"  # one attempt: no impact yet
     for n in range(1, 10):
         signal(client, admin, conversation_id=f"x-{n}")
     c = candidate(client, admin, first["candidate_id"])

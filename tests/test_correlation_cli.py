@@ -84,6 +84,7 @@ def test_candidates_on_the_command_line(cli: CliRunner) -> None:
     assert "data_exfiltration on code-assistant" in table
     shown = run(cli, "candidates", "show", str(c["id"]))
     assert "severity: SEV4 from" in shown and "secret_in_output" in shown
+    assert "evidence: 0 report(s), 0 corroborated by a detector; 3 other signal(s)" in shown
     refused = cli.invoke(app, ["candidates", "merge", str(c["id"]), "--into", "99"])
     assert refused.exit_code != 0 and "No incident 99" in str(refused.exception)
     accepted = run(cli, "candidates", "accept", str(c["id"]), "--severity", "SEV3")

@@ -123,8 +123,14 @@ def test_a_waiting_candidate_closes_after_the_window(
 def test_an_open_incident_absorbs_until_it_is_resolved(
     session: Session, inventory: list[str]
 ) -> None:
+    went_through = {"outcome": "executed"}  # evidence of impact: a refund that went through
     first = emit(
-        session, T0, system_id="refund-agent", archetype="agentic_misalignment", severity="high"
+        session,
+        T0,
+        system_id="refund-agent",
+        archetype="agentic_misalignment",
+        severity="high",
+        attributes=went_through,
     )
     candidate = session.get(Candidate, first.candidate_id)
     assert candidate is not None and candidate.status == "opened"
@@ -135,6 +141,7 @@ def test_an_open_incident_absorbs_until_it_is_resolved(
         system_id="refund-agent",
         archetype="agentic_misalignment",
         severity="high",
+        attributes=went_through,
     )
     assert late.candidate_id == candidate.id and late.group_id == first.group_id
     incidents.change_status(
@@ -150,6 +157,7 @@ def test_an_open_incident_absorbs_until_it_is_resolved(
         system_id="refund-agent",
         archetype="agentic_misalignment",
         severity="high",
+        attributes=went_through,
     )
     assert after.candidate_id != candidate.id
     assert group(session, after).previous_id == first.group_id  # a recurrence, linked

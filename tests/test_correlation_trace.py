@@ -53,7 +53,9 @@ def _get(client: TestClient, headers: H, path: str, **params: Any) -> Any:
     return answer.json()
 
 
-def _hijack(trace: str, conversation: str, agent_system: str) -> tuple[dict[str, Any], list]:
+def _hijack(
+    trace: str, conversation: str, agent_system: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A user input with an injection, then the agent's refunds over the limit (200 EUR)."""
     start = time.time_ns()
     user = span(
@@ -101,27 +103,35 @@ def test_an_injection_that_makes_the_agent_refund_is_one_incident(
     candidate = _get(client, admin, f"/api/v1/candidates/{refund['candidate_id']}")
     (incident,) = incidents_found
     assert candidate["incident_id"] == incident["id"]
-    # equally grave alone (SEV2, 11 points each): the injection began first and keeps it
-    assert candidate["archetype"] == incident["archetype"] == "prompt_injection"
+    # The refunds went through (SEV2 alone, 15 points); the injection alone is an attempt
+    # (SEV3, 5 points: no evidence of impact, so the inventory counts 2 of its 9 points).
+    # The misuse is the strongest signal: it gives the archetype.
+    assert candidate["archetype"] == incident["archetype"] == "agentic_misalignment"
     assert candidate["severity"] == incident["severity"] == "SEV2"
     joined = refund if batches == "two" or refund["id"] > injection["id"] else injection
     assert joined["linked_by"] == f"trace:{trace}"
     reasons = {r["kind"]: r for r in candidate["reasons"]}
-    assert reasons["archetype"]["signal"] == injection["id"]
-    assert reasons["archetype"]["severity"] == "SEV2" and reasons["archetype"]["points"] == 11
+    assert reasons["archetype"]["signal"] == refund["id"]
+    assert reasons["archetype"]["severity"] == "SEV2" and reasons["archetype"]["points"] == 15
     assert reasons["linked"]["signal"] == joined["id"] and reasons["linked"]["by"] == "trace"
     assert reasons["linked"]["value"] == trace
-    assert "the archetype stays prompt_injection" in reasons["linked"]["why"]
+    assert "the archetype is now agentic_misalignment" in reasons["linked"]["why"]
     assert f"shares trace {trace}" in reasons["linked"]["why"]
+    # the injection followed by the misuse is a success of the attack, on the candidate
+    outcome = {f["factor"]: f for f in candidate["explanation"]}["outcome"]
+    assert outcome["points"] == 3 and "went through" in outcome["why"]
 
     evidence = _get(client, admin, f"/api/v1/incidents/{incident['id']}/evidence")["items"]
     kinds = sorted(e["kind"] for e in evidence)
     assert kinds == ["interaction"] * 4 + ["trace_tree"]  # the input, three refunds, one trace
     entries = _get(client, admin, f"/api/v1/incidents/{incident['id']}/timeline")["items"]
     if batches == "two":
-        absorbed = [e for e in entries if e["kind"] == "signal_absorbed"]
-        assert len(absorbed) == 1 and f"by trace {trace}" in absorbed[0]["text"]
-        assert absorbed[0]["data"]["linked_by"] == f"trace:{trace}"
+        # the injection waited as a candidate; the refunds joined by trace opened it
+        (opened,) = [e for e in entries if e["kind"] == "opened_by_policy"]
+        assert opened["data"]["signal"] == refund["id"]
+        assert opened["data"]["before"] == {"severity": "SEV3", "points": 5}
+        assert "took it from SEV3 (5 points) to SEV2" in opened["text"]
+        assert "outcome +0 → +3 (it got through" in opened["text"]
 
 
 def test_an_attack_across_linked_systems_takes_the_strongest_archetype(
@@ -205,7 +215,7 @@ def _entries(session: Session, incident: Incident, kind: str) -> list[TimelineEn
 def test_a_graver_signal_of_the_trace_raises_the_open_incident(
     session: Session, inventory: list[str]
 ) -> None:
-    first = emit(session, T0)  # warning on the refund agent: SEV2 alone, opens an incident
+    first = emit(session, T0, severity="critical")  # SEV2 alone (14 points): opens an incident
     candidate = _candidate(session, first)
     incident = _incident(session, candidate)
     assert (incident.severity, incident.archetype) == ("SEV2", "prompt_injection")
@@ -243,7 +253,7 @@ def test_a_graver_signal_of_the_trace_raises_the_open_incident(
 def test_a_person_keeps_the_archetype_they_chose_and_severity_only_rises(
     session: Session, inventory: list[str]
 ) -> None:
-    first = emit(session, T0, severity="critical")  # SEV1
+    first = emit(session, T0, severity="critical")  # SEV2
     incident = _incident(session, _candidate(session, first))
     incidents.update_incident(
         session,
@@ -260,9 +270,12 @@ def test_a_person_keeps_the_archetype_they_chose_and_severity_only_rises(
         starts_at=T0 - timedelta(minutes=1),  # began first: the strongest on a tie
     )
     session.refresh(incident)
+    # the refund that followed the injection in its conversation raises the incident
     assert (incident.archetype, incident.severity) == ("data_exfiltration", "SEV1")
     by_people = [e for e in _entries(session, incident, "field_changed") if e.actor == "ops"]
-    assert len(_entries(session, incident, "field_changed")) == len(by_people)
+    assert [e.data["field"] for e in by_people] == ["archetype"]
+    by_policy = [e for e in _entries(session, incident, "field_changed") if e.actor != "ops"]
+    assert [e.data["field"] for e in by_policy] == ["severity"]
     assert _candidate(session, first).archetype == "agentic_misalignment"
 
 
@@ -305,7 +318,7 @@ def test_a_declined_candidate_takes_no_signal_by_trace(
         session,
         T0 + timedelta(minutes=2),
         archetype="agentic_misalignment",
-        kind="refund_over_limit",
+        kind="tool_constraint_violation",  # a refund over the limit that went through
         severity="high",
     )
     assert refund.candidate_id != candidate.id and refund.linked_by is None
@@ -345,10 +358,10 @@ def test_the_cause_keeps_the_archetype_on_a_tie_whatever_arrives_first(
         T0,
         kind="refund_over_limit",
         archetype="agentic_misalignment",
-        severity="high",
+        severity="critical",
         starts_at=T0,
-    )
-    injection = emit(session, T0, severity="high", starts_at=T0 - timedelta(seconds=3))
+    )  # 14 points alone, as the injection
+    injection = emit(session, T0, severity="critical", starts_at=T0 - timedelta(seconds=3))
     candidate = _candidate(session, refund)
     assert injection.candidate_id == candidate.id
     assert candidate.archetype == "prompt_injection"

@@ -115,6 +115,23 @@ def show(candidate_id: CandidateArg, json: JsonOpt = False) -> None:
         highlight=False,
     )
     out.print(f"severity: {c.severity_explanation}", highlight=False)
+    e = c.evidence
+    seen = [
+        f"{e.reports} report(s), {e.corroborated} corroborated by a detector",
+        f"{e.attempts} other signal(s), {e.blocked} blocked",
+        f"highest confidence {e.confidence:.2f}" if e.confidence is not None else "",
+        "leaked: " + ", ".join(f"{k} ({v})" for k, v in e.leaks.items()) if e.leaks else "",
+        f"baseline {e.baseline_per_hour:.2g}/h",
+    ]
+    out.print("evidence: " + "; ".join(s for s in seen if s), highlight=False)
+    for why in e.succeeded:
+        out.print(f"  got through: {why}", highlight=False)
+    if c.escalated_at is not None:
+        out.print(
+            f"escalated to {c.escalated_to} at {_utc(c.escalated_at):%Y-%m-%d %H:%M} UTC "
+            "(recorded and logged; Blastwall sends no notification yet)",
+            highlight=False,
+        )
     if c.decision_reason:
         out.print(f"decided by {c.decided_by}: {c.decision_reason}")
     print_table(

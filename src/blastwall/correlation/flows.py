@@ -9,11 +9,16 @@ transaction that stores it, so a committed signal already has both. No batch loo
           the group, or of an inhibiting outage, or of the key (system + archetype,
           shared component, reported conversation or system)
                                ▼
-          severity policy ─► at or above the threshold: an incident opens at once
+          severity policy (evidence first; the inventory raises what shows impact)
+                               ▼
+          at or above the threshold: an incident opens at once; below it, still growing
+          after the policy's time: escalated to the triage owner (recorded and logged)
 
 A signal joined by trace or conversation may carry another archetype: the strongest signal
 (the one the policy rates gravest alone) gives the candidate its archetype, and an open
-incident may be raised. Triage by people (accept, decline, merge) is in `triage.py`.
+incident may be raised. What each signal shows (reports, success, leaks, confidence) is
+kept on the candidate by `evidence.py` for the policy's evidence factors. Triage by people
+(accept, decline, merge) and escalation are in `triage.py`.
 """
 
 from __future__ import annotations
@@ -26,11 +31,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Principal, Role
-from blastwall.correlation import links, matching, service, triage
+from blastwall.correlation import evidence, links, matching, service, triage
 from blastwall.correlation.models import Candidate, NoiseRule, SignalGroup
 from blastwall.correlation.policy import (
     Assessment,
-    Impact,
     Inhibition,
     Policy,
     assess,
@@ -165,14 +169,33 @@ class _Run:
     def rate(self, signal: Signal) -> Assessment:
         """The severity the policy gives the signal alone, on its own system."""
         facts = self.facts(signal.system_id)
-        impact = self.impact(
+        impact = evidence.impact(
             [facts] if facts else [],
+            evidence.observe({}, signal, self.policy.severity),
             top_signal_severity=signal.severity,
             affected=links.affected(signal),
             systems=int(matching.system_of(signal) is not None),
             ongoing=True,
+            signals=1,
+            first=self.now,
+            now=self.now,
         )
         return assess(self.policy.severity, impact)
+
+    def baseline(self, signal: Signal) -> float:
+        """The signal's system's usual rate of signals of its archetype, per hour (0 for a
+        system outside the inventory, or a policy without the volume factor)."""
+        volume = self.policy.severity.factors.volume
+        if volume is None or signal.system_id is None:
+            return 0.0
+        count = service.baseline_count(
+            self.session,
+            system=signal.system_id,
+            archetype=signal.archetype,
+            since=self.now - volume.baseline_window,
+            until=self.now,
+        )
+        return count / (volume.baseline_window.total_seconds() / 3600)
 
     # -- the steps ------------------------------------------------------------------------
 
@@ -305,6 +328,7 @@ class _Run:
             created_at=self.now,
             updated_at=self.now,
             reasons=links.first_reasons(signal, self.rate(signal)),
+            evidence=evidence.start(self.baseline(signal)),
         )
         self.session.add(candidate)
         self.session.flush()
@@ -391,6 +415,8 @@ class _Run:
             service.add_system(self.session, candidate=candidate, system=system)
             systems.append(system)
         before, archetype_before = candidate.severity, candidate.archetype
+        assessed_before = (candidate.severity_points, list(candidate.explanation or []))
+        candidate.evidence = evidence.observe(candidate.evidence, signal, self.policy.severity)
         if link is not None:
             links.weigh(
                 candidate,
@@ -459,7 +485,9 @@ class _Run:
                     actor=CORRELATOR,
                 )
         elif candidate.status == CandidateStatus.pending.value and self.opens(candidate):
-            self.open(candidate)
+            self.open(candidate, signal, before, assessed_before)
+        elif candidate.status == CandidateStatus.pending.value:
+            self.escalate(candidate, systems)
 
     # -- evidence ---------------------------------------------------------------------------
 
@@ -513,40 +541,11 @@ class _Run:
                 actor=CORRELATOR,
             )
 
-    def impact(
-        self,
-        facts: list[SystemFacts],
-        *,
-        top_signal_severity: str,
-        affected: int,
-        systems: int,
-        ongoing: bool,
-    ) -> Impact:
-        specs: list[dict[str, Any]] = [f.spec for f in facts]
-        components = [s.get("components") or {} for s in specs]
-        return Impact(
-            top_signal_severity=top_signal_severity,
-            affected=affected,
-            systems=systems,
-            sensitivities=[
-                d.get("sensitivity", "") for c in components for d in c.get("data_sources") or []
-            ],
-            permissions=[
-                p
-                for c in components
-                for t in c.get("tools") or []
-                for p in t.get("permissions") or []
-            ],
-            risk_tiers=[f.risk_tier for f in facts],
-            high_risk=any(f.high_risk for f in facts),
-            ongoing=ongoing,
-            controls=[c for s in specs for c in s.get("controls") or []],
-        )
-
     def assess(self, candidate: Candidate, systems: list[str]) -> None:
         facts = [f for f in (self.facts(s) for s in systems) if f is not None]
-        impact = self.impact(
+        impact = evidence.impact(
             facts,
+            candidate.evidence or {},
             top_signal_severity=candidate.top_signal_severity,
             affected=max(
                 len(candidate.conversations), len(candidate.users), candidate.reported_affected
@@ -554,18 +553,56 @@ class _Run:
             systems=len(systems),
             ongoing=candidate.last_signal_at
             >= self.now - self.policy.severity.factors.ongoing.within,
+            signals=candidate.signal_count,
+            first=candidate.first_signal_at,
+            now=self.now,
         )
         assessment = assess(self.policy.severity, impact)
+        if candidate.signal_count <= 1 and "start_points" not in (candidate.evidence or {}):
+            candidate.evidence = {**(candidate.evidence or {}), "start_points": assessment.points}
         candidate.severity = assessment.severity
         candidate.severity_points = assessment.points
         candidate.explanation = assessment.factors
+
+    def escalate(self, candidate: Candidate, systems: list[str]) -> None:
+        """Escalate a pending candidate that keeps growing below the threshold, once."""
+        rule = self.policy.severity.escalation
+        if rule is None or candidate.escalated_at is not None:
+            return
+        if self.now - candidate.first_signal_at < rule.after:
+            return
+        started = int((candidate.evidence or {}).get("start_points", candidate.severity_points))
+        if candidate.severity_points <= started:
+            return
+        facts = [f for f in (self.facts(s) for s in systems) if f is not None]
+        owner, whose = evidence.owner_of(facts, rule.owner)
+        triage.escalate(candidate, owner=owner, whose=whose, started=started, now=self.now)
 
     def opens(self, candidate: Candidate) -> bool:
         threshold = self.policy.severity.open_incident_at.value
         return candidate.archetype is not None and at_or_above(candidate.severity, threshold)
 
-    def open(self, candidate: Candidate) -> None:
+    def open(
+        self,
+        candidate: Candidate,
+        signal: Signal,
+        before: str,
+        assessed_before: tuple[int, list[dict[str, Any]]],
+    ) -> None:
+        """Open the candidate's incident now that it crossed the threshold, the timeline
+        saying which signal took it there and what changed."""
         threshold = self.policy.severity.open_incident_at.value
+        points_before, factors_before = assessed_before
+        changed = evidence.changes(factors_before, candidate.explanation)
+        if candidate.signal_count <= 1:
+            crossed = f"its first signal, {signal.id}, rates {candidate.severity}"
+        else:
+            crossed = (
+                f"signal {signal.id} ({signal.source}/{signal.kind}) took it from {before} "
+                f"({points_before} points) to {candidate.severity} after "
+                f"{candidate.signal_count - 1} signal(s) since {candidate.first_signal_at:%H:%M} "
+                "UTC: " + ("; ".join(changed) or "no factor changed")
+            )
         incident = triage.incident_from(
             self.session, candidate, actor=CORRELATOR, data=Accept(), now=self.now
         )
@@ -581,13 +618,20 @@ class _Run:
             self.session,
             incident=incident,
             kind="opened_by_policy",
-            text=f"Opened at once: candidate {candidate.id} is {candidate.severity}, at or "
-            f"above the policy's threshold {threshold}. {service.explain(candidate)}",
+            text=(
+                f"Opened at once: candidate {candidate.id} is {candidate.severity}, at or "
+                f"above the policy's threshold {threshold}; {crossed}. "
+                f"{service.explain(candidate)}"
+            )[:4000],
             data={
                 "candidate": candidate.id,
                 "severity": candidate.severity,
                 "points": candidate.severity_points,
                 "factors": candidate.explanation,
+                "signal": signal.id,
+                "before": {"severity": before, "points": points_before},
+                "changed": changed,
+                "escalated_to": candidate.escalated_to,
             },
             actor=CORRELATOR,
         )

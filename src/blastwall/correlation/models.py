@@ -53,6 +53,13 @@ class Candidate(Base):
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONType, default=list
     )  # where its archetype comes from; the signals joined by trace or conversation
+    evidence: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict
+    )  # what its signals showed: reports, successes, leaks, confidence, the baseline rate
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    escalated_to: Mapped[str | None] = mapped_column(
+        String(200), default=None
+    )  # the triage owner it was escalated to, still pending and growing below the threshold
 
 
 class CandidateSystem(Base):

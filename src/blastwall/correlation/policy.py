@@ -1,5 +1,11 @@
 """The correlation and severity policy: loading it, and scoring a candidate's severity.
 
+Severity weighs the evidence of the event (breadth, volume against the system's baseline,
+harm reported by people, success against attempt, detector confidence, persistence, what
+leaked) and the inventory's facts about its systems (data, irreversible tools, risk tier,
+regulation, whether a control can stop it); without evidence of impact the inventory counts
+only a few points, so that it raises an event but does not open an incident alone.
+
 The defaults ship as `severity_policy.yaml` beside this module; a file named by the setting
 `correlation_policy` replaces them section by section. A policy that does not validate is
 refused with every problem listed, at start-up rather than on the first signal.
@@ -116,6 +122,52 @@ class Ongoing(Strict):
     stop_controls: list[str]
 
 
+class VolumeTier(Strict):
+    times_baseline: float = Field(gt=0)
+    points: int
+
+
+class Volume(Strict):
+    baseline_window: Duration
+    baseline_floor: float = Field(ge=0)  # signals per hour
+    at_least: int = Field(ge=1)
+    tiers: list[VolumeTier]
+
+
+class Harm(Strict):
+    report: int
+    corroborated: int
+    several_at_least: int = Field(ge=2)
+    several: int
+
+
+class Outcome(Strict):
+    succeeded: int
+    blocked: int
+    blocked_kinds: list[str]
+    executed_kinds: list[str]
+    blocked_outcomes: list[str]
+    executed_outcomes: list[str]
+
+
+class ConfidenceTier(Strict):
+    at_least: float = Field(ge=0, le=1)
+    points: int
+
+
+class PersistenceTier(Strict):
+    after: Duration
+    points: int
+
+
+class Leaked(Strict):
+    types: dict[str, int]
+    kinds: dict[str, int]
+    contact_types: list[str]
+    contact_at_least: int = Field(ge=1)
+    data_left_at_least: int
+
+
 class Factors(Strict):
     signal_severity: dict[str, int]
     affected: list[Tier]
@@ -125,12 +177,31 @@ class Factors(Strict):
     scale: list[ScaleTier]
     regulatory: Regulatory
     ongoing: Ongoing
+    # evidence of the event; a factor left out is not weighed (older policy files)
+    volume: Volume | None = None
+    harm: Harm | None = None
+    outcome: Outcome | None = None
+    confidence: list[ConfidenceTier] | None = None
+    persistence: list[PersistenceTier] | None = None
+    leaked: Leaked | None = None
+
+
+class ImpactGate(Strict):
+    evidence_at_least: int
+    inventory_without_impact: int = Field(ge=0)
+
+
+class Escalation(Strict):
+    after: Duration
+    owner: str = Field(min_length=1, max_length=200)
 
 
 class SeverityPolicy(Strict):
     open_incident_at: Severity
     levels: dict[str, int]
     factors: Factors
+    impact: ImpactGate | None = None
+    escalation: Escalation | None = None
 
 
 class Policy(Strict):
@@ -245,10 +316,16 @@ def policy_in_force() -> Policy:
 
 # --- severity -------------------------------------------------------------------------------
 
+INVENTORY_FACTORS = frozenset(
+    {"data_sensitivity", "reversibility", "decision_significance", "regulatory", "ongoing"}
+)
+"""What the inventory says about the systems; every other factor weighs the evidence."""
+
 
 @dataclass
 class Impact:
-    """What the severity policy weighs, gathered from a candidate and its systems."""
+    """What the severity policy weighs, gathered from a candidate, its evidence and its
+    systems."""
 
     top_signal_severity: str
     affected: int
@@ -259,6 +336,17 @@ class Impact:
     high_risk: bool = False
     ongoing: bool = False
     controls: list[str] = field(default_factory=list)
+    # the evidence
+    signals: int = 1
+    minutes: float = 0.0  # from the first signal to now
+    baseline_per_hour: float = 0.0  # the systems' usual rate of such signals
+    reports: int = 0
+    corroborated: int = 0  # reported conversations where a detector found something too
+    succeeded: list[str] = field(default_factory=list)  # why, for each sign of success
+    attempts: int = 0  # signals other than people's reports
+    blocked: int = 0  # of which blocked or denied
+    confidence: float | None = None  # the highest detector confidence
+    leaks: dict[str, int] = field(default_factory=dict)  # what leaked: most values in one
 
 
 @dataclass(frozen=True)
@@ -266,10 +354,16 @@ class Assessment:
     severity: str
     points: int
     factors: list[dict[str, Any]]
+    evidence: int = 0  # the points of the evidence factors
 
     def explain(self) -> str:
-        parts = [f"{f['factor']} +{f['points']} ({f['why']})" for f in self.factors if f["points"]]
-        return f"{self.severity} from {self.points} points: " + ("; ".join(parts) or "none")
+        return explain_factors(self.severity, self.points, self.factors)
+
+
+def explain_factors(severity: str, points: int, factors: list[dict[str, Any]]) -> str:
+    """`SEV2 from 11 points: signal_severity +2 (...); impact -5 (...)`."""
+    parts = [f"{f['factor']} {f['points']:+d} ({f['why']})" for f in factors if f["points"]]
+    return f"{severity} from {points} points: " + ("; ".join(parts) or "no factor applies")
 
 
 def _tier(tiers: list[Tier], value: int) -> int:
@@ -283,8 +377,100 @@ def _best(points: dict[str, int], values: list[str]) -> tuple[int, str | None]:
     return max(scored) if scored else (0, None)
 
 
+def leak_points(policy: Leaked, name: str, count: int) -> tuple[int, str]:
+    """The points of `count` distinct values of a leaked type (or a leaking signal kind),
+    and why: one e-mail address or phone number is likely the user's own, echoed back."""
+    if name in policy.contact_types and count < policy.contact_at_least:
+        return 0, f"{name} ({count}): likely the user's own, echoed back"
+    return policy.types.get(name, policy.kinds.get(name, 0)), f"{name} ({count})"
+
+
+def _evidence(f: Factors, impact: Impact, add: Any) -> None:
+    if f.volume is not None:
+        v = f.volume
+        hours = max(impact.minutes / 60, 1.0)
+        rate = max(impact.baseline_per_hour, v.baseline_floor)
+        times = impact.signals / (rate * hours) if rate else float(impact.signals)
+        points = next(
+            (
+                t.points
+                for t in sorted(v.tiers, key=lambda t: -t.times_baseline)
+                if times >= t.times_baseline
+            ),
+            0,
+        )
+        seen = f"{impact.signals} signals in {impact.minutes:.0f} min"
+        if impact.signals < v.at_least:
+            add("volume", 0, f"{seen}: fewer than {v.at_least}")
+        else:
+            add("volume", points, f"{seen}, {times:.1f}x the baseline of {rate:.2g}/h")
+    if f.harm is not None:
+        h = f.harm
+        if not impact.reports:
+            add("harm", 0, "no report from people")
+        else:
+            points = h.corroborated if impact.corroborated else h.report
+            points += h.several if impact.reports >= h.several_at_least else 0
+            add(
+                "harm",
+                points,
+                f"{impact.reports} report(s) from people"
+                + (
+                    f", {impact.corroborated} in a conversation where a detector found "
+                    "something too"
+                    if impact.corroborated
+                    else ", none in a conversation a detector found something in"
+                ),
+            )
+    if f.outcome is not None:
+        if impact.succeeded:
+            more = len(impact.succeeded) - 2
+            why = "; ".join(impact.succeeded[:2]) + (f"; and {more} more" if more > 0 else "")
+            add("outcome", f.outcome.succeeded, f"it got through: {why}")
+        elif impact.attempts and impact.blocked == impact.attempts:
+            add("outcome", f.outcome.blocked, f"attempts only: all {impact.blocked} blocked")
+        else:
+            add("outcome", 0, "no sign yet that it got through")
+    if f.confidence is not None:
+        if impact.confidence is None:
+            add("confidence", 0, "no detector confidence given")
+        else:
+            points = next(
+                (
+                    t.points
+                    for t in sorted(f.confidence, key=lambda t: -t.at_least)
+                    if impact.confidence >= t.at_least
+                ),
+                0,
+            )
+            add("confidence", points, f"highest detector confidence {impact.confidence:.2f}")
+    if f.persistence is not None:
+        went_on = timedelta(minutes=impact.minutes)
+        points = next(
+            (t.points for t in sorted(f.persistence, key=lambda t: -t.after) if went_on >= t.after),
+            0,
+        )
+        going = "still going" if impact.ongoing else "stopped"
+        add(
+            "persistence",
+            points if impact.ongoing else 0,
+            f"{going} after {impact.minutes:.0f} min",
+        )
+    if f.leaked is not None:
+        scored = sorted(
+            (leak_points(f.leaked, name, count) for name, count in impact.leaks.items()),
+            key=lambda p: -p[0],
+        )
+        if scored:
+            add("leaked", scored[0][0], "; ".join(why for _, why in scored))
+        else:
+            add("leaked", 0, "nothing sensitive seen leaving")
+
+
 def assess(policy: SeverityPolicy, impact: Impact) -> Assessment:
-    """The severity the policy gives an impact, with the points of each factor and why."""
+    """The severity the policy gives an impact, with the points of each factor and why.
+    Below `impact.evidence_at_least` points of evidence, the inventory's factors count at
+    most `impact.inventory_without_impact` points together (the `impact` factor says so)."""
     f = policy.factors
     out: list[dict[str, Any]] = []
 
@@ -345,12 +531,27 @@ def assess(policy: SeverityPolicy, impact: Impact) -> Assessment:
         )
     else:
         add("ongoing", f.ongoing.ongoing_unstoppable, "ongoing, and no declared control stops it")
+    _evidence(f, impact, add)
+    evidence = sum(i["points"] for i in out if i["factor"] not in INVENTORY_FACTORS)
+    inventory = sum(i["points"] for i in out if i["factor"] in INVENTORY_FACTORS)
+    gate = policy.impact
+    if gate is not None:
+        if evidence >= gate.evidence_at_least:
+            add("impact", 0, f"evidence of impact ({evidence} points): the inventory counts")
+        elif inventory > gate.inventory_without_impact:
+            add(
+                "impact",
+                gate.inventory_without_impact - inventory,
+                f"no evidence of impact yet ({evidence} points, fewer than "
+                f"{gate.evidence_at_least}): the inventory counts {gate.inventory_without_impact} "
+                f"of its {inventory} points",
+            )
     total = sum(item["points"] for item in out)
     severity = next(
         (s for s in ("SEV1", "SEV2", "SEV3") if total >= policy.levels[s]),
         "SEV4",
     )
-    return Assessment(severity=severity, points=total, factors=out)
+    return Assessment(severity=severity, points=total, factors=out, evidence=evidence)
 
 
 def at_or_above(severity: str, threshold: str) -> bool:

@@ -39,6 +39,8 @@ class Replayed:
     took: float  # wall seconds to store and correlate it, commit included
     candidate_id: int | None
     opened: bool  # its candidate had an incident opened at once by then
+    escalated: bool = False  # its candidate was escalated to its triage owner by then
+    kind: str = "noise"  # the scenario kind it comes from
 
 
 def declare(session: Session, scenario: Scenario, *, start: datetime, actor: Principal) -> None:
@@ -94,7 +96,10 @@ def replay(
                 firing[event.alert] = row
             candidate = session.get(Candidate, row.candidate_id) if row.candidate_id else None
             opened = candidate is not None and candidate.status == CandidateStatus.opened.value
-            yield Replayed(row.id, event.truth, event.at, took, row.candidate_id, opened)
+            escalated = candidate is not None and candidate.escalated_at is not None
+            yield Replayed(
+                row.id, event.truth, event.at, took, row.candidate_id, opened, escalated, event.kind
+            )
         elif event.action == "resolve" and event.alert in firing:
             row = firing.pop(event.alert)
             row.status, row.ends_at = "resolved", now

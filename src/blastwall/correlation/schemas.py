@@ -52,6 +52,48 @@ class Affected(BaseModel):
     )
 
 
+class Evidence(BaseModel):
+    """What the candidate's signals showed, as the severity policy's evidence factors weigh
+    it (the factors' points are in `explanation`)."""
+
+    reports: int = Field(default=0, description="Reports from people (users or staff).")
+    corroborated: int = Field(
+        default=0,
+        description="Reported conversations in which a detector found something too.",
+    )
+    succeeded: list[str] = Field(
+        default_factory=list,
+        description="Signs that it got through (the first few): a tool call that went "
+        "through, an injection followed by a report or another kind of signal, data that left.",
+    )
+    attempts: int = Field(default=0, description="Signals other than people's reports.")
+    blocked: int = Field(default=0, description="Of those, attempts that were blocked.")
+    confidence: float | None = Field(default=None, description="Highest detector confidence.")
+    leaks: dict[str, int] = Field(
+        default_factory=dict,
+        description="What leaked: per type (api_key, email...) or leaking kind, the most "
+        "distinct values one signal carried.",
+    )
+    baseline_per_hour: float = Field(
+        default=0.0,
+        description="Its system's usual rate of such signals when it started, per hour.",
+    )
+
+    @classmethod
+    def of(cls, state: dict[str, Any] | None) -> Evidence:
+        state = state or {}
+        return cls(
+            reports=int(state.get("reports", 0)),
+            corroborated=len(state.get("corroborated") or []),
+            succeeded=list(state.get("succeeded") or []),
+            attempts=int(state.get("attempts", 0)),
+            blocked=int(state.get("blocked", 0)),
+            confidence=state.get("confidence"),
+            leaks=dict(state.get("leaks") or {}),
+            baseline_per_hour=float(state.get("baseline_per_hour") or 0.0),
+        )
+
+
 class CandidateOut(BaseModel):
     id: int
     title: str
@@ -79,10 +121,17 @@ class CandidateOut(BaseModel):
     decision_reason: str | None
     reasons: list[dict[str, Any]] = Field(
         default_factory=list,
-        description="Where its archetype comes from (`archetype`: the strongest signal) and "
-        "each signal joined to it by a shared trace or conversation (`linked`), each with "
-        "a `why`.",
+        description="Where its archetype comes from (`archetype`: the strongest signal), "
+        "each signal joined to it by a shared trace or conversation (`linked`) and its "
+        "escalation (`escalated`), each with a `why`.",
     )
+    evidence: Evidence = Field(default_factory=Evidence)
+    escalated_at: datetime | None = Field(
+        default=None,
+        description="When it was escalated to its triage owner, still pending and growing "
+        "below the threshold (a record and a log line: no notification is sent).",
+    )
+    escalated_to: str | None = Field(default=None, description="Its triage owner.")
 
 
 class GroupOut(BaseModel):

@@ -15,6 +15,7 @@ from blastwall.correlation.models import Candidate, CandidateSystem, NoiseRule, 
 from blastwall.correlation.schemas import (
     Affected,
     CandidateOut,
+    Evidence,
     MaintenanceCreate,
     NoiseRuleOut,
     SnoozeCreate,
@@ -253,6 +254,28 @@ def group_has_joined(session: Session, *, group_id: int, candidate_id: int) -> b
     return session.scalar(query.limit(1)) is not None
 
 
+def baseline_count(
+    session: Session, *, system: str, archetype: str | None, since: datetime, until: datetime
+) -> int:
+    """A system's usual signals (of the archetype, when given) received in [since, until):
+    warning or graver, not held back, outside incidents."""
+    query = (
+        select(func.count(Signal.id))
+        .outerjoin(Candidate, Candidate.id == Signal.candidate_id)
+        .where(
+            Signal.system_id == system,
+            Signal.created_at >= since,
+            Signal.created_at < until,
+            Signal.severity != "info",
+            Signal.held_by.is_(None),
+            Candidate.incident_id.is_(None),
+        )
+    )
+    if archetype is not None:
+        query = query.where(Signal.archetype == archetype)
+    return int(session.scalar(query) or 0)
+
+
 def candidates_covering(session: Session, *, system: str, limit: int = 20) -> list[Candidate]:
     """Candidates that cover a system, newest first."""
     query = (
@@ -361,7 +384,7 @@ def list_candidates(
 
 def explain(candidate: Candidate) -> str:
     parts = [
-        f"{f['factor']} +{f['points']} ({f['why']})" for f in candidate.explanation if f["points"]
+        f"{f['factor']} {f['points']:+d} ({f['why']})" for f in candidate.explanation if f["points"]
     ]
     return f"{candidate.severity} from {candidate.severity_points} points: " + (
         "; ".join(parts) or "no factor applies"
@@ -374,6 +397,7 @@ def to_out(candidate: Candidate, systems: list[str]) -> CandidateOut:
         "severity_points", "explanation", "incident_id", "signal_count", "group_count",
         "top_signal_severity", "first_signal_at", "last_signal_at", "created_at",
         "updated_at", "decided_by", "decided_at", "decision_reason", "reasons",
+        "escalated_at", "escalated_to",
     )  # fmt: skip
     data: dict[str, Any] = {f: getattr(candidate, f) for f in fields}
     return CandidateOut.model_validate(
@@ -381,6 +405,7 @@ def to_out(candidate: Candidate, systems: list[str]) -> CandidateOut:
             **data,
             "systems": systems,
             "severity_explanation": explain(candidate),
+            "evidence": Evidence.of(candidate.evidence),
             "affected": Affected(
                 conversations=len(candidate.conversations),
                 users=len(candidate.users),

@@ -4,6 +4,7 @@ on the candidate and on the incident's timeline, in one transaction."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -30,8 +31,9 @@ from blastwall.incidents.schemas import IncidentCreate, Severity
 from blastwall.inventory.service import existing_system_ids
 from blastwall.signals.models import Signal
 
-__all__ = ["accept", "decide", "decline", "incident_from", "merge"]
+__all__ = ["accept", "decide", "decline", "escalate", "incident_from", "merge"]
 
+log = logging.getLogger("blastwall.correlation")
 TRIAGE = frozenset({CandidateStatus.pending.value, CandidateStatus.declined.value})
 
 
@@ -112,6 +114,33 @@ def decide(candidate: Candidate, status: CandidateStatus, actor: Principal, now:
     candidate.status = status.value
     candidate.decided_by = actor.name
     candidate.decided_at = candidate.updated_at = now
+
+
+def escalate(candidate: Candidate, *, owner: str, whose: str, started: int, now: datetime) -> None:
+    """Record that a pending candidate, still growing below the threshold, is escalated to
+    its triage owner: on the candidate (`escalated_at`, `escalated_to`, an `escalated`
+    reason) and in the log (WARNING). Blastwall sends no notification yet: a person or a
+    log-based alert has to pick this up."""
+    minutes = (now - candidate.first_signal_at).total_seconds() / 60
+    why = (
+        f"still growing after {minutes:.0f} min below the threshold: {candidate.severity} "
+        f"({candidate.severity_points} points, from {started} when it started; "
+        f"{candidate.signal_count} signal(s)); escalated to {owner} ({whose})"
+    )
+    candidate.escalated_at = now
+    candidate.escalated_to = owner
+    candidate.reasons = [
+        *(candidate.reasons or []),
+        {
+            "kind": "escalated",
+            "to": owner,
+            "at": now.isoformat(),
+            "severity": candidate.severity,
+            "points": candidate.severity_points,
+            "why": why,
+        },
+    ]
+    log.warning("candidate %s escalated to %s: %s: %s", candidate.id, owner, candidate.title, why)
 
 
 # --- triage ---------------------------------------------------------------------------------
