@@ -21,7 +21,7 @@ from blastwall.db import Database
 from blastwall.evidence import flows
 from blastwall.evidence.bundle import verify_bundle
 from tests.conftest import Clients
-from tests.test_evidence_helpers import evidence_dir
+from tests.test_evidence_helpers import evidence_dir, witness
 from tests.test_evidence_integrity import _members, _rezip
 
 __all__ = ["evidence_dir"]  # a fixture
@@ -178,7 +178,12 @@ def test_a_snapshot_changed_in_the_database_is_refused_or_named(
         session.commit()
         with pytest.raises(ValueError, match=r"snapshot \d+: its content does not match"):
             flows.export_incident(
-                session, incident_id=incident, out=io.BytesIO(), reason="test", actor=alice
+                session,
+                incident_id=incident,
+                out=io.BytesIO(),
+                reason="test",
+                actor=alice,
+                witness=witness(),
             )
         session.rollback()
         digest = hashlib.sha256(canonical).hexdigest()
@@ -187,7 +192,12 @@ def test_a_snapshot_changed_in_the_database_is_refused_or_named(
         path = tmp_path / "forged.zip"
         with path.open("wb") as handle:
             flows.export_incident(
-                session, incident_id=incident, out=handle, reason="test", actor=alice
+                session,
+                incident_id=incident,
+                out=handle,
+                reason="test",
+                actor=alice,
+                witness=witness(),
             )
     problems = verify_bundle(path).problems
     assert len(problems) == 1, problems

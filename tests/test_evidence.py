@@ -12,9 +12,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from blastwall.api import create_app
+from blastwall.auth.roles import Principal, Role
 from blastwall.db import Database, utcnow
+from blastwall.evidence import custody
 from blastwall.evidence.bundle import verify_bundle
-from blastwall.evidence.models import EvidenceItem
 from blastwall.evidence.vault import FileStore
 from blastwall.settings import Settings
 from tests.conftest import Clients
@@ -242,14 +243,17 @@ def test_legal_hold_blocks_deletion_and_expiry(
     )
     assert refused.status_code == 409
     assert "legal hold" in refused.json()["detail"]
-    # Age everything past the retention period: only the evidence not held expires.
-    with db.session() as session:
-        for row in session.query(EvidenceItem):
-            row.collected_at = utcnow() - timedelta(days=400)
-        session.commit()
+    # Nothing is past the retention period yet.
     expired = clients.client.post(f"{API}/evidence/expire", headers=admin)
-    assert expired.status_code == 200, expired.text
-    assert [i["incident_id"] for i in expired.json()] == [free]
+    assert expired.status_code == 200 and expired.json() == [], expired.text
+    # 400 days later, only the evidence not held expires. (The items are not aged in the
+    # database: a changed collection time no longer matches its ledger record.)
+    with db.session() as session:
+        later = utcnow() + timedelta(days=400)
+        gone_now = custody.expire(
+            session, actor=Principal(name="alice", role=Role.admin), now=later
+        )
+    assert [i.incident_id for i in gone_now] == [free]
     assert all(i["state"] == "kept" for i in _items(clients, admin, held))
     gone = _items(clients, admin, free)[0]
     assert gone["state"] == "expired"

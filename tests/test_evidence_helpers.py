@@ -1,5 +1,5 @@
-"""Helpers of the evidence and hunt tests: a data dir with a signing key, stored
-interactions, signals."""
+"""Helpers of the evidence and hunt tests: a data dir with a signing key, where checkpoints
+are written outside the database, stored interactions, signals."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from blastwall.evidence.ledger import make_key
+from blastwall.evidence.witness import Witness
 from blastwall.settings import get_settings
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import Interaction
@@ -30,6 +31,12 @@ def evidence_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     make_key(get_settings().signing_key_path)
     yield data
     get_settings.cache_clear()
+
+
+def witness() -> Witness:
+    """Where checkpoints go outside the database: the checkpoint file of the data dir that
+    `evidence_dir` set up."""
+    return Witness.of(get_settings())
 
 
 def message(role: str, text: str) -> dict[str, Any]:

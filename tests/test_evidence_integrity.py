@@ -13,17 +13,18 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Principal, Role
 from blastwall.db import Database
-from blastwall.evidence import flows, service
+from blastwall.evidence import flows, service, verify
 from blastwall.evidence.bundle import _add, verify_bundle
 from blastwall.evidence.models import LedgerRecord
 from blastwall.incidents import service as incidents
 from blastwall.incidents.schemas import IncidentCreate
-from tests.test_evidence_helpers import add, evidence_dir, interaction, signal
+from blastwall.telemetry.models import Interaction
+from tests.test_evidence_helpers import add, evidence_dir, interaction, signal, witness
 
 __all__ = ["evidence_dir"]
 
@@ -36,7 +37,11 @@ PROPERTY = settings(
 
 
 def _incident(session: Session, title: str = "leak") -> int:
-    ids = add(session, [interaction(i, prompt=f"prompt {i} dave@example.com") for i in range(3)])
+    start = session.scalar(select(func.count()).select_from(Interaction)) or 0
+    ids = add(
+        session,
+        [interaction(start + i, prompt=f"prompt {i} dave@example.com") for i in range(3)],
+    )
     sid = signal(session, ids)
     data = IncidentCreate(
         title=title, archetype="data_exfiltration", severity="SEV2", signals=[sid]
@@ -62,7 +67,12 @@ def bundle(db: Database, evidence_dir: Path, tmp_path: Path) -> bytes:
         path = tmp_path / "b.zip"
         with path.open("wb") as handle:
             flows.export_incident(
-                session, incident_id=first, out=handle, reason="test", actor=ALICE
+                session,
+                incident_id=first,
+                out=handle,
+                reason="test",
+                actor=ALICE,
+                witness=witness(),
             )
     data = path.read_bytes()
     assert verify_bundle(path).ok
@@ -231,10 +241,10 @@ def ledger(db: Database, evidence_dir: Path) -> Database:
     with db.session() as session:
         first = _incident(session)
         _incident(session, "other")
-        service.checkpoint(session)
+        service.checkpoint(session, witness=witness())
         session.commit()
         flows.snapshot_config(session, incident_id=first, actor=ALICE)
-        assert service.verify_ledger(session).ok
+        assert verify.verify_ledger(session, witness=witness()).ok
     return db
 
 
@@ -268,7 +278,7 @@ def test_any_changed_ledger_row_fails(ledger: Database, data: st.DataObject, fli
             .where(LedgerRecord.seq == seq)
             .values({column: _mutated(value, column, at, flip)})
         )
-        report = service.verify_ledger(session)
+        report = verify.verify_ledger(session, witness=witness())
         savepoint.rollback()
         assert report.problems, f"record {seq}: {column} changed and not detected"
 
@@ -281,7 +291,7 @@ def test_a_removed_ledger_row_fails(ledger: Database, data: st.DataObject) -> No
         seq = data.draw(st.sampled_from(seqs))
         savepoint = session.begin_nested()
         session.execute(delete(LedgerRecord).where(LedgerRecord.seq == seq))
-        report = service.verify_ledger(session)
+        report = verify.verify_ledger(session, witness=witness())
         savepoint.rollback()
         assert report.problems
 
@@ -290,6 +300,6 @@ def test_a_forged_checkpoint_fails(ledger: Database) -> None:
     with ledger.session() as session:
         savepoint = session.begin_nested()
         session.execute(text("UPDATE evidence_checkpoints SET head_hash = :h"), {"h": "0" * 64})
-        report = service.verify_ledger(session)
+        report = verify.verify_ledger(session, witness=witness())
         savepoint.rollback()
     assert any("checkpoint" in p for p in report.problems)

@@ -175,6 +175,29 @@ class Settings(BaseSettings):
         description="Interactions that the later repeats of one signal (same fingerprint) add "
         "to its incident's evidence, at most; 0: repeats add none.",
     )
+    evidence_checkpoint_file: Path | None = Field(
+        default=None,
+        description="The file every signed ledger checkpoint is appended to, outside the "
+        "database; default: `evidence-checkpoints.jsonl` in the data dir.",
+    )
+    evidence_checkpoint_copy: Path | None = Field(
+        default=None,
+        description="A second file each checkpoint is appended to (another disk or host's "
+        "mount); checked like the first by `blastwall evidence verify-ledger`.",
+    )
+    evidence_checkpoint_url: str | None = Field(
+        default=None,
+        description="An HTTP(S) endpoint each checkpoint is POSTed to as JSON (a transparency "
+        "log, a collector the admin runs elsewhere).",
+    )
+    evidence_checkpoint_interval: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="Seconds between the server's checkpoints of the ledger's head, when "
+        "records were added since the last one; 0: only exports and `blastwall evidence "
+        "checkpoint` sign.",
+    )
 
     hunt_workers: int = Field(
         default=2,
@@ -192,6 +215,11 @@ class Settings(BaseSettings):
     def signing_key_path(self) -> Path:
         """Where the ledger's signing key lives."""
         return self.evidence_key_file or self.data_dir / "evidence-signing-key.pem"
+
+    @property
+    def checkpoint_file_path(self) -> Path:
+        """Where the ledger's checkpoints are appended, outside the database."""
+        return self.evidence_checkpoint_file or self.data_dir / "evidence-checkpoints.jsonl"
 
     @property
     def resolved_database_url(self) -> str:

@@ -6,7 +6,7 @@ import logging
 import tempfile
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Body, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from blastwall.auth.roles import Permission
@@ -21,7 +21,7 @@ from blastwall.dependencies import (
     audit_object,
     get_db,
 )
-from blastwall.evidence import custody, flows, hunt, service
+from blastwall.evidence import custody, flows, hunt, service, verify
 from blastwall.evidence.models import EvidenceItem, Hunt, LegalHold
 from blastwall.evidence.schemas import (
     AccessIn,
@@ -42,8 +42,10 @@ from blastwall.evidence.schemas import (
     ReproductionIn,
     SnapshotIn,
 )
+from blastwall.evidence.witness import Witness
 from blastwall.gate import too_large
 from blastwall.pagination import Page
+from blastwall.settings import get_settings
 
 log = logging.getLogger("blastwall.evidence")
 
@@ -67,6 +69,16 @@ def _item(row: EvidenceItem) -> ItemOut:
     return ItemOut.model_validate(row)
 
 
+def _witness() -> Witness:
+    """Where checkpoints are written outside the database. From the process's settings,
+    like the signing key and the vault (`service.signing_key`, `service.vault`): the three
+    live in one data directory and must agree."""
+    return Witness.of(get_settings())
+
+
+WitnessDep = Annotated[Witness, Depends(_witness)]
+
+
 # --- ledger ---------------------------------------------------------------------------------
 
 
@@ -74,21 +86,25 @@ def _item(row: EvidenceItem) -> ItemOut:
 def verify_ledger(
     session: SessionDep,
     principal: PrincipalDep,
+    witness: WitnessDep,
     blobs: Annotated[
         bool, Query(description="Also read every kept item's bytes and check their hash.")
     ] = False,
 ) -> LedgerReportOut:
-    """Check the whole evidence ledger: hashes, links, columns, checkpoints, items; with
-    `blobs`, every kept item's bytes in the vault too."""
+    """Check the whole evidence ledger: hashes, links, columns, checkpoints (against the
+    checkpoint files outside the database too), and the items, legal holds and grants
+    against the records; with `blobs`, every kept item's bytes in the vault too."""
     principal.require(Permission.read_audit)
-    report = service.verify_ledger(session, blobs=blobs)
+    report = verify.verify_ledger(session, witness=witness, blobs=blobs)
     return LedgerReportOut(
         ok=report.ok,
         records=report.records,
         checkpoints=report.checkpoints,
+        witnessed=report.witnessed,
         head_seq=report.head_seq,
         head_hash=report.last_hash,
         problems=report.problems,
+        notes=report.notes,
     )
 
 
@@ -208,13 +224,24 @@ def add_reproduction(
 
 @router.post("/incidents/{incident_id}/evidence/export")
 def export(
-    incident_id: IncidentId, body: AccessIn, session: SessionDep, principal: PrincipalDep
+    incident_id: IncidentId,
+    body: AccessIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+    witness: WitnessDep,
 ) -> Response:
-    """The incident's evidence bundle (a zip); `blastwall evidence verify` checks it."""
+    """The incident's evidence bundle (a zip); `blastwall evidence verify` checks it. The
+    incident's evidence is verified against the ledger first: 409 with the `problems` when
+    it does not verify, and nothing is exported."""
     spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115
     try:
         flows.export_incident(
-            session, incident_id=incident_id, out=spool, reason=body.reason, actor=principal
+            session,
+            incident_id=incident_id,
+            out=spool,
+            reason=body.reason,
+            actor=principal,
+            witness=witness,
         )
     except BaseException:
         spool.close()

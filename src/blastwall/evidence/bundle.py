@@ -19,7 +19,8 @@ and attributes, streamed with data descriptors), holding:
 `verify_bundle` checks the signatures, every file's hash, the ledger segment's chain up to
 the signed checkpoint, each item against its collection record, each snapshot against the
 hash recorded when it was taken (and on the timeline) — and, by writing the same members
-again in the canonical layout and comparing, every byte of the zip outside them.
+again in the canonical layout, in the canonical order (the order above; snapshots and items
+in the manifest's order), and comparing, every byte of the zip outside them.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ TIMELINE = "timeline.json"
 CHUNK = 4 << 20
 _STAMP = (1980, 1, 1, 0, 0, 0)
 SIGNED = ("manifest.json", "manifest.sig")
+#: The members before the snapshots and items, in the order they are written.
+LEADING = ("README.md", "SHA256SUMS", "pubkey.pem", "checkpoint.json", "checkpoint.sig", TIMELINE)
 
 
 @dataclass(frozen=True)
@@ -281,6 +284,32 @@ def _data_offset(raw: IO[bytes], info: zipfile.ZipInfo) -> int | None:
     return offset
 
 
+def _canonical_order(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The archive's members in the order `write_bundle` writes them: `LEADING`, the
+    snapshots and the items in the manifest's order, the manifest and its signature; any
+    other member after them. Without a readable manifest, the order they are in (its
+    absence fails the check anyway)."""
+    infos = archive.infolist()
+    try:
+        manifest = json.loads(archive.read("manifest.json"))
+        listed = [m["path"] for m in manifest.get("snapshots", [])]
+        listed += [m["path"] for m in manifest["items"]]
+        rank = {name: i for i, name in enumerate([*LEADING, *listed, *SIGNED])}
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RuntimeError,
+        NotImplementedError,
+    ):
+        return infos
+    return sorted(infos, key=lambda info: rank.get(info.filename, len(rank)))
+
+
 def _labels(manifest: dict[str, Any]) -> dict[str, str]:
     """What each file of the bundle is, for the problems that name it."""
     labels = {m["path"]: f"{m['path']} (item {m['id']}, {m['kind']})" for m in manifest["items"]}
@@ -314,6 +343,14 @@ def verify_bundle(path: Path, *, pubkey: bytes | None = None) -> Verdict:
         names = [i.filename for i in archive.infolist()]
         for dup in sorted({n for n in names if names.count(n) > 1}):
             verdict.problems.append(f"{dup}: appears more than once in the zip")
+        members = _canonical_order(archive)
+        for found, expected in zip(names, (i.filename for i in members), strict=True):
+            if found != expected:
+                verdict.problems.append(
+                    f"{path.name}: the members are not in the canonical order ({found} where "
+                    f"{expected} belongs)"
+                )
+                break
         # One pass over the members: read each one's bytes straight from the file, hash
         # them, and write them again in the canonical layout into a sink that compares with
         # the original file's bytes (so headers, sizes and CRCs are checked too).
@@ -323,7 +360,7 @@ def verify_bundle(path: Path, *, pubkey: bytes | None = None) -> Verdict:
             zipfile.ZipFile(_Stream(comparer.write), "w") as again,
             ThreadPoolExecutor(1, thread_name_prefix="bundle-sha256") as hasher,
         ):
-            for info in archive.infolist():
+            for info in members:
                 data_at = _data_offset(raw, info)
                 if data_at is None:
                     verdict.problems.append(f"{info.filename}: damaged in the zip (bad header)")
@@ -451,11 +488,30 @@ def _check_ledger(
             meta["path"]
         ):
             verdict.problems.append(f"{where}: its hash is not the one the ledger recorded")
+        elif isinstance(record.get("row"), dict):
+            wrong = _unbound(record, meta, incident)
+            if wrong:
+                verdict.problems.append(
+                    f"{where}: {', '.join(wrong)} in the manifest differ from its collection "
+                    f"record {record.get('seq')}"
+                )
     listed_ids = {m["id"] for m in manifest["items"]}
     for item_id in sorted(set(collected) - listed_ids - removed):
         verdict.problems.append(
             f"item {item_id}: collected in the ledger but missing from the bundle"
         )
+
+
+def _unbound(record: dict[str, Any], meta: dict[str, Any], incident: int | None) -> list[str]:
+    """The fields of a manifest's item that its collection record contradicts (records
+    since field binding hold the item's row)."""
+    row: dict[str, Any] = record["row"]
+    wrong = [k for k, v in row.items() if k != "incident" and meta.get(k) != v]
+    if row.get("incident") != incident:
+        wrong.append("incident")
+    if meta.get("record") != record.get("seq"):
+        wrong.append("record")
+    return wrong
 
 
 def _check_record(

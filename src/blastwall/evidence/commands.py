@@ -24,6 +24,7 @@ from blastwall.console import (
 )
 from blastwall.errors import InvalidInput, Problem
 from blastwall.evidence import custody, flows, hunt, service
+from blastwall.evidence import verify as verification
 from blastwall.evidence.bundle import verify_bundle
 from blastwall.evidence.ledger import KeyFileError, read_key
 from blastwall.evidence.schemas import (
@@ -34,6 +35,7 @@ from blastwall.evidence.schemas import (
     RecordOut,
     ReproductionIn,
 )
+from blastwall.evidence.witness import Witness
 from blastwall.settings import get_settings
 
 app = typer.Typer(
@@ -229,11 +231,20 @@ def export(
     """Export the incident's evidence, timeline and containment snapshots as a bundle anyone
     can verify offline."""
     temp = output.with_name(output.name + ".partial")
-    with session_scope() as session, temp.open("wb") as handle:
-        manifest = flows.export_incident(
-            session, incident_id=incident_id, out=handle, reason=reason, actor=operator()
-        )
-        audit(session, command="evidence export", object=f"incident:{incident_id}")
+    try:
+        with session_scope() as session, temp.open("wb") as handle:
+            manifest = flows.export_incident(
+                session,
+                incident_id=incident_id,
+                out=handle,
+                reason=reason,
+                actor=operator(),
+                witness=Witness.of(get_settings()),
+            )
+            audit(session, command="evidence export", object=f"incident:{incident_id}")
+    except BaseException:
+        temp.unlink(missing_ok=True)  # no half-written bundle is left behind
+        raise
     temp.replace(output)
     out.print(
         f"{output}: {len(manifest['items'])} items, {manifest['timeline']['entries']} timeline "
@@ -273,26 +284,45 @@ def verify_ledger(
     blobs: Annotated[
         bool, typer.Option("--blobs", help="Also read every kept item's bytes and check them.")
     ] = False,
+    checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoints",
+            help="A file of checkpoint lines kept elsewhere (what the checkpoint endpoint "
+            "received, an old copy) to check the ledger against too (repeat).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    """Check the whole evidence ledger in the database; exit 1 when anything is off."""
+    """Check the whole evidence ledger in the database, its checkpoints against the files
+    outside it, and the evidence tables against the ledger; exit 1 when anything is off."""
     with session_scope() as session:
-        report = service.verify_ledger(session, blobs=blobs)
+        report = verification.verify_ledger(
+            session,
+            witness=Witness.of(get_settings()),
+            blobs=blobs,
+            copies=checkpoints or [],
+        )
+    for note in report.notes:
+        out.print(f"note: {escape(note)}", highlight=False)
     for problem in report.problems:
         out.print(f"[red]FAIL[/red] {escape(problem)}", highlight=False, markup=True)
     if not report.ok:
         raise typer.Exit(1)
     out.print(
         f"OK: {report.records} records, head {report.head_seq} {report.last_hash}, "
-        f"{report.checkpoints} checkpoints verified"
-        + (f", {report.blobs} items' bytes checked" if blobs else "")
+        f"{report.checkpoints} checkpoints verified, {report.witnessed} checkpoint lines "
+        "compared" + (f", {report.blobs} items' bytes checked" if blobs else "")
     )
 
 
 @app.command("checkpoint")
 def checkpoint() -> None:
-    """Sign the ledger's current head."""
+    """Sign the ledger's current head; the checkpoint goes to the checkpoint file (and the
+    copy and endpoint configured) too."""
     with session_scope() as session:
-        row = service.checkpoint(session)
+        row = service.checkpoint(session, witness=Witness.of(get_settings()))
         session.commit()
         out.print(f"checkpoint {row.id}: record {row.seq} {row.head_hash}")
 

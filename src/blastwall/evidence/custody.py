@@ -91,13 +91,14 @@ def grant_full_view(
         )
         session.add(row)
         session.flush()
-        append(
+        record = append(
             session,
             action="full_view_granted",
             actor=actor,
             incident_id=incident.id,
-            details={"to": to, "reason": reason},
+            details={"to": to, "reason": reason, "grant": row.id},
         )
+        row.granted_at, row.record_seq = record.at, record.seq
         incidents.record_entry(
             session,
             incident=incident,
@@ -190,10 +191,7 @@ def carry_hold(
     if held is None or session.get(LegalHold, target.id) is not None:
         return None
     reason = f"carried over from incident {source.id}, merged into this one: {held.reason}"
-    row = LegalHold(incident_id=target.id, reason=reason, placed_by=actor.name, placed_at=utcnow())
-    session.add(row)
-    _record_hold(session, target, held=True, reason=reason, actor=actor)
-    return row
+    return _place(session, target, reason=reason, actor=actor)
 
 
 # --- holds, deletion, retention ------------------------------------------------------------
@@ -213,8 +211,8 @@ def hold_of(session: Session, *, incident_id: int) -> LegalHold | None:
 
 def _record_hold(
     session: Session, incident: Incident, *, held: bool, reason: str, actor: Principal
-) -> None:
-    append(
+) -> LedgerRecord:
+    record = append(
         session,
         action="hold_placed" if held else "hold_released",
         actor=actor,
@@ -229,6 +227,21 @@ def _record_hold(
         text=f"Legal hold {'placed' if held else 'lifted'}: {reason}",
         data={"hold": held},
     )
+    return record
+
+
+def _place(session: Session, incident: Incident, *, reason: str, actor: Principal) -> LegalHold:
+    """A hold row bound to its `hold_placed` record (its time, its number)."""
+    record = _record_hold(session, incident, held=True, reason=reason, actor=actor)
+    row = LegalHold(
+        incident_id=incident.id,
+        reason=reason,
+        placed_by=actor.name,
+        placed_at=record.at,
+        record_seq=record.seq,
+    )
+    session.add(row)
+    return row
 
 
 def place_hold(session: Session, *, incident_id: int, reason: str, actor: Principal) -> LegalHold:
@@ -236,11 +249,7 @@ def place_hold(session: Session, *, incident_id: int, reason: str, actor: Princi
     incident = incident_for(session, incident_id=incident_id, principal=actor)
     row = session.get(LegalHold, incident.id)
     if row is None:
-        row = LegalHold(
-            incident_id=incident.id, reason=reason, placed_by=actor.name, placed_at=utcnow()
-        )
-        session.add(row)
-        _record_hold(session, incident, held=True, reason=reason, actor=actor)
+        row = _place(session, incident, reason=reason, actor=actor)
     session.commit()
     return row
 
@@ -259,15 +268,9 @@ def release_hold(session: Session, *, incident_id: int, reason: str, actor: Prin
 def _remove(
     session: Session, item: EvidenceItem, *, state: str, actor: Principal, reason: str
 ) -> None:
-    item.state = state
-    item.removed_at = utcnow()
-    session.flush()
-    still_used = session.scalar(
-        select(exists().where(EvidenceItem.sha256 == item.sha256, EvidenceItem.state == "kept"))
-    )
-    if not still_used:
-        vault().delete(item.sha256)
-    append(
+    """Remove an item's bytes: its row keeps the `deleted` or `expired` record that did it,
+    and that record's time."""
+    record = append(
         session,
         action=state,
         actor=actor,
@@ -275,6 +278,13 @@ def _remove(
         item=item,
         details={"reason": reason},
     )
+    item.state, item.removed_at, item.removal_seq = state, record.at, record.seq
+    session.flush()
+    still_used = session.scalar(
+        select(exists().where(EvidenceItem.sha256 == item.sha256, EvidenceItem.state == "kept"))
+    )
+    if not still_used:
+        vault().delete(item.sha256)
 
 
 def delete_item(session: Session, *, item_id: int, reason: str, actor: Principal) -> EvidenceItem:

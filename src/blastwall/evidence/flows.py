@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
 from blastwall.errors import Conflict, InvalidInput, Problem
-from blastwall.evidence import custody, service
+from blastwall.evidence import custody, service, verify
 from blastwall.evidence.bundle import BundleItem, BundleSnapshot, write_bundle
 from blastwall.evidence.hunt import get_hunt
 from blastwall.evidence.models import EvidenceItem, HuntMatch, LedgerRecord
 from blastwall.evidence.schemas import ReproductionIn
+from blastwall.evidence.witness import Witness
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, IncidentSystem
 from blastwall.inventory.models import Change, System
@@ -365,18 +366,35 @@ def _snapshots(session: Session, incident: Incident) -> list[BundleSnapshot]:
 
 
 def export_incident(
-    session: Session, *, incident_id: int, out: IO[bytes], reason: str, actor: Principal
+    session: Session,
+    *,
+    incident_id: int,
+    out: IO[bytes],
+    reason: str,
+    actor: Principal,
+    witness: Witness,
 ) -> dict[str, Any]:
     """Write the incident's evidence bundle to `out`, with its timeline and containment
-    snapshots: the export is recorded in the ledger first, then the ledger's head is
-    signed, so the bundle carries its own export record."""
+    snapshots. The incident's stretch of the ledger, its checkpoints (against the `witness`
+    files) and its items, hold and grants are verified first: anything wrong raises
+    `LedgerBroken` with every problem, and nothing is written. Then the export is recorded
+    in the ledger and the ledger's head is signed, so the bundle carries its own export
+    record."""
     actor.require(Permission.see_content)
     incident = service.incident_for(session, incident_id=incident_id, principal=actor)
     custody.require_full_view(session, incident_id=incident.id, principal=actor)
+    key = service.signing_key()
+    report = verify.verify_incident(session, incident_id=incident.id, witness=witness, key=key)
+    if not report.ok:
+        raise service.LedgerBroken(
+            f"Incident {incident.id}'s evidence does not verify against the ledger, so no "
+            "bundle was written. Run `blastwall evidence verify-ledger` and find out what "
+            "changed the database outside Blastwall before exporting.",
+            report.problems,
+        )
     items = service.kept_items(session, incident_id=incident.id)
     timeline = _timeline(session, incident, actor)
     snapshots = _snapshots(session, incident)
-    key = service.signing_key()
     record = service.append(
         session,
         action="exported",
@@ -389,7 +407,7 @@ def export_incident(
             "timeline_entries": len(timeline),
         },
     )
-    signed = service.checkpoint(session, key=key)
+    signed = service.checkpoint(session, key=key, witness=witness)
     first = session.scalar(
         select(func.min(LedgerRecord.seq)).where(LedgerRecord.incident_id == incident.id)
     )

@@ -15,7 +15,11 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class EvidenceItem(Base):
-    """One preserved thing of an incident; its bytes are in the vault under `sha256`."""
+    """One preserved thing of an incident; its bytes are in the vault under `sha256`.
+
+    Bound to the ledger: `record_seq` is the `collected` record that holds the row's fields
+    (its last, after a merge moved it), `removal_seq` the `deleted` or `expired` record that
+    removed its bytes; `blastwall evidence verify-ledger` replays the ledger against the row."""
 
     __tablename__ = "evidence_items"
     __table_args__ = (
@@ -37,6 +41,7 @@ class EvidenceItem(Base):
     record_seq: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(20), default="kept")  # kept, expired, deleted
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    removal_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class LedgerRecord(Base):
@@ -86,7 +91,8 @@ class Checkpoint(Base):
 
 
 class LegalHold(Base):
-    """An incident under legal hold: none of its evidence may be deleted or expire."""
+    """An incident under legal hold: none of its evidence may be deleted or expire. Bound to
+    its `hold_placed` record (`record_seq`)."""
 
     __tablename__ = "evidence_holds"
 
@@ -94,10 +100,12 @@ class LegalHold(Base):
     reason: Mapped[str] = mapped_column(Text)
     placed_by: Mapped[str] = mapped_column(String(200))
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    record_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class FullViewGrant(Base):
-    """A person allowed to see an incident's evidence unredacted."""
+    """A person allowed to see an incident's evidence unredacted. Bound to its
+    `full_view_granted` record (`record_seq`)."""
 
     __tablename__ = "evidence_grants"
     __table_args__ = (UniqueConstraint("incident_id", "principal"),)
@@ -108,6 +116,7 @@ class FullViewGrant(Base):
     reason: Mapped[str] = mapped_column(Text)
     granted_by: Mapped[str] = mapped_column(String(200))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    record_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class Hunt(Base):

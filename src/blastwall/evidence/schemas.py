@@ -137,9 +137,13 @@ class LedgerReportOut(BaseModel):
     ok: bool
     records: int
     checkpoints: int
+    witnessed: int = Field(
+        default=0, description="Checkpoint lines read from the files outside the database."
+    )
     head_seq: int
     head_hash: str
     problems: list[str]
+    notes: list[str] = []
 
 
 class HuntMode(StrEnum):

@@ -2,13 +2,14 @@
 
 Every act on evidence — collecting, viewing, downloading, exporting, granting the full
 view, placing or lifting a hold, deleting, expiring — appends a record to the ledger in the
-same transaction, so the ledger is the chain of custody.
+same transaction, so the ledger is the chain of custody. Each row of the evidence tables is
+bound to its records (`coverage.py`); `verify.py` checks both against each other, and the
+checkpoints against their copies outside the database (`witness.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import exists, func, select
@@ -23,8 +24,8 @@ from blastwall.errors import (
     Problem,
     ServerError,
 )
+from blastwall.evidence.coverage import item_fields
 from blastwall.evidence.ledger import (
-    GENESIS,
     KeyFileError,
     Keypair,
     LedgerRow,
@@ -33,8 +34,6 @@ from blastwall.evidence.ledger import (
     checkpoint_message,
     read_key,
     record_hash,
-    verify_chain,
-    verify_signature,
 )
 from blastwall.evidence.models import (
     Checkpoint,
@@ -43,6 +42,7 @@ from blastwall.evidence.models import (
     LedgerRecord,
 )
 from blastwall.evidence.vault import BlobMissing, FileStore
+from blastwall.evidence.witness import Witness, line, witness_on_commit
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.pagination import decode_cursor, fetch_page
@@ -54,6 +54,28 @@ KINDS = ("interaction", "trace_tree", "config_snapshot", "file", "reproduction",
 def vault() -> FileStore:
     """The installation's blob store."""
     return FileStore(get_settings().vault_dir)
+
+
+#: The version of the records this code writes: 2 binds each row (a `collected` record holds
+#: every field of its item's row; a removal, hold or grant row carries its record's time).
+RECORD_VERSION = 2
+
+
+class LedgerBroken(Conflict):
+    """The ledger, its checkpoints or the evidence tables do not verify: nothing is exported
+    until an administrator finds out why."""
+
+    title = "Evidence ledger does not verify"
+
+    def __init__(self, detail: str, problems: list[str]) -> None:
+        super().__init__(detail)
+        self.problems = problems
+
+    def extra(self) -> dict[str, Any]:
+        return {"problems": self.problems}
+
+    def __str__(self) -> str:
+        return self.detail + "\n" + "\n".join(f"  - {p}" for p in self.problems)
 
 
 class SigningKeyMissing(Conflict):
@@ -98,28 +120,30 @@ def append(
     item: EvidenceItem | None = None,
     details: dict[str, Any] | None = None,
 ) -> LedgerRecord:
-    """Append one record after the current head (locked until the transaction ends)."""
+    """Append one record after the current head (locked until the transaction ends). A
+    `collected` record holds every field of its item's row (``row``), as the row is now."""
     head = session.scalar(select(LedgerHead).where(LedgerHead.id == 1).with_for_update())
     if head is None:
         raise ServerError("The evidence ledger has no head row; run `blastwall init`.")
     at = utcnow()
     seq = head.seq + 1
-    body = canonical(
-        {
-            "v": 1,
-            "seq": seq,
-            "action": action,
-            "incident": incident_id,
-            "item": item.id if item else None,
-            "item_hash": item.sha256 if item else None,
-            "kind": item.kind if item else None,
-            "source": item.source if item else None,
-            "actor": actor.name,
-            "role": actor.role.value,
-            "at": at.isoformat(),
-            "details": details or {},
-        }
-    )
+    content: dict[str, Any] = {
+        "v": RECORD_VERSION,
+        "seq": seq,
+        "action": action,
+        "incident": incident_id,
+        "item": item.id if item else None,
+        "item_hash": item.sha256 if item else None,
+        "kind": item.kind if item else None,
+        "source": item.source if item else None,
+        "actor": actor.name,
+        "role": actor.role.value,
+        "at": at.isoformat(),
+        "details": details or {},
+    }
+    if item is not None and action == "collected":
+        content["row"] = item_fields(item)
+    body = canonical(content)
     digest = body_hash(body)
     row = LedgerRecord(
         seq=seq,
@@ -139,14 +163,18 @@ def append(
     return row
 
 
-def checkpoint(session: Session, *, key: Keypair | None = None) -> Checkpoint:
-    """Sign the ledger's current head (a new checkpoint unless the last one names it)."""
+def checkpoint(session: Session, *, witness: Witness, key: Keypair | None = None) -> Checkpoint:
+    """Sign the ledger's current head (a new checkpoint unless the last one names it). The
+    head row is locked, so checkpoints and appends take turns; once the transaction commits,
+    the checkpoint is written to the `witness` files and endpoint (`witness.py`)."""
     key = key or signing_key()
-    head = session.scalar(select(LedgerHead).where(LedgerHead.id == 1))
+    head = session.scalar(select(LedgerHead).where(LedgerHead.id == 1).with_for_update())
     if head is None:
         raise ServerError("The evidence ledger has no head row; run `blastwall init`.")
     last = session.scalar(select(Checkpoint).order_by(Checkpoint.id.desc()).limit(1))
     if last is not None and last.seq == head.seq and last.key_fingerprint == key.fingerprint:
+        if not all(path.exists() for path in witness.files):
+            witness_on_commit(session, witness, None, adopt=_witnessed_all(session))
         return last
     at = utcnow()
     message = checkpoint_message(
@@ -162,7 +190,31 @@ def checkpoint(session: Session, *, key: Keypair | None = None) -> Checkpoint:
     )
     session.add(row)
     session.flush()
+    earlier: list[str] = []
+    if last is not None and not all(path.exists() for path in witness.files):
+        earlier = _witnessed_all(session, but=row.id)
+    witness_on_commit(session, witness, witnessed(row), adopt=earlier)
     return row
+
+
+def _witnessed_all(session: Session, *, but: int | None = None) -> list[str]:
+    """The lines of the database's checkpoints (but one), for a checkpoint file started now."""
+    query = select(Checkpoint).order_by(Checkpoint.id)
+    if but is not None:
+        query = query.where(Checkpoint.id != but)
+    return [witnessed(cp) for cp in session.scalars(query)]
+
+
+def witnessed(row: Checkpoint) -> str:
+    """A checkpoint's line in the checkpoint files."""
+    return line(checkpoint_id=row.id, message=row.message, signature=row.signature)
+
+
+def head_and_last_checkpoint(session: Session) -> tuple[int, int | None]:
+    """The ledger's head and the record the last checkpoint signed (None: none yet)."""
+    head = session.scalar(select(LedgerHead.seq).where(LedgerHead.id == 1)) or 0
+    last = session.scalar(select(Checkpoint.seq).order_by(Checkpoint.id.desc()).limit(1))
+    return int(head), (int(last) if last is not None else None)
 
 
 def as_row(record: LedgerRecord, *, with_body: bool = True) -> LedgerRow:
@@ -193,107 +245,6 @@ def iter_records(
         if len(rows) < batch:
             return
         after = rows[-1].seq
-
-
-@dataclass
-class LedgerReport:
-    records: int = 0
-    checkpoints: int = 0
-    head_seq: int = 0
-    last_hash: str = GENESIS
-    blobs: int = 0
-    """Items whose bytes were read and checked (`blobs=True`)."""
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def _columns_match(record: LedgerRecord) -> str | None:
-    import json
-
-    try:
-        body = json.loads(record.body)
-    except ValueError:
-        return "body is not JSON"
-    expected = {
-        "seq": record.seq,
-        "action": record.action,
-        "incident": record.incident_id,
-        "item": record.item_id,
-        "actor": record.actor,
-        "at": record.at.isoformat(),
-    }
-    wrong = [k for k, v in expected.items() if not isinstance(body, dict) or body.get(k) != v]
-    return f"columns {', '.join(wrong)} disagree with the body" if wrong else None
-
-
-def verify_ledger(
-    session: Session, *, key: Keypair | None = None, blobs: bool = False
-) -> LedgerReport:
-    """Check the whole ledger: every hash, every link, every column against its body, the
-    head row, each checkpoint's signature and head, and each item against its record; with
-    `blobs`, also every kept item's bytes in the vault against its hash (reads them all)."""
-    report = LedgerReport()
-
-    def rows() -> Iterator[LedgerRow]:
-        for record in iter_records(session):
-            report.records += 1
-            report.head_seq, report.last_hash = record.seq, record.record_hash
-            problem = _columns_match(record)
-            if problem:
-                report.problems.append(f"record {record.seq}: {problem}")
-            yield as_row(record)
-
-    for brk in verify_chain(rows(), start_prev=GENESIS):
-        report.problems.append(str(brk))
-    last_seq, last_hash = report.head_seq, report.last_hash
-    head = session.scalar(select(LedgerHead).where(LedgerHead.id == 1))
-    if head is None or (head.seq, head.hash) != (last_seq, last_hash):
-        report.problems.append(
-            f"the head row says record {head.seq if head else '?'}, the chain ends at {last_seq}"
-        )
-    if report.records and last_seq != report.records:
-        report.problems.append(f"{report.records} records, numbered up to {last_seq}")
-    for cp in session.scalars(select(Checkpoint).order_by(Checkpoint.id)):
-        key = key or signing_key()
-        report.checkpoints += 1
-        if cp.key_fingerprint != key.fingerprint:
-            report.problems.append(
-                f"checkpoint {cp.id}: signed by another key ({cp.key_fingerprint})"
-            )
-            continue
-        if not verify_signature(key.public, bytes.fromhex(cp.signature), cp.message.encode()):
-            report.problems.append(f"checkpoint {cp.id}: the signature does not verify")
-        expected = checkpoint_message(
-            seq=cp.seq, head=cp.head_hash, at=cp.at.isoformat(), key=cp.key_fingerprint
-        )
-        if cp.message != expected:
-            report.problems.append(f"checkpoint {cp.id}: columns disagree with the signed message")
-        named = session.get(LedgerRecord, cp.seq)
-        if cp.seq and (named is None or named.record_hash != cp.head_hash):
-            report.problems.append(
-                f"checkpoint {cp.id}: record {cp.seq} is not the record it signed"
-            )
-    store = vault() if blobs else None
-    for item in session.scalars(select(EvidenceItem).order_by(EvidenceItem.id)):
-        record = session.get(LedgerRecord, item.record_seq)
-        if (
-            record is None
-            or record.item_id != item.id
-            or f'"item_hash":"{item.sha256}"' not in record.body
-        ):
-            report.problems.append(
-                f"item {item.id}: its hash is not the one its ledger record holds"
-            )
-        if store is not None and item.state == "kept":
-            report.blobs += 1
-            try:
-                store.get(item.sha256)
-            except BlobMissing as exc:
-                report.problems.append(f"item {item.id}: {exc}")
-    return report
 
 
 # --- items -------------------------------------------------------------------------------
