@@ -361,19 +361,36 @@ async def _report_failures(failures: FailedAuthentications) -> None:
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Lift the controls that expired while no server ran, then keep the containment loop
-    going (expiry, changes from other processes) until shutdown; log the failed
+    going (expiry, changes from other processes) until shutdown, sign the evidence
+    ledger's head every `BLASTWALL_EVIDENCE_CHECKPOINT_INTERVAL` seconds, and log the failed
     authentications of each window as it ends."""
+    from blastwall.evidence.schedule import run_checkpoints
+    from blastwall.evidence.witness import Witness
+
     hub: ControlHub = app.state.control_hub
     await hub.expire()
     loop = asyncio.create_task(hub.run())
     failures = asyncio.create_task(_report_failures(app.state.auth_failures))
+    tasks = [loop, failures]
+    settings: Settings = app.state.settings
+    db: Database = app.state.db
+    # Not on a database whose sessions share one connection (tests): no background work.
+    if settings.evidence_checkpoint_interval > 0 and not db.one_connection:
+        checkpoints = run_checkpoints(
+            db,
+            interval=settings.evidence_checkpoint_interval,
+            witness=Witness.of(settings),
+            key_path=settings.signing_key_path,
+            write_lock=app.state.write_lock if db.engine.dialect.name == "sqlite" else None,
+        )
+        tasks.append(asyncio.create_task(checkpoints))
     workers = app.state.detection
     if isinstance(workers, DetectionWorkers):
         workers.start()
     try:
         yield
     finally:
-        for task in (loop, failures):
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
