@@ -36,14 +36,13 @@ def create_token(
     the old ones are revoked) or `add` (a further token of the same principal):
     a new token never takes an existing person's name, and their access, by accident."""
     roles = principals.active_roles(session, name)
-    if roles and not replace:
-        if not add:
-            raise Conflict(
-                f"'{name}' is a principal with an active token (role {', '.join(sorted(roles))}); "
-                "a token acts as its principal, with its access to restricted incidents. "
-                "Rotate its token with replace (CLI --replace), give the same principal a "
-                "further token with add (CLI --add), or choose another name."
-            )
+    if roles and not replace and not add:
+        raise Conflict(
+            f"'{name}' is a principal with an active token (role {', '.join(sorted(roles))}); "
+            "a token acts as its principal, with its access to restricted incidents. "
+            "Rotate its token with replace (CLI --replace), give the same principal a "
+            "further token with add (CLI --add), or choose another name."
+        )
     if replace:
         for old in session.scalars(
             select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
