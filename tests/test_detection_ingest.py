@@ -154,7 +154,10 @@ def test_one_finding_on_many_interactions_of_a_batch_is_one_signal(
     assert signal["attributes"]["occurrences"] == 3
     assert len(signal["interaction_ids"]) == 3 and "3 times in one batch" in signal["summary"]
     assert "4111 1111" not in signal["excerpt"]
-    send(client, admin, "support-chatbot", leaks[0])
+    send(client, admin, "support-chatbot", leaks[0])  # resent: stored and detected once
+    assert len(signals(client, admin, detector="sensitive_data")) == 1
+    again = span(chat("my details?", "Your card 4111 1111 1111 1111 is on file, ref 0."))
+    send(client, admin, "support-chatbot", again)  # the same finding in a later batch
     assert len(signals(client, admin, detector="sensitive_data")) == 2
 
 
@@ -179,7 +182,12 @@ def test_an_incident_from_detected_signals_collects_their_interactions(
     evidence = client.get(f"/api/v1/incidents/{incident_id}/evidence", headers=admin).json()
     kinds = sorted(item["kind"] for item in evidence["items"])
     assert "interaction" in kinds and "trace_tree" in kinds
-    send(client, admin, "refund-agent", bad)  # a repeat: same group, its interaction joins
+    repeat = span(  # a new span of the same trace (the same span again is stored once)
+        tool("issue_refund", {"amount": 5000}, **{"gen_ai.agent.name": "refund-agent"}),
+        name="execute_tool issue_refund",
+        trace_id=bad["traceId"],
+    )
+    send(client, admin, "refund-agent", repeat)  # a repeat: same group, its interaction joins
     again = client.get(f"/api/v1/incidents/{incident_id}/evidence", headers=admin).json()
     added = [i["kind"] for i in again["items"][len(evidence["items"]) :]]
     assert added == ["interaction"]  # the trace's tree is there already

@@ -6,7 +6,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from blastwall.incidents.lifecycle import Status
 
@@ -76,8 +83,27 @@ class TaskState(StrEnum):
     cancelled = "cancelled"
 
 
+def _refuse_nul(value: Any) -> Any:
+    """PostgreSQL stores no NUL character in text: one in any text of a body (a list's or a
+    mapping's included) is refused with 422 on every database alike."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("NUL characters cannot be stored; remove them")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set):
+            stack.extend(item)
+    return value
+
+
 class In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    _no_nul = field_validator("*")(_refuse_nul)
 
 
 class IncidentCreate(In):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, String, Text
+from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from blastwall.db import Base, JSONType, UTCDateTime, utcnow
@@ -63,3 +63,21 @@ class Signal(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SignalRequest(Base):
+    """A `POST /signals` or `POST /reports` sent with an `Idempotency-Key`: who sent it, a hash
+    of its body and the signal it created, so that a retry is answered that signal again."""
+
+    __tablename__ = "signal_requests"
+    __table_args__ = (UniqueConstraint("principal", "route", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    principal: Mapped[str] = mapped_column(String(200))
+    route: Mapped[str] = mapped_column(String(20))  # signals, reports
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    signal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("signals.id", ondelete="CASCADE"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -16,6 +16,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from blastwall.errors import InvalidInput, Problem
 from blastwall.incidents.schemas import Archetype
 
 MAX_ATTRIBUTES_BYTES = 64 * 1024
@@ -73,6 +74,19 @@ def _plain_text(value: str) -> str:
 
 
 PlainText = AfterValidator(_plain_text)
+
+
+def refuse_nul(where: str, values: dict[str, str | None]) -> None:
+    """Refuse filter values (query parameters) holding a NUL character, as PostgreSQL does
+    (it cannot compare text holding one), so that SQLite answers the same 422."""
+    bad = [name for name, value in values.items() if value and "\x00" in value]
+    if bad:
+        raise InvalidInput(
+            f"{', '.join(bad)} holds a NUL character; remove it.",
+            problems=[
+                Problem(f"{where}.{name}", "NUL characters cannot be stored") for name in bad
+            ],
+        )
 
 
 def _trace_id(value: str) -> str:

@@ -3,26 +3,36 @@
 A signal names the AI system it is about. A name that is not in the inventory is not refused:
 the signal keeps the name (`system_ref`) without a system (`system_id` is null) and counts as
 unregistered — an AI system nobody declared is itself worth an incident (shadow AI).
+
+Nothing is stored twice. A signal or report sent with an `Idempotency-Key` is remembered
+with its principal and a hash of its body for `REPLAY_WINDOW`: the same key again answers
+the signal it created (`replay`), the same key with another body is refused. An Alertmanager
+alert is identified by its fingerprint and start time: a notification sent again changes
+nothing, and never touches the signal of another firing of the same alert.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, text
+import orjson
+from pydantic import BaseModel
+from sqlalchemy import delete, or_, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
 from blastwall.correlation import flows as correlation
 from blastwall.db import utcnow
-from blastwall.errors import NotFound
+from blastwall.errors import Conflict, InvalidInput, NotFound, Problem
 from blastwall.inventory.models import System
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.signals import alertmanager
-from blastwall.signals.models import Signal
+from blastwall.signals.models import Signal, SignalRequest
 from blastwall.signals.schemas import (
     IngestResult,
     ReportCreate,
@@ -31,12 +41,16 @@ from blastwall.signals.schemas import (
     SignalOut,
     SignalSeverity,
     SignalStatus,
+    refuse_nul,
 )
 from blastwall.telemetry.models import Interaction
 
 REPORT_SOURCE = "report"
 REPORT_KIND = "user_report"
 REPORT_SUMMARY_LENGTH = 200
+REPLAY_WINDOW = timedelta(hours=24)
+"""How long a request's `Idempotency-Key` is remembered; later, the key is new again."""
+KEY_HEADER = "Idempotency-Key"
 
 
 class SystemMatcher:
@@ -76,10 +90,93 @@ def _clip(text: str, length: int) -> str:
     return text if len(text) <= length else text[: length - 1].rstrip() + "…"
 
 
-def create_signal(session: Session, *, data: SignalCreate, actor: Principal) -> Signal:
+# --- idempotency keys -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A request's `Idempotency-Key`: the key, the route it was sent to (`signals`,
+    `reports`) and the SHA-256 of its body as validated (so that JSON that differs only in
+    spacing or member order is the same body)."""
+
+    key: str
+    route: str
+    body_sha256: str
+
+    @classmethod
+    def of(cls, key: str, *, route: str, body: BaseModel) -> Idempotency:
+        canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return cls(key=key, route=route, body_sha256=hashlib.sha256(canonical).hexdigest())
+
+
+def replay(session: Session, *, idempotency: Idempotency, actor: Principal) -> Signal | None:
+    """The signal an earlier request of the same principal with the same key created, within
+    `REPLAY_WINDOW`; None when there was none. The same key with another body is refused."""
+    actor.require(Permission.ingest if idempotency.route == "signals" else Permission.report)
+    cutoff = utcnow() - REPLAY_WINDOW
+    earlier = session.scalar(
+        select(SignalRequest).where(
+            SignalRequest.principal == actor.name,
+            SignalRequest.route == idempotency.route,
+            SignalRequest.idempotency_key == idempotency.key,
+            SignalRequest.created_at >= cutoff,
+        )
+    )
+    if earlier is None:
+        return None
+    if earlier.body_sha256 != idempotency.body_sha256:
+        raise InvalidInput(
+            f"This {KEY_HEADER} was sent before with another body. Use a new key for a new "
+            "request, or send the same body to get the first request's answer.",
+            problems=[Problem(f"header.{KEY_HEADER}", "reused with a different request body")],
+        )
+    signal = session.get(Signal, earlier.signal_id) if earlier.signal_id is not None else None
+    if signal is None:  # pragma: no cover - the row goes with its signal (ON DELETE CASCADE)
+        return None
+    return signal
+
+
+def _remember(
+    session: Session, idempotency: Idempotency, actor: Principal, now: datetime
+) -> SignalRequest:
+    """Record the key before the signal it creates. Two requests with the same key at once
+    (PostgreSQL; SQLite takes one writer at a time): the second waits for the first to
+    commit, then is answered 409 and, sent again, the first one's signal."""
+    session.execute(delete(SignalRequest).where(SignalRequest.created_at < now - REPLAY_WINDOW))
+    request = SignalRequest(
+        principal=actor.name,
+        route=idempotency.route,
+        idempotency_key=idempotency.key,
+        body_sha256=idempotency.body_sha256,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(request)
+    except IntegrityError:
+        raise Conflict(
+            f"A request with this {KEY_HEADER} was being stored at the same time. Send it "
+            "again: the answer will be that request's."
+        ) from None
+    return request
+
+
+# --- signals and reports ------------------------------------------------------------------
+
+
+def create_signal(
+    session: Session,
+    *,
+    data: SignalCreate,
+    actor: Principal,
+    idempotency: Idempotency | None = None,
+) -> Signal:
+    """Store a signal and correlate it. With `idempotency` the key is remembered with it
+    (`replay` answers a request sent before with the same key)."""
     actor.require(Permission.ingest)
     system_id = SystemMatcher(session)(data.system) if data.system else None
     now = utcnow()
+    request = _remember(session, idempotency, actor, now) if idempotency else None
     row = Signal(
         source=data.source,
         kind=data.kind,
@@ -98,6 +195,9 @@ def create_signal(session: Session, *, data: SignalCreate, actor: Principal) -> 
         updated_at=now,
     )
     session.add(row)
+    if request is not None:
+        session.flush()
+        request.signal_id = row.id
     correlation.correlate(session, [row], now=now)
     session.commit()
     return row
@@ -129,9 +229,17 @@ def _system_named_in(session: Session, where: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def create_report(session: Session, *, data: ReportCreate, actor: Principal) -> Signal:
-    """A person's report of a suspicious output, stored as a signal with a reference."""
+def create_report(
+    session: Session,
+    *,
+    data: ReportCreate,
+    actor: Principal,
+    idempotency: Idempotency | None = None,
+) -> Signal:
+    """A person's report of a suspicious output, stored as a signal with a reference. With
+    `idempotency`, as `create_signal`."""
     actor.require(Permission.report)
+    request = _remember(session, idempotency, actor, utcnow()) if idempotency else None
     attributes: dict[str, Any] = {"what": data.what}
     if data.where:
         attributes["where"] = data.where
@@ -165,6 +273,8 @@ def create_report(session: Session, *, data: ReportCreate, actor: Principal) -> 
     session.add(row)
     session.flush()
     row.reference = f"RPT-{row.id:06d}"
+    if request is not None:
+        request.signal_id = row.id
     correlation.correlate(session, [row], now=now)
     session.commit()
     return row
@@ -209,7 +319,9 @@ def ingest_alertmanager(
     An alert is identified by its fingerprint and its start time. A firing alert updates the
     signal still firing for its fingerprint; a resolved alert resolves it. An alert that
     starts again after it was resolved is a new signal. A repeat of what is already stored
-    (Alertmanager resends alerts with every notification of their group) changes nothing."""
+    (Alertmanager resends alerts with every notification of their group, and a webhook
+    delivery may be retried) changes nothing; a late copy about an earlier firing of the
+    alert touches only that firing's signal."""
     actor.require(Permission.ingest)
     match = SystemMatcher(session)
     result = IngestResult(created=0, updated=0, unchanged=0, signals=[])
@@ -229,12 +341,26 @@ def ingest_alertmanager(
             "system_id": system_id,
             "system_ref": system_ref,
         }
-        latest = session.scalar(
-            select(Signal)
-            .where(Signal.source == alertmanager.SOURCE, Signal.fingerprint == mapped.fingerprint)
-            .order_by(Signal.id.desc())
-            .limit(1)
+        same_alert = (Signal.source == alertmanager.SOURCE) & (
+            Signal.fingerprint == mapped.fingerprint
         )
+        latest = session.scalar(
+            select(Signal).where(same_alert).order_by(Signal.id.desc()).limit(1)
+        )
+        if (
+            latest is not None
+            and latest.starts_at is not None
+            and mapped.starts_at is not None
+            and mapped.starts_at < latest.starts_at
+        ):
+            # A late copy about an earlier firing of the alert: that firing's own signal, if
+            # it is stored, never the later one's.
+            latest = session.scalar(
+                select(Signal)
+                .where(same_alert, Signal.starts_at == mapped.starts_at)
+                .order_by(Signal.id.desc())
+                .limit(1)
+            )
         starts_at = mapped.starts_at or now
         if latest is not None and latest.status == SignalStatus.firing.value:
             missed_resolution = (
@@ -263,13 +389,16 @@ def ingest_alertmanager(
                     result.unchanged += 1
                 result.signals.append(latest.id)
                 continue
-        elif (
-            latest is not None
-            and latest.starts_at is not None
-            and mapped.starts_at is not None
-            and latest.starts_at == mapped.starts_at
+        elif latest is not None and (
+            (
+                latest.starts_at is not None
+                and mapped.starts_at is not None
+                and latest.starts_at == mapped.starts_at
+            )
+            or (mapped.starts_at is None and mapped.status is SignalStatus.resolved)
         ):
-            # This very alert is already resolved here: a repeat, or a late copy.
+            # This very alert is already resolved here: a repeat, or a late copy (without a
+            # start time, a resolution is taken for a repeat of the last one).
             result.unchanged += 1
             result.signals.append(latest.id)
             continue
@@ -328,6 +457,9 @@ def list_signals(
     """Signals newest first; `system` matches the inventory id or the name as sent, the time
     range [since, until) applies to when Blastwall received them."""
     principal.require(Permission.read)
+    texts = {"system": system, "source": source, "detector": detector, "kind": kind}
+    texts |= {"conversation_id": conversation_id, "held_by": held_by}
+    refuse_nul("query", texts)
     query = select(Signal).order_by(Signal.id.desc())
     after = decode_cursor(cursor, types=(int,))
     if after:

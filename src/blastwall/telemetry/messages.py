@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from blastwall.telemetry.otlp import MAX_DEPTH, SpanEvent
+from blastwall.telemetry.otlp import MAX_DEPTH, SpanEvent, nul_free
 
 __all__ = [
     "CONTENT_EVENTS",
@@ -86,11 +86,13 @@ def _too_deep(value: Any, depth: int) -> bool:
 
 
 def loads(text: str) -> Any:
-    """Parsed JSON, or `FAIL`."""
+    """Parsed JSON, or `FAIL`. A NUL character escaped in the JSON (`\\u0000`) is taken
+    out of the strings parsed, as the decoder takes it out of every string it reads."""
     try:
-        return orjson.loads(text)
+        parsed = orjson.loads(text)
     except orjson.JSONDecodeError:
         return FAIL
+    return nul_free(parsed) if "\\u0000" in text else parsed
 
 
 def opaque(value: Any) -> Any:

@@ -1,11 +1,17 @@
-"""Telemetry tables: interactions (GenAI spans, normalised), context spans, ingest keys."""
+"""Telemetry tables: interactions (GenAI spans, normalised), context spans, ingest keys.
+
+A span is stored once per system: interactions and context spans each have a unique index on
+(trace id, span id, system id), the system id of a span of no known system counting as ''
+(a unique index holds NULLs apart: those spans would be stored again on every resend). The
+index starts with the trace id, so it also serves the look-ups of a trace's spans.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from blastwall.db import Base, JSONType, UTCDateTime, utcnow
@@ -21,7 +27,6 @@ class Interaction(Base):
     __tablename__ = "interactions"
     __table_args__ = (
         Index("ix_interactions_system_start", "system_id", "start_time"),
-        Index("ix_interactions_trace", "trace_id"),
         Index("ix_interactions_conversation", "conversation_id"),
         Index("ix_interactions_user", "user_id"),
         Index("ix_interactions_start", "start_time"),
@@ -68,7 +73,6 @@ class ContextSpan(Base):
     database query): kept so the trace tree around an interaction can be shown."""
 
     __tablename__ = "context_spans"
-    __table_args__ = (Index("ix_context_spans_trace", "trace_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     trace_id: Mapped[str] = mapped_column(String(32))
@@ -83,6 +87,25 @@ class ContextSpan(Base):
     end_time: Mapped[datetime] = mapped_column(UTCDateTime())
     attributes: Mapped[Any] = mapped_column(JSONType, nullable=True, default=None)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+SPAN_KEY = ("trace_id", "span_id", "system_id")
+"""The columns of the unique index of interactions and context spans."""
+
+Index(
+    "uq_interactions_span",
+    Interaction.trace_id,
+    Interaction.span_id,
+    func.coalesce(Interaction.system_id, ""),
+    unique=True,
+)
+Index(
+    "uq_context_spans_span",
+    ContextSpan.trace_id,
+    ContextSpan.span_id,
+    func.coalesce(ContextSpan.system_id, ""),
+    unique=True,
+)
 
 
 class IngestKey(Base):

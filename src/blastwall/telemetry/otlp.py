@@ -16,6 +16,10 @@ Rules shared by both decoders:
 * Attribute values become plain Python: str, int, float, bool, None, list, dict; bytes
   become lowercase hex; non-finite doubles become the strings "NaN", "Infinity" and
   "-Infinity" (as in proto3 JSON) so that every value can be stored as JSON.
+* The NUL character is taken out of every string (attribute keys and values, span, event
+  and scope names, status messages): PostgreSQL can store it neither in text nor in jsonb,
+  and refusing the span would lose the rest of it. SQLite and PostgreSQL then store the
+  same thing.
 * The `resource` dict is shared by all spans of one resource: treat it as read-only.
 """
 
@@ -98,6 +102,39 @@ def _decoded(spans: list[DecodedSpan], tally: _Tally) -> Decoded:
     return Decoded(spans, sum(n for _, n in tally.values()), errors)
 
 
+def nul_free(value: Any) -> Any:
+    """`value` with the NUL character taken out of every string in it, keys included."""
+    if type(value) is str:
+        return value.replace("\x00", "")
+    if type(value) is list:
+        return [nul_free(item) for item in value]
+    if type(value) is dict:
+        return {nul_free(key): nul_free(item) for key, item in value.items()}
+    return value
+
+
+def _name(value: str) -> str:
+    return value if "\x00" not in value else value.replace("\x00", "")
+
+
+def _strip_nul(spans: list[DecodedSpan]) -> None:
+    """Take the NUL character out of every string of `spans`, in place; spans that shared a
+    resource still share one."""
+    resources: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for span in spans:
+        seen = resources.get(id(span.resource))
+        if seen is None:
+            seen = resources[id(span.resource)] = (span.resource, nul_free(span.resource))
+        span.resource = seen[1]
+        span.scope_name = nul_free(span.scope_name) or None
+        span.name = _name(span.name)
+        span.status_message = nul_free(span.status_message) or None
+        span.attributes = nul_free(span.attributes)
+        for event in span.events:
+            event.name = _name(event.name)
+            event.attributes = nul_free(event.attributes)
+
+
 def _where(ri: int, si: int, pi: int) -> str:
     return f"resource {ri}, scope {si}, span {pi}"
 
@@ -150,14 +187,17 @@ def _pb_attrs(kvs: Any, depth: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in kvs:
         value = kv.value
+        key = kv.key
+        if "\x00" in key:
+            key = key.replace("\x00", "")
         # A non-empty string (non-zero int) can only mean the oneof holds a string (an int):
         # the common cases skip WhichOneof, the costliest accessor.
         text = value.string_value
         if text:
-            out[kv.key] = text
+            out[key] = text if "\x00" not in text else text.replace("\x00", "")
             continue
         number = value.int_value
-        out[kv.key] = number if number else _pb_value(value, depth)
+        out[key] = number if number else _pb_value(value, depth)
     return out
 
 
@@ -165,7 +205,9 @@ def _pb_value(value: Any, depth: int) -> Any:
     which = value.WhichOneof("value")
     if which is None or which == "string_value_strindex":
         return None
-    if which in ("string_value", "int_value", "bool_value"):
+    if which == "string_value":
+        return _name(value.string_value)
+    if which in ("int_value", "bool_value"):
         return getattr(value, which)
     if which == "double_value":
         return _finite(value.double_value)
@@ -200,7 +242,7 @@ def decode_protobuf(body: bytes) -> Decoded:
             _tally(tally, f"resource {ri}", reject, count)
             continue
         for si, scope_spans in enumerate(resource_spans.scope_spans):
-            scope_name = scope_spans.scope.name or None
+            scope_name = _name(scope_spans.scope.name) or None
             for pi, span in enumerate(scope_spans.spans):
                 try:
                     append(_pb_span(span, resource, scope_name))
@@ -226,11 +268,14 @@ def _pb_span(span: Any, resource: dict[str, Any], scope_name: str | None) -> Dec
     if end < start:
         raise _Reject("time", "end_time_unix_nano is before start_time_unix_nano")
     status = span.status
-    events = [SpanEvent(e.name, e.time_unix_nano, _pb_attrs(e.attributes, 0)) for e in span.events]
+    events = [
+        SpanEvent(_name(e.name), e.time_unix_nano, _pb_attrs(e.attributes, 0)) for e in span.events
+    ]
     return DecodedSpan(
         resource, scope_name, trace_id.hex(), span_id.hex(),
-        parent.hex() if parent and parent != _ZERO_SPAN else None, span.name, span.kind,
-        start, end, status.code, status.message or None, _pb_attrs(span.attributes, 0), events,
+        parent.hex() if parent and parent != _ZERO_SPAN else None, _name(span.name), span.kind,
+        start, end, status.code, _name(status.message) or None, _pb_attrs(span.attributes, 0),
+        events,
     )  # fmt: skip
 
 
@@ -502,4 +547,6 @@ def decode_json(body: bytes) -> Decoded:
                     append(_json_span(span, resource, scope_name))
                 except _Reject as reject:
                     _tally(tally, _where(ri, si, pi), reject)
+    if b"\\u0000" in body:  # JSON can only carry a NUL character escaped
+        _strip_nul(spans)
     return _decoded(spans, tally)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from blastwall.signals.schemas import PlainText
 
 
 class InteractionOut(BaseModel):
@@ -81,7 +83,7 @@ class UnregisteredOut(BaseModel):
 
 class IngestKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    system_id: str = Field(max_length=100)
+    system_id: Annotated[str, Field(max_length=100), PlainText]
 
 
 class IngestKeyOut(BaseModel):

@@ -4,6 +4,11 @@ Ingest writes every span of a request in one transaction, one bulk write per tab
 (`telemetry.store`): a GenAI span becomes an interaction, any other span a context span of
 its trace. The request is answered only after the commit, so an acknowledged span is a
 stored span.
+
+A span is stored once: one whose trace id and span id are stored already for its system (an
+exporter's retry of a batch whose answer it never received) is accepted and acknowledged,
+but left out by the database's unique index, and the detectors do not see it again. Spans of
+no known system count as one system for this.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from blastwall.errors import AuthenticationRequired, NotFound
 from blastwall.inventory.models import System
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.signals.models import Signal
+from blastwall.signals.schemas import refuse_nul
 from blastwall.telemetry import capture
-from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
+from blastwall.telemetry.models import SPAN_KEY, ContextSpan, IngestKey, Interaction
 from blastwall.telemetry.normalise import normalise, trim_attributes
 from blastwall.telemetry.otlp import Decoded, DecodedSpan
 from blastwall.telemetry.redact import apply_content_policy
@@ -117,9 +123,14 @@ def directory(session: Session) -> Directory:
 @dataclass
 class IngestResult:
     accepted: int = 0
+    """Spans acknowledged: stored now, or stored before (`duplicates`)."""
     rejected: int = 0
     interactions: int = 0
+    """Interactions stored by this request."""
     context_spans: int = 0
+    """Context spans stored by this request."""
+    duplicates: int = 0
+    """Spans accepted that were stored already (a resend), or twice in the request."""
     signals: int = 0
     errors: list[str] = field(default_factory=list)
     unregistered: set[str] = field(default_factory=set)
@@ -139,7 +150,8 @@ def ingest(
     """Store the decoded spans in one transaction; answer what was kept and refused. With a
     detection engine, the interactions go through the detectors and their findings are
     stored as signals in the same transaction; with detection workers, they are handed to
-    the workers once committed (`detection.workers`)."""
+    the workers once committed (`detection.workers`). Either way only the interactions
+    stored now are looked at: a span resent is acknowledged, not stored or detected again."""
     result = IngestResult(rejected=decoded.rejected, errors=list(decoded.errors))
     names = directory(session)
     now = utcnow()
@@ -198,8 +210,11 @@ def ingest(
             f"ingest key's ({key_system}); send them with that system's key"
         )
     connection = session.connection()
-    insert_rows(connection, INTERACTIONS, interactions)
-    insert_rows(connection, CONTEXT_SPANS, context)
+    stored = insert_rows(connection, INTERACTIONS, interactions, unique=SPAN_KEY)
+    stored_context = insert_rows(connection, CONTEXT_SPANS, context, unique=SPAN_KEY)
+    if len(stored) < len(interactions):  # resent: the detectors saw those the first time
+        items = [items[i] for i in stored] if items else items
+        handed = [handed[i] for i in stored] if handed else handed
     if result.unregistered:
         _report_unregistered(session, result.unregistered, now)
     # Per system, once a batch: did its model calls carry content? (`telemetry.capture`)
@@ -215,9 +230,10 @@ def ingest(
     if handed and isinstance(detection, DetectionWorkers):
         # Stored first: the workers' findings point at the committed interactions.
         detection.submit(handed, now=now)
-    result.interactions = len(interactions)
-    result.context_spans = len(context)
+    result.interactions = len(stored)
+    result.context_spans = len(stored_context)
     result.accepted = len(interactions) + len(context)
+    result.duplicates = result.accepted - len(stored) - len(stored_context)
     return result
 
 
@@ -322,6 +338,18 @@ def list_interactions(
     session: Session, *, where: InteractionFilter, limit: int, cursor: str | None = None
 ) -> tuple[list[Interaction], str | None]:
     """Interactions newest first (by start time)."""
+    refuse_nul(
+        "query",
+        {
+            "system": where.system_id,
+            "conversation": where.conversation_id,
+            "user": where.user_id,
+            "operation": where.operation,
+            "model": where.model,
+            "tool": where.tool,
+            "trace": where.trace_id,
+        },
+    )
     q = select(Interaction).order_by(Interaction.start_time.desc(), Interaction.id.desc())
     if where.system_id:
         q = q.where(Interaction.system_id == where.system_id)
