@@ -814,3 +814,11 @@ def test_the_applications_version_and_environment_are_kept() -> None:
     assert record is not None and record["attributes"] is not None
     assert record["attributes"]["service.version"] == "2.1.0"
     assert record["attributes"]["deployment.environment.name"] == "production"
+
+
+@pytest.mark.parametrize("count", [1.8446744073709552e19, 2**40, -(2**63), "99999999999"])
+def test_a_token_count_that_fits_no_integer_column_is_dropped(count: Any) -> None:
+    record = normalise(span({"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": count}))
+    assert record is not None
+    assert record["input_tokens"] is None
+    orjson.dumps(record)

@@ -60,15 +60,24 @@ def short_str(value: Any, limit: int = 200) -> str | None:
     return str(value)[:limit]
 
 
+#: The range of an INTEGER column on every database (PostgreSQL's is 32 bits): a count
+#: outside it (a token count of 2**64 sent by a broken exporter) is not a count.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
 def first_int(*values: Any) -> int | None:
-    """The first of `values` that is an integer (or an integral float, or digits), or None."""
+    """The first of `values` that is an integer (or an integral float, or digits) that fits
+    an INTEGER column, or None."""
     for value in values:
+        number: int | None = None
         if type(value) is int:
-            return value
-        if type(value) is float and value.is_integer():
-            return int(value)
-        if type(value) is str and 0 < len(value) <= 18 and value.isascii() and value.isdigit():
-            return int(value)
+            number = value
+        elif type(value) is float and value.is_integer() and INT_MIN <= value <= INT_MAX:
+            number = int(value)
+        elif type(value) is str and 0 < len(value) <= 18 and value.isascii() and value.isdigit():
+            number = int(value)
+        if number is not None and INT_MIN <= number <= INT_MAX:
+            return number
     return None
 
 
