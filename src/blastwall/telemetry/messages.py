@@ -69,14 +69,12 @@ def first_int(*values: Any) -> int | None:
     """The first of `values` that is an integer (or an integral float, or digits) that fits
     an INTEGER column, or None."""
     for value in values:
-        number: int | None = None
-        if type(value) is int:
-            number = value
-        elif type(value) is float and value.is_integer() and INT_MIN <= value <= INT_MAX:
-            number = int(value)
-        elif type(value) is str and 0 < len(value) <= 18 and value.isascii() and value.isdigit():
-            number = int(value)
-        if number is not None and INT_MIN <= number <= INT_MAX:
+        kind = type(value)
+        if (
+            kind is int
+            or (kind is float and value.is_integer())
+            or (kind is str and 0 < len(value) <= 18 and value.isascii() and value.isdigit())
+        ) and INT_MIN <= (number := int(value)) <= INT_MAX:
             return number
     return None
 
