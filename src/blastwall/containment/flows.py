@@ -243,15 +243,6 @@ def _connectors(
     return results
 
 
-def _describe(action: ContainmentAction) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in sorted(action.params.items()))
-    return (
-        f"{action.control}({params}) on {action.system_id}"
-        if params
-        else (f"{action.control} on {action.system_id}")
-    )
-
-
 def _preserve(
     session: Session,
     incident: Incident,
@@ -270,7 +261,7 @@ def _preserve(
         incident=incident,
         kind="evidence_snapshot",
         actor=actor,
-        text=f"Evidence preserved before {PURPOSES[purpose]} {_describe(action)}: "
+        text=f"Evidence preserved before {PURPOSES[purpose]} {action.describe()}: "
         f"control state and {count} recent interaction(s), sha256 {snapshot.sha256[:16]}…",
         data={
             "snapshot_id": snapshot.id,
@@ -310,7 +301,7 @@ def _apply(
         incident=incident,
         kind="containment_applied",
         actor=actor,
-        text=f"Applied {_describe(action)}{until}{approved}: {action.reason}"
+        text=f"Applied {action.describe()}{until}{approved}: {action.reason}"
         + (f" ({note})" if note else ""),
         data={
             "action_id": action.id,
@@ -408,7 +399,7 @@ def request_action(
             session, incident, action, actor=actor, interactions=snapshot_interactions, note=note
         )
         message = (
-            f"Applied {_describe(action)}. Its guards enforce it as soon as the new state "
+            f"Applied {action.describe()}. Its guards enforce it as soon as the new state "
             "reaches them."
         )
     else:
@@ -425,7 +416,7 @@ def request_action(
             incident=incident,
             kind="containment_requested",
             actor=actor,
-            text=f"Requested {_describe(action)}, waiting for approval: {action.reason}",
+            text=f"Requested {action.describe()}, waiting for approval: {action.reason}",
             data={
                 "action_id": action.id,
                 "control": action.control,
@@ -510,7 +501,7 @@ def reject_action(
         incident=incident,
         kind="containment_rejected",
         actor=actor,
-        text=f"Rejected {_describe(action)}" + (f": {note}" if note else ""),
+        text=f"Rejected {action.describe()}" + (f": {note}" if note else ""),
         data={"action_id": action.id},
     )
     session.commit()
@@ -538,7 +529,7 @@ def _lift(
         incident=incident,
         kind=f"containment_{state.value}",
         actor=actor,
-        text=f"{verb} {_describe(action)}: {reason}",
+        text=f"{verb} {action.describe()}: {reason}",
         data={
             "action_id": action.id,
             "system_id": action.system_id,
@@ -570,7 +561,7 @@ def revert_action(
             incident=incident,
             kind="containment_withdrawn",
             actor=actor,
-            text=f"Withdrew the request for {_describe(action)}: {reason}",
+            text=f"Withdrew the request for {action.describe()}: {reason}",
             data={"action_id": action.id},
         )
     elif action.state == ActionState.active.value:

@@ -50,6 +50,12 @@ class ContainmentAction(Base):
     breach_signal_id: Mapped[int | None] = mapped_column(Integer, default=None)
     watched_to_id: Mapped[int | None] = mapped_column(BigId, default=None)  # last interaction
 
+    def describe(self) -> str:
+        """The action in words, for timelines and signals: `revoke_tool(tool=x) on system`."""
+        params = ", ".join(f"{k}={v}" for k, v in sorted((self.params or {}).items()))
+        control = f"{self.control}({params})" if params else self.control
+        return f"{control} on {self.system_id}"
+
 
 class ControlSnapshot(Base):
     """Evidence preserved before a change: the system's control state and its recent

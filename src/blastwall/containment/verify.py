@@ -218,11 +218,6 @@ def _span(row: Interaction) -> dict[str, Any]:
     }
 
 
-def _describe(action: ContainmentAction) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in sorted(action.params.items()))
-    return f"{action.control}({params}) on {action.system_id}"
-
-
 def _raise_breach(
     session: Session,
     action: ContainmentAction,
@@ -234,7 +229,7 @@ def _raise_breach(
     assert action.applied_at is not None
     first = breaches[0]
     summary = (
-        f"Containment breach: {_describe(action)} was applied at "
+        f"Containment breach: {action.describe()} was applied at "
         f"{action.applied_at.isoformat()} under incident {incident.id}, yet "
         f"{len(breaches)} span(s) it should have stopped went on, the first at "
         f"{first.start_time.isoformat()}. Likely cause: {causes[0]}."
@@ -307,7 +302,7 @@ def _verdict(session: Session, action: ContainmentAction, state: str, note: str)
         incident=incident,
         kind=f"containment_{state}",
         actor=VERIFIER,
-        text=f"{word}: {_describe(action)} ({note}).",
+        text=f"{word}: {action.describe()} ({note}).",
         data={"action_id": action.id, "verification": state},
     )
 

@@ -565,8 +565,7 @@ def _controls_in_force(session: Session, *, incident_id: int) -> bool:
 
 
 def _action_text(action: ContainmentAction) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in sorted((action.params or {}).items()))
-    return f"containment action {action.id}, {action.control}({params}) on {action.system_id}"
+    return f"containment action {action.id}, {action.describe()}"
 
 
 def containment_changed(
