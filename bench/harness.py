@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -94,6 +95,34 @@ def postgres_unreachable(url: str) -> str | None:
     return None
 
 
+def wait_healthy(proc: subprocess.Popen[Any], base: str, log_path: Path, ceiling: float) -> None:
+    """Wait until the server at `base` answers its health check; BenchError if it exits or
+    is not healthy within `ceiling` seconds (with the end of its log)."""
+    deadline = time.monotonic() + ceiling
+    while True:
+        if proc.poll() is not None:
+            raise BenchError(f"server exited {proc.returncode}:\n{tail(log_path, 20)}")
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise BenchError(f"server not healthy after {ceiling:g} s:\n{tail(log_path, 20)}")
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """Stop a server as Ctrl-C would, killing it after 10 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 @contextmanager
 def server(
     env: dict[str, str], cwd: Path, log_path: Path, prefix: tuple[str, ...] = ()
@@ -112,27 +141,10 @@ def server(
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    raise BenchError(f"server exited {proc.returncode}:\n{tail(log_path, 20)}")
-                try:
-                    if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise BenchError(f"server not healthy after 30 s:\n{tail(log_path, 20)}")
-                time.sleep(0.1)
+            wait_healthy(proc, base, log_path, ceiling=30)
             yield base
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+            stop(proc)
 
 
 def tail(path: Path, lines: int) -> str:

@@ -33,7 +33,6 @@ import json
 import platform
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -57,7 +56,8 @@ from harness import (
     log,
     postgres_unreachable,
     prepare_postgres,
-    tail,
+    stop,
+    wait_healthy,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,29 +95,11 @@ def serve(env: dict[str, str], cwd: Path, log_path: Path) -> Any:
     command = [sys.executable, "-m", "blastwall.cli", "serve", "--port", str(port)]
     with log_path.open("w") as out:
         proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise BenchError(f"server exited {proc.returncode}:\n{tail(log_path, 20)}")
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError(f"server not healthy after 60 s:\n{tail(log_path, 20)}")
-            time.sleep(0.1)
+        wait_healthy(proc, f"http://127.0.0.1:{port}", log_path, ceiling=60)
         yield port, proc.pid
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop(proc)
 
 
 def pieces(size: int) -> Iterator[bytes]:
