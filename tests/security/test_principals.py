@@ -5,22 +5,7 @@ principals, and only a commander, legal or an admin widens a restricted incident
 from __future__ import annotations
 
 from tests.conftest import Clients
-
-
-def _restricted(clients: Clients, headers: dict[str, str]) -> int:
-    answer = clients.client.post(
-        "/api/v1/incidents",
-        json={
-            "title": "Insider",
-            "archetype": "data_exfiltration",
-            "severity": "SEV2",
-            "systems": ["refund-agent"],
-            "visibility": "restricted",
-        },
-        headers=headers,
-    )
-    assert answer.status_code == 201, answer.text
-    return int(answer.json()["id"])
+from tests.security.restricted import restricted_incident
 
 
 def test_a_token_does_not_take_an_existing_principal_by_accident(
@@ -52,7 +37,7 @@ def test_participants_must_be_principals(
     clients: Clients, admin: dict[str, str], inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = _restricted(clients, admin)
+    incident = restricted_incident(clients, admin, severity="SEV2")
     nobody = client.patch(
         f"/api/v1/incidents/{incident}", json={"add_participants": ["ghost"]}, headers=admin
     )
@@ -81,7 +66,7 @@ def test_only_a_commander_legal_or_admin_widens_a_restricted_circle(
     clients: Clients, admin: dict[str, str], inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = _restricted(clients, admin)
+    incident = restricted_incident(clients, admin, severity="SEV2")
     responder = clients.headers("responder", "rob")
     clients.headers("viewer", "viewer-2")
     client.patch(

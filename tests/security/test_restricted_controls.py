@@ -8,23 +8,14 @@ from __future__ import annotations
 from blastwall.containment import service
 from blastwall.db import Database
 from tests.conftest import Clients
+from tests.security.restricted import restricted_incident
 
 SECRET = "SECRET-R-CONTAIN reason"
 
 
 def _restricted_suspension(clients: Clients, admin: dict[str, str]) -> int:
     client = clients.client
-    incident = client.post(
-        "/api/v1/incidents",
-        json={
-            "title": "Insider",
-            "archetype": "data_exfiltration",
-            "severity": "SEV1",
-            "systems": ["refund-agent"],
-            "visibility": "restricted",
-        },
-        headers=admin,
-    ).json()["id"]
+    incident = restricted_incident(clients, admin, "refund-agent")
     answer = client.post(
         f"/api/v1/incidents/{incident}/actions",
         json={"control": "revoke_tool", "params": {"tool": "issue_refund"}, "reason": SECRET},
@@ -63,17 +54,7 @@ def test_held_outputs_of_a_restricted_incident_are_not_listed_to_others(
     clients: Clients, admin: dict[str, str], inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = client.post(
-        "/api/v1/incidents",
-        json={
-            "title": "Insider",
-            "archetype": "data_exfiltration",
-            "severity": "SEV1",
-            "systems": ["support-chatbot"],
-            "visibility": "restricted",
-        },
-        headers=admin,
-    ).json()["id"]
+    incident = restricted_incident(clients, admin, "support-chatbot")
     client.post(
         f"/api/v1/incidents/{incident}/actions",
         json={"control": "quarantine_output", "reason": SECRET},

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import Clients
+from tests.security.restricted import restricted_incident
 from tests.test_evidence_helpers import evidence_dir
 
 __all__ = ["evidence_dir"]  # a fixture
@@ -15,17 +16,7 @@ def test_a_hidden_item_and_a_missing_one_get_the_same_answer(
     clients: Clients, admin: dict[str, str], inventory: list[str], evidence_dir: Path
 ) -> None:
     client = clients.client
-    incident = client.post(
-        "/api/v1/incidents",
-        json={
-            "title": "Insider",
-            "archetype": "data_exfiltration",
-            "severity": "SEV1",
-            "systems": ["refund-agent"],
-            "visibility": "restricted",
-        },
-        headers=admin,
-    ).json()["id"]
+    incident = restricted_incident(clients, admin, "refund-agent")
     item = client.post(
         f"/api/v1/incidents/{incident}/evidence/files?name=note.txt",
         content=b"secret",
