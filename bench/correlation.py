@@ -97,10 +97,10 @@ def blastwall_run(scenario: Scenario, db: Database, start: datetime) -> Outcome:
     out = Outcome()
     truth_of: dict[int, tuple[str | None, str]] = {}
     paged: set[int] = set()
-    with db.session() as session:
+    with db.transaction() as session:
         inventory.apply_specs(session, specs=[i.spec for i in load_path(EXAMPLES)], actor="bench")
         replay.declare(session, scenario, start=start, actor=RESPONDER)
-    with db.session() as session:
+    with db.transaction() as session:
         for r in replay.replay(session, scenario, start=start, actor=RESPONDER):
             out.wall += r.took
             out.signals += 1

@@ -58,8 +58,8 @@ from blastwall.inventory import service as inventory_service
 from blastwall.inventory.loader import load_path
 from blastwall.inventory.schemas import Tool
 from blastwall.migrate import upgrade
+from blastwall.telemetry.flows import ingest
 from blastwall.telemetry.otlp import decode_protobuf
-from blastwall.telemetry.service import ingest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "inventory"
@@ -232,7 +232,7 @@ def rate_ingest(bodies: list[bytes], detection: str) -> tuple[float, int, float]
                 spec.telemetry.service_names = ["support-bot-0", "support-bot-1", "support-bot-2"]
                 # the bench's tool spans call lookup_order: approved, as most calls are
                 spec.components.tools.append(Tool(name="lookup_order", permissions=["orders:read"]))
-        with db.session() as session:
+        with db.transaction() as session:
             inventory_service.apply_specs(session, specs=specs, actor="bench")
         detector: DetectionEngine | DetectionWorkers | None = None
         workers = None
@@ -245,7 +245,7 @@ def rate_ingest(bodies: list[bytes], detection: str) -> tuple[float, int, float]
                 others = os.sched_getaffinity(0) ^ set(range(os.cpu_count() or 1))
                 for pid in workers.pids():
                     os.sched_setaffinity(pid, others or os.sched_getaffinity(0))
-        with db.session() as session:  # warm up: detectors built, caches filled
+        with db.transaction() as session:  # warm up: detectors built, caches filled
             ingest(session, decoded=decode_protobuf(bodies[0]), detection=detector)
         if workers is not None:
             workers.wait(120)
@@ -254,7 +254,7 @@ def rate_ingest(bodies: list[bytes], detection: str) -> tuple[float, int, float]
         started = time.process_time()
         for body in bodies[1:]:
             decoded = decode_protobuf(body)
-            with db.session() as session:
+            with db.transaction() as session:
                 result = ingest(session, decoded=decoded, detection=detector)
             spans += result.accepted
         elapsed = time.process_time() - started
@@ -263,7 +263,7 @@ def rate_ingest(bodies: list[bytes], detection: str) -> tuple[float, int, float]
             workers.wait(600)
             worker_cpu = workers.cpu_seconds - worker_start
             workers.stop(30)
-        with db.session() as session:
+        with db.transaction() as session:
             query = select(func.count(Signal.id)).where(Signal.source == "detector")
             signals = session.scalar(query)
         engine.dispose()

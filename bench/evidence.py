@@ -269,7 +269,7 @@ def hunts(path: Path) -> list[dict[str, Any]]:
             ("text", {"text": "my key is sk-live-"}),
             ("no match", {"pattern": r"(?i)ignore (all )?previous instructions"}),
         ):
-            with db.session() as session:
+            with db.transaction() as session:
                 row = hunt.create_hunt(session, data=HuntIn(**query), actor=actor)  # type: ignore[arg-type]
             start = time.perf_counter()
             done = hunt.run_hunt(db, hunt_id=row.id)

@@ -48,8 +48,8 @@ WORDS = {
 
 def _store_interactions(db: object, count: int) -> int:
     from blastwall.db import Database
+    from blastwall.telemetry.flows import ingest
     from blastwall.telemetry.otlp import decode_protobuf
-    from blastwall.telemetry.service import ingest
 
     assert isinstance(db, Database)
     stored = 0
@@ -57,7 +57,7 @@ def _store_interactions(db: object, count: int) -> int:
     for start in range(0, batches, 20):
         bodies = make_batches(min(20, batches - start), SPANS_PER_BATCH, seed=start + 1)
         for body in bodies:
-            with db.session() as session:
+            with db.transaction() as session:
                 stored += ingest(session, decoded=decode_protobuf(body)).interactions
         log(f"  {stored:,} interactions stored")
     return stored
@@ -74,12 +74,12 @@ def _past_incidents(db: object, count: int, systems: list[str]) -> None:
     actor = Principal(name="bench", role=Role.admin)
     rng = random.Random(11)
     archetypes = sorted(WORDS)
-    with db.session() as session:
+    with db.transaction() as session:
         for n in range(count):
             archetype = archetypes[n % len(archetypes)]
             words = WORDS[archetype].split()
             title = " ".join(rng.sample(words, 4)) + f" on {systems[n % len(systems)]}"
-            incident = incidents.add_incident(
+            incident = incidents.create_incident(
                 session,
                 data=IncidentCreate(
                     title=title,
@@ -116,7 +116,7 @@ def _targets(db: object, count: int, systems: list[str]) -> list[int]:
 
     assert isinstance(db, Database)
     actor = Principal(name="bench", role=Role.admin)
-    with db.session() as session:
+    with db.transaction() as session:
         for n in range(count):
             system = systems[n % len(systems)]
             for kind in ("tool_not_approved", "tool_loop", "spend_over_budget"):
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in specs:
         if spec.id == "support-chatbot":
             spec.telemetry.service_names = ["support-bot-0", "support-bot-1", "support-bot-2"]
-    with db.session() as session:
+    with db.transaction() as session:
         inventory_service.apply_specs(session, specs=specs, actor="bench")
     systems = sorted(spec.id for spec in specs)
     started = time.perf_counter()
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     first_ms = 0.0
     for round_number in range(args.rounds):
         for incident_id in targets:
-            with db.session() as session:
+            with db.transaction() as session:
                 begin = time.perf_counter()
                 triage_pack(
                     session, incident_id=incident_id, principal=principal, library=playbooks

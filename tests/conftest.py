@@ -25,6 +25,7 @@ from blastwall.inventory import service as inventory_service
 from blastwall.inventory.loader import load_path
 from blastwall.migrate import upgrade
 from blastwall.settings import Settings, get_settings
+from blastwall.wiring import install as install_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "inventory"
@@ -98,14 +99,14 @@ def db(engine: Engine) -> Iterator[Database]:
 
 @pytest.fixture
 def session(db: Database) -> Iterator[Session]:
-    with db.session() as session:
+    with db.transaction() as session:
         yield session
 
 
 @pytest.fixture
 def inventory(db: Database) -> list[str]:
     """The example inventory, applied."""
-    with db.session() as session:
+    with db.transaction() as session:
         loaded = load_path(EXAMPLES)
         inventory_service.apply_specs(session, specs=[i.spec for i in loaded], actor="test")
     return sorted(i.spec.id for i in loaded)
@@ -127,7 +128,7 @@ class Clients:
 
     def headers(self, role: str, name: str | None = None) -> dict[str, str]:
         """A token of role `role` for the principal `name` (a further one if it has one)."""
-        with self.db.session() as session:
+        with self.db.transaction() as session:
             _, secret = auth_service.create_token(
                 session,
                 name=name or f"{role}-user",
@@ -178,3 +179,10 @@ def steps(work: Callable[[], object]) -> int:
         if collecting:
             gc.enable()
     return count
+
+
+@pytest.fixture(autouse=True)
+def pipeline_wired() -> None:
+    """The pipeline's subscriptions with the default settings, as a process makes them when
+    it starts (an app created by a test makes them again with its own settings)."""
+    install_pipeline(Settings())

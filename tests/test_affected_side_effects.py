@@ -181,7 +181,7 @@ def test_pattern_reads_the_time_range_once(
 
     event.listen(db.engine, "before_cursor_execute", seen)
     try:
-        with db.session() as session:
+        with db.transaction() as session:
             found = find_affected(
                 session,
                 incident_id=incident,
@@ -243,7 +243,7 @@ def _seed_till() -> None:
 
     db = open_database()
     try:
-        with db.session() as session:
+        with db.transaction() as session:
             session.add_all(
                 [
                     row(1, "Refund.Cash", {"amount": 12, "currency": "EUR", "lines": 2}),

@@ -82,7 +82,7 @@ def blastwall(tmp_path: Path) -> Iterator[Blastwall]:
     engine = make_engine(f"sqlite:///{tmp_path / 'blastwall.db'}")
     upgrade(engine)
     db = Database(engine)
-    with db.session() as session:
+    with db.transaction() as session:
         specs = [i.spec for i in load_path(EXAMPLES)]
         inventory_service.apply_specs(session, specs=specs, actor="e2e")
         _, token = auth_service.create_token(

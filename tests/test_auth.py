@@ -38,7 +38,7 @@ def test_every_other_route_needs_a_token(app_client: TestClient) -> None:
 
 
 def test_bad_and_revoked_tokens_are_refused(db: Database, app_client: TestClient) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         row, secret = service.create_token(session, name="ci", role=Role.viewer, created_by="t")
     good = {"Authorization": f"Bearer {secret}"}
     assert app_client.get("/api/v1/incidents", headers=good).status_code == 200
@@ -46,13 +46,13 @@ def test_bad_and_revoked_tokens_are_refused(db: Database, app_client: TestClient
     answer = app_client.get("/api/v1/incidents", headers=bad)
     assert answer.status_code == 401
     assert "unknown or revoked" in answer.json()["detail"]
-    with db.session() as session:
+    with db.transaction() as session:
         service.revoke_token(session, token_id=row.id)
     assert app_client.get("/api/v1/incidents", headers=good).status_code == 401
 
 
 def test_only_the_hash_is_stored(db: Database) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         row, secret = service.create_token(session, name="x", role=Role.admin, created_by="t")
         stored = session.scalars(select(ApiToken)).all()
     assert secret.startswith("bw_")

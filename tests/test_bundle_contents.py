@@ -173,7 +173,7 @@ def test_a_snapshot_changed_in_the_database_is_refused_or_named(
     canonical = json.dumps(forged, sort_keys=True, separators=(",", ":")).encode()
     apply = (ControlSnapshot.incident_id == incident) & (ControlSnapshot.purpose == "apply")
     alice = Principal(name="alice", role=Role.admin)
-    with db.session() as session:
+    with db.transaction() as session:
         session.execute(update(ControlSnapshot).where(apply).values(content=forged))
         session.commit()
         with pytest.raises(ValueError, match=r"snapshot \d+: its content does not match"):

@@ -151,7 +151,7 @@ def test_the_failed_work_is_rolled_back_and_the_record_kept(cli: CliRunner) -> N
         app.registered_commands.pop()
     db = open_database()
     try:
-        with db.session() as session:
+        with db.transaction() as session:
             half = session.scalar(select(func.count()).where(Change.summary == "half done"))
     finally:
         db.engine.dispose()

@@ -31,7 +31,7 @@ def test_concurrent_writes_on_sqlite(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'concurrent.db'}")
     upgrade(engine)
     db = Database(engine)
-    with db.session() as session:
+    with db.transaction() as session:
         inventory_service.apply_specs(
             session, specs=[i.spec for i in load_path(EXAMPLES)], actor="test"
         )
@@ -67,7 +67,7 @@ def test_concurrent_writes_on_sqlite(tmp_path: Path) -> None:
             codes = [c for result in pool.map(write, range(WRITERS)) for c in result]
     assert set(codes) <= {200, 201}, sorted(set(codes))
     expected = WRITERS * PER_WRITER
-    with db.session() as session:
+    with db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Incident)) == expected
         notes = select(func.count()).select_from(TimelineEntry).where(TimelineEntry.kind == "note")
         assert session.scalar(notes) == expected

@@ -11,9 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from blastwall.api import create_app
-from blastwall.containment import flows, service
+from blastwall.containment import service
 from blastwall.containment.policy import PolicyError
-from blastwall.db import Database
+from blastwall.containment.stream import expire_due
+from blastwall.db import Database, utcnow
 from blastwall.settings import Settings
 from tests.conftest import Clients
 from tests.test_evidence_helpers import evidence_dir
@@ -189,13 +190,10 @@ def test_expiry_lapses_and_says_so(
         expires_at=expires.isoformat(),
     )
     assert answer.json()["expires_at"] is not None
-    with db.session() as session:
-        assert flows.expire_due(session, snapshot_interactions=10) == []
-        lapsed = flows.expire_due(
-            session, now=expires + timedelta(seconds=1), snapshot_interactions=10
-        )
-        assert [a.id for a in lapsed] == [answer.json()["id"]]
-        assert service.next_expiry(session) is None
+    assert expire_due(db, now=utcnow(), snapshot_interactions=10)[0] == []
+    lapsed, upcoming = expire_due(db, now=expires + timedelta(seconds=1), snapshot_interactions=10)
+    assert [a.id for a in lapsed] == [answer.json()["id"]]
+    assert upcoming is None
     assert _state(client, admin)["controls"] == []
     entries = _timeline(client, incident, admin)
     # Its last control gone, the incident is no longer contained (test_lifecycle_events.py).
@@ -249,7 +247,7 @@ def test_affected_over_the_api(
     client = clients.client
     incident = _incident(client, admin)
     at = datetime.now(UTC) - timedelta(minutes=30)
-    with db.session() as session:
+    with db.transaction() as session:
         for n, (user, amount) in enumerate([("u-1", 900), ("u-2", 40)], start=1):
             session.add(
                 Interaction(
@@ -359,7 +357,7 @@ def test_tool_call_approvals(clients: Clients, admin: H, inventory: list[str]) -
     short = client.post(
         "/api/v1/controls/approvals", json={**ask, "timeout": 1}, headers=guard
     ).json()
-    with clients.db.session() as session:
+    with clients.db.transaction() as session:
         from blastwall.containment.models import ToolApproval
 
         row = session.get(ToolApproval, short["id"])
@@ -370,9 +368,10 @@ def test_tool_call_approvals(clients: Clients, admin: H, inventory: list[str]) -
         f"/api/v1/controls/approvals/{short['id']}/decide", json={"approve": True}, headers=admin
     )
     assert late.status_code == 409 and "is expired" in late.json()["detail"]
-    with clients.db.session() as session:
+    with clients.db.transaction() as session:
         assert service.next_expiry(session) is not None  # the loop wakes for approvals too
-        flows.expire_due(session, snapshot_interactions=10)
+    expire_due(clients.db, now=utcnow(), snapshot_interactions=10)
+    with clients.db.transaction() as session:
         row = session.get(ToolApproval, short["id"])
         assert row is not None and row.state == "expired"
     entries = _timeline(client, incident, admin)

@@ -55,7 +55,7 @@ def _seed() -> None:
 
     db = open_database()
     try:
-        with db.session() as session:
+        with db.transaction() as session:
             session.add_all(
                 [
                     row(1, "c-1", "u-1", None, None),
@@ -138,7 +138,7 @@ def test_contain_revert_and_state(cli: CliRunner) -> None:
     )
     db = open_database()
     try:
-        with db.session() as session:
+        with db.transaction() as session:
             approvals.request_tool_approval(
                 session,
                 data=ToolApprovalIn(system="refund-bot", tool="send_email", arguments={"to": "x"}),

@@ -32,7 +32,7 @@ def _state(frame: bytes) -> dict[str, object]:
 
 
 def _apply(db: Database, control: Control, **extra: object) -> ContainmentAction:
-    with db.session() as session:
+    with db.transaction() as session:
         incident = incidents.create_incident(
             session,
             data=IncidentCreate(
@@ -75,7 +75,7 @@ def test_stream_state_changes_keepalive_and_expiry(db: Database, inventory: list
         assert await anext(stream) == b": keep-alive\n\n"  # nothing new: no repeat
 
         # Make the control due, as if an hour had passed; the tick lifts and pushes it.
-        with db.session() as session:
+        with db.transaction() as session:
             session.execute(
                 update(ContainmentAction)
                 .where(ContainmentAction.id == action.id)
@@ -96,6 +96,6 @@ def test_stream_state_changes_keepalive_and_expiry(db: Database, inventory: list
         assert hub.subscribers == 0
 
     asyncio.run(scenario())
-    with db.session() as session:
+    with db.transaction() as session:
         expired = session.get(ContainmentAction, applied[0])
         assert expired is not None and expired.state == "expired"

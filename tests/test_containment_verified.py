@@ -63,7 +63,7 @@ def _span(
     operation: str = "execute_tool",
     n: int,
 ) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         session.add(
             Interaction(
                 trace_id=f"{n:032x}",
@@ -86,7 +86,7 @@ def _span(
 
 
 def _verify(db: Database, guards: verify.Guards | None = None, now: datetime | None = None) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         for action in verify.watched(session):
             verify.verify_action(
                 session, action, now=now or datetime.now(UTC), settle=0.0, guards=guards
@@ -255,7 +255,7 @@ def _applied(clients: Clients, admin: H, **body: Any) -> tuple[int, int]:
 
 
 def _action(db: Database, action_id: int) -> ContainmentAction:
-    with db.session() as session:
+    with db.transaction() as session:
         row = session.get(ContainmentAction, action_id)
         assert row is not None
         session.expunge(row)
@@ -283,7 +283,7 @@ def test_a_revoked_tool_that_still_runs_is_a_breach_on_the_incident(
     row = _action(db, action_id)
     assert row.verification == "breached"
     assert row.breach_signal_id is not None
-    with db.session() as session:
+    with db.transaction() as session:
         signal = session.get(Signal, row.breach_signal_id)
         assert signal is not None
         assert (signal.kind, signal.severity) == ("containment_breach", "critical")
@@ -299,7 +299,7 @@ def test_a_revoked_tool_that_still_runs_is_a_breach_on_the_incident(
     # A breach is raised once: later spans do not add signals.
     _span(db, at=applied + timedelta(seconds=4), n=5)
     _verify(db, guards=nobody, now=applied + timedelta(seconds=6))
-    with db.session() as session:
+    with db.transaction() as session:
         assert session.query(Signal).filter_by(kind="containment_breach").count() == 1
 
 

@@ -20,8 +20,8 @@ from blastwall.db import Database
 from blastwall.settings import Settings
 from blastwall.signals.models import Signal
 from blastwall.telemetry import capture
+from blastwall.telemetry.flows import ingest
 from blastwall.telemetry.otlp import decode_json
-from blastwall.telemetry.service import ingest
 from tests.conftest import EXAMPLES, Clients
 from tests.live import serve
 from tests.otlp_json import chat, document, span
@@ -39,7 +39,7 @@ BLIND = {  # a chat span of each convention, as its instrumentation sends it wit
 
 def send(db: Database, system: str, *attrs: dict[str, Any]) -> None:
     body = orjson.dumps(document(system, [span(a) for a in attrs]))
-    with db.session() as session:
+    with db.transaction() as session:
         ingest(session, decoded=decode_json(body))
 
 
@@ -201,7 +201,7 @@ def test_hashes_needs_the_content_too_and_unregistered_systems_are_left_alone(
     assert warning["attributes"]["content_policy"] == "hashes"
 
     send(db, "shadow-bot", BLIND["genai"])
-    with db.session() as session:
+    with db.transaction() as session:
         kinds = set(session.scalars(select(Signal.kind).where(Signal.system_ref == "shadow-bot")))
     assert kinds == {"unregistered_system"}
 
@@ -211,7 +211,7 @@ def test_a_known_state_costs_no_statement(
 ) -> None:
     """Stored when it changes; a batch in the state this process knows reads nothing."""
     statements: list[str] = []
-    with db.session() as session:
+    with db.transaction() as session:
         bind = session.get_bind()
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:

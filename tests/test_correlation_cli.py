@@ -60,7 +60,7 @@ def test_candidates_on_the_command_line(cli: CliRunner) -> None:
     run(cli, "inventory", "apply", str(EXAMPLES))
     db = open_database()
     sender = Principal(name="dlp", role=Role.responder)
-    with db.session() as session:
+    with db.transaction() as session:
         for kind in ("pii_in_output", "pii_in_output", "secret_in_output"):
             signals.create_signal(
                 session,

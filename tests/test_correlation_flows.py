@@ -25,6 +25,7 @@ from blastwall.correlation.models import Candidate, NoiseRule, SignalGroup
 from blastwall.correlation.policy import DEFAULT_PATH, current_policy, load_policy
 from blastwall.correlation.schemas import Accept, Decline, Merge
 from blastwall.errors import Conflict, InvalidInput
+from blastwall.incidents import flows as incident_flows
 from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.schemas import IncidentCreate, StatusChange
@@ -144,7 +145,7 @@ def test_an_open_incident_absorbs_until_it_is_resolved(
         attributes=went_through,
     )
     assert late.candidate_id == candidate.id and late.group_id == first.group_id
-    incidents.change_status(
+    incident_flows.change_status(
         session,
         incident_id=candidate.incident_id,
         change=StatusChange(status=Status.resolved),

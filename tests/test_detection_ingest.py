@@ -82,7 +82,7 @@ def test_canary_tokens_are_issued_hashed_and_detected(
     )
     assert issued.status_code == 201, issued.text
     token = issued.json()["token"]
-    with db.session() as session:
+    with db.transaction() as session:
         stored = session.scalars(select(CanaryToken)).one()
         assert stored.token_hash != token and token not in stored.prefix + stored.token_hash
     listed = client.get("/api/v1/canaries", headers=viewer).json()["items"]

@@ -28,8 +28,8 @@ from blastwall.inventory.loader import load_path
 from blastwall.migrate import upgrade
 from blastwall.settings import Settings
 from blastwall.signals.models import Signal
+from blastwall.telemetry.flows import ingest
 from blastwall.telemetry.otlp import decode_json
-from blastwall.telemetry.service import ingest
 from tests.conftest import EXAMPLES, POSTGRES_URL
 from tests.otlp_json import chat, document, span
 
@@ -55,7 +55,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[D
     engine = make_engine(url)
     upgrade(engine)
     db = Database(engine)
-    with db.session() as session:
+    with db.transaction() as session:
         specs = [loaded.spec for loaded in load_path(EXAMPLES)]
         inventory_service.apply_specs(session, specs=specs, actor="test")
     yield db, url
@@ -85,7 +85,7 @@ def test_the_server_answers_and_a_worker_stores_the_signal(
     database: tuple[Database, str],
 ) -> None:
     db, _ = database
-    with db.session() as session:
+    with db.transaction() as session:
         _, secret = auth_service.create_token(
             session, name="alice", role=Role.admin, created_by="test"
         )
@@ -128,7 +128,7 @@ def test_a_full_queue_drops_and_a_dead_worker_is_started_again(
 
     def send(trace: str) -> None:
         body = document("support-chatbot", [span(INJECTION, trace_id=trace * 32)])
-        with db.session() as session:
+        with db.transaction() as session:
             ingest(session, decoded=decode_json(orjson.dumps(body)), detection=workers)
 
     try:

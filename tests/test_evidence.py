@@ -41,7 +41,7 @@ def _open(clients: Clients, headers: H, **fields: Any) -> dict[str, Any]:
 
 
 def _seed(db: Database, system: str = "support-chatbot") -> tuple[list[int], int]:
-    with db.session() as session:
+    with db.transaction() as session:
         ids = add(
             session,
             [
@@ -79,7 +79,7 @@ def test_interactions_collected_when_incident_opens(
     ).json()["items"]
     assert "2 interactions, 1 trace tree" in timeline[0]["text"]
     # A later signal adds its interactions; those already kept are not collected twice.
-    with db.session() as session:
+    with db.transaction() as session:
         later = signal(session, [ids[1], ids[2]])
     answer = clients.client.post(
         f"{API}/incidents/{incident['id']}/evidence/collect",
@@ -248,7 +248,7 @@ def test_legal_hold_blocks_deletion_and_expiry(
     assert expired.status_code == 200 and expired.json() == [], expired.text
     # 400 days later, only the evidence not held expires. (The items are not aged in the
     # database: a changed collection time no longer matches its ledger record.)
-    with db.session() as session:
+    with db.transaction() as session:
         later = utcnow() + timedelta(days=400)
         gone_now = custody.expire(
             session, actor=Principal(name="alice", role=Role.admin), now=later

@@ -52,7 +52,7 @@ def _incident(session: Session, title: str = "leak") -> int:
 @pytest.fixture
 def bundle(db: Database, evidence_dir: Path, tmp_path: Path) -> bytes:
     """A bundle of an incident whose ledger segment also holds another incident's records."""
-    with db.session() as session:
+    with db.transaction() as session:
         first = _incident(session)
         _incident(session, "other")
         flows.add_file(
@@ -238,7 +238,7 @@ COLUMNS = (
 
 @pytest.fixture
 def ledger(db: Database, evidence_dir: Path) -> Database:
-    with db.session() as session:
+    with db.transaction() as session:
         first = _incident(session)
         _incident(session, "other")
         service.checkpoint(session, witness=witness())
@@ -265,7 +265,7 @@ def _mutated(value: object, column: str, at: float, flip: int) -> object:
 @PROPERTY
 @given(data=st.data(), flip=st.integers(1, 60))
 def test_any_changed_ledger_row_fails(ledger: Database, data: st.DataObject, flip: int) -> None:
-    with ledger.session() as session:
+    with ledger.transaction() as session:
         seqs = list(session.scalars(select(LedgerRecord.seq).order_by(LedgerRecord.seq)))
         seq = data.draw(st.sampled_from(seqs))
         column = data.draw(st.sampled_from(COLUMNS))
@@ -286,7 +286,7 @@ def test_any_changed_ledger_row_fails(ledger: Database, data: st.DataObject, fli
 @PROPERTY
 @given(data=st.data())
 def test_a_removed_ledger_row_fails(ledger: Database, data: st.DataObject) -> None:
-    with ledger.session() as session:
+    with ledger.transaction() as session:
         seqs = list(session.scalars(select(LedgerRecord.seq).order_by(LedgerRecord.seq)))
         seq = data.draw(st.sampled_from(seqs))
         savepoint = session.begin_nested()
@@ -297,7 +297,7 @@ def test_a_removed_ledger_row_fails(ledger: Database, data: st.DataObject) -> No
 
 
 def test_a_forged_checkpoint_fails(ledger: Database) -> None:
-    with ledger.session() as session:
+    with ledger.transaction() as session:
         savepoint = session.begin_nested()
         session.execute(text("UPDATE evidence_checkpoints SET head_hash = :h"), {"h": "0" * 64})
         report = verify.verify_ledger(session, witness=witness())

@@ -26,7 +26,7 @@ TOKEN: dict[str, str] = {}
 def fuzz_app(db: Database) -> FastAPI:
     """The API on the test database (rolled back afterwards), with the example inventory,
     one incident and an admin token."""
-    with db.session() as session:
+    with db.transaction() as session:
         specs = [i.spec for i in load_path(EXAMPLES)]
         inventory_service.apply_specs(session, specs=specs, actor="fuzz")
         _, TOKEN["value"] = auth_service.create_token(

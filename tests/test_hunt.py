@@ -93,13 +93,13 @@ def _corpus(session: Session, canary: str | None = None) -> dict[str, int]:
 
 
 def _run(db: Database, **query: object) -> Hunt:
-    with db.session() as session:
+    with db.transaction() as session:
         row = hunt.create_hunt(session, data=HuntIn(**query), actor=ALICE)  # type: ignore[arg-type]
     return hunt.run_hunt(db, hunt_id=row.id, batch=64)
 
 
 def _matched(db: Database, hunt_id: int) -> dict[int, str]:
-    with db.session() as session:
+    with db.transaction() as session:
         rows, _ = hunt.list_matches(session, hunt_id=hunt_id, principal=ALICE, limit=500)
         return {m.interaction_id: m.field for m in rows}
 
@@ -107,7 +107,7 @@ def _matched(db: Database, hunt_id: int) -> dict[int, str]:
 def test_pattern_hunt_finds_inputs_tool_results_and_summarises(
     db: Database, inventory: list[str], evidence_dir: Path
 ) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         ids = _corpus(session)
     done = _run(db, pattern=r"(?i)ignore all previous instructions")
     assert done.state == "done" and done.method == "hyperscan-prefilter+re"
@@ -144,7 +144,7 @@ def test_tool_calls_count_under_one_name_in_any_spelling(
         call = interaction(10 * n + 1, operation="execute_tool", tool=name, trace=trace[:32])
         call.error_type = error
         rows.append(call)
-    with db.session() as session:
+    with db.transaction() as session:
         ids = add(session, rows)
     done = _run(db, text="x@evil.example")
     assert done.summary["tool_side_effects"] == [
@@ -163,7 +163,7 @@ def test_a_match_on_a_tool_call_counts_the_user_of_its_trace(
 ) -> None:
     """Tool spans seldom carry the user; the summary takes the one of the trace's chat."""
     trace = "e" * 32
-    with db.session() as session:
+    with db.transaction() as session:
         add(
             session,
             [
@@ -200,7 +200,7 @@ def test_a_match_on_a_tool_call_counts_the_user_of_its_trace(
 def test_filters_anchors_escapes_and_texts(
     db: Database, inventory: list[str], evidence_dir: Path
 ) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         ids = _corpus(session)
     recent = _run(db, pattern="(?i)^ignore all", since=T0 - timedelta(days=1))
     assert set(_matched(db, recent.id)) == {ids["injected"]}
@@ -222,20 +222,20 @@ def test_filters_anchors_escapes_and_texts(
 def test_canary_hunt_matches_only_the_issued_token(
     db: Database, inventory: list[str], evidence_dir: Path
 ) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         canary, token = detection.issue_canary(
             session, system_id="support-chatbot", note=None, actor=ALICE
         )
         ids = _corpus(session, canary=token.upper())
     found = _run(db, canary=canary.id)
     assert _matched(db, found.id) == {ids["leak"]: "output_messages"}
-    with db.session() as session:
+    with db.transaction() as session:
         rows, _ = hunt.list_matches(session, hunt_id=found.id, principal=ALICE, limit=5)
     assert rows[0].conversation_id == "c-leak"
 
 
 def test_bad_queries_are_refused(db: Database, evidence_dir: Path) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         with pytest.raises(InvalidInput, match="empty string"):
             hunt.create_hunt(session, data=HuntIn(pattern="a*"), actor=ALICE)
         with pytest.raises(InvalidInput, match="not a valid regular expression"):
@@ -249,7 +249,7 @@ def test_bad_queries_are_refused(db: Database, evidence_dir: Path) -> None:
 def test_hunt_api_runs_in_background_and_attaches(
     clients: Clients, admin: H, db: Database, inventory: list[str], evidence_dir: Path
 ) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         ids = _corpus(session)
     client = clients.client
     started = client.post(
@@ -298,7 +298,7 @@ def test_hunt_command_line(cli: CliRunner, tmp_path: Path) -> None:
     assert cli.invoke(app, ["init"]).exit_code == 0
     db = open_database()
     try:
-        with db.session() as session:
+        with db.transaction() as session:
             add(session, [interaction(i, prompt=f"order {i}") for i in range(50)])
             add(
                 session,
@@ -337,11 +337,11 @@ def test_hunt_command_line(cli: CliRunner, tmp_path: Path) -> None:
 def test_interaction_rows_are_untouched(
     db: Database, inventory: list[str], evidence_dir: Path
 ) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         _corpus(session)
         before = session.query(Interaction).count()
     _run(db, text="order")
-    with db.session() as session:
+    with db.transaction() as session:
         assert session.query(Interaction).count() == before
 
 

@@ -24,7 +24,7 @@ VIEWER = Principal(name="vic", role=Role.viewer)
 
 @pytest.fixture
 def imported(db: Database) -> Database:
-    with db.session() as session:
+    with db.transaction() as session:
         service.import_source(session, source="atlas", actor=ADMIN)
     return db
 

@@ -16,13 +16,14 @@ from typer.testing import CliRunner
 
 from blastwall.auth.roles import Principal, Role
 from blastwall.cli import app
-from blastwall.containment import flows as containment
+from blastwall.containment.stream import expire_due
 from blastwall.correlation import flows as correlation
 from blastwall.correlation import triage
 from blastwall.correlation.models import Candidate, SignalGroup
 from blastwall.correlation.policy import load_policy
 from blastwall.correlation.schemas import Accept
 from blastwall.db import Database
+from blastwall.incidents import flows as incident_flows
 from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.schemas import StatusChange
@@ -171,10 +172,8 @@ def test_lifting_every_control_means_no_longer_contained(
     assert _at(still["milestones"]["contained"]) == _at(first["applied_at"])  # one in force
     assert "containment_ended" not in [e["kind"] for e in _timeline(client, incident, admin)]
 
-    with db.session() as session:  # the second lapses: none in force any more
-        containment.expire_due(
-            session, now=expires + timedelta(seconds=1), snapshot_interactions=10
-        )
+    # the second lapses: none in force any more
+    expire_due(db, now=expires + timedelta(seconds=1), snapshot_interactions=10)
     shown = _get(client, incident, admin)
     assert shown["milestones"]["contained"] is None
     assert shown["status"] == "contained"  # left to people
@@ -497,7 +496,7 @@ def test_resolving_resolves_the_groups_and_reopening_reopens_them(
     assert all(g.resolved_at is None for g in session.scalars(groups))
 
     def move(status: Status) -> None:
-        incidents.change_status(
+        incident_flows.change_status(
             session, incident_id=incident_id, change=StatusChange(status=status), actor=ADMIN
         )
 

@@ -86,7 +86,7 @@ def test_merging_moves_what_is_linked_to_the_survivor(
     tmp_path: Path,
 ) -> None:
     client = clients.client
-    with db.session() as session:
+    with db.transaction() as session:
         ids = add(
             session,
             [
@@ -126,7 +126,7 @@ def test_merging_moves_what_is_linked_to_the_survivor(
     assert (merged.json()["status"], merged.json()["merged_into"]) == ("merged", keep)
 
     # Signals and candidates: the survivor's, and so its triage pack's.
-    with db.session() as session:
+    with db.transaction() as session:
         owners = {
             c.id: c.incident_id
             for c in session.scalars(select(Candidate).where(Candidate.id.in_(moving)))

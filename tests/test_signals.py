@@ -394,7 +394,7 @@ def _with_service_names(db: Database) -> None:
     for spec in specs:
         if spec.id == "refund-agent":
             spec.telemetry.service_names = ["refunds-svc"]
-    with db.session() as session:
+    with db.transaction() as session:
         inventory_service.apply_specs(session, specs=specs, actor="test")
 
 
@@ -507,7 +507,7 @@ def test_cli_list_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         assert runner.invoke(cli_app, ["init"]).exit_code == 0
         db = Database.from_url(get_settings().resolved_database_url)
         sender = Principal(name="guard", role=Role.responder)
-        with db.session() as session:
+        with db.transaction() as session:
             for system, severity in (("refund-agent", "high"), ("[red]x", "info")):
                 signal_service.create_signal(
                     session,

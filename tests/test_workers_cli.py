@@ -32,7 +32,7 @@ __all__ = ["database"]  # the fixture, shared
 
 
 def token(db: Database, role: Role) -> str:
-    with db.session() as session:
+    with db.transaction() as session:
         _, secret = auth_service.create_token(
             session, name=f"{role.value}-ops", role=role, created_by="test"
         )

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from blastwall import __version__
+from blastwall import __version__, wiring
 from blastwall.audit import service as audit_service
 from blastwall.audit.api import router as audit_router
 from blastwall.auth import service as auth_service
@@ -40,6 +40,7 @@ from blastwall.containment.stream import ControlHub
 from blastwall.correlation.api import router as correlation_router
 from blastwall.correlation.policy import current_policy
 from blastwall.db import Database
+from blastwall.dependencies import audit_entry
 from blastwall.detection.api import router as detection_router
 from blastwall.detection.engine import DetectionEngine
 from blastwall.detection.workers import DetectionWorkers
@@ -162,23 +163,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
-def _audit_target(request: Request) -> str | None:
-    explicit = getattr(request.state, "audit_object", None)
-    if explicit:
-        return str(explicit)
-    params = request.scope.get("path_params") or {}
-    parts = [f"{k.removesuffix('_id')}:{v}" for k, v in params.items()]
-    return "/".join(parts) or None
-
-
-def _route_template(request: Request) -> str:
-    """The path with each path parameter's value put back as `{name}`."""
-    values = {str(v): k for k, v in (request.scope.get("path_params") or {}).items()}
-    return "/".join(
-        f"{{{values[seg]}}}" if seg in values else seg for seg in request.url.path.split("/")
-    )
-
-
 class _Gate:
     """What every request with a body, and every mutating one, goes through before its route,
     in this order (`blastwall.gate` has the pieces and the reasons):
@@ -256,7 +240,9 @@ class _Gate:
         async def respond(message: Message) -> None:
             nonlocal held
             if message["type"] == "http.response.start":
-                if audited:
+                # A route that returned committed its audit record with its change
+                # (`dependencies.get_session`); the gate records the others.
+                if audited and not getattr(request.state, "audited", False):
                     await self._audit(request, message["status"])
                 if held and lock is not None:
                     held = False
@@ -321,17 +307,8 @@ class _Gate:
         principal = getattr(request.state, "principal", None)
 
         def write() -> None:
-            with self.blastwall.state.db.session() as session:
-                audit_service.record(
-                    session,
-                    actor=principal.name if principal else "anonymous",
-                    role=principal.role.value if principal else None,
-                    method=request.method,
-                    route=_route_template(request),
-                    path=request.url.path,
-                    object=_audit_target(request),
-                    status_code=status,
-                )
+            with self.blastwall.state.db.transaction() as session:
+                audit_service.record(session, **audit_entry(request, principal, status))
 
         try:
             await run_in_threadpool(write)
@@ -412,6 +389,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
         redoc_url=None,
     )
     app.state.settings = settings
+    wiring.install(settings)
     app.state.db = db or Database.from_url(settings.resolved_database_url)
     app.state.write_lock = asyncio.Lock()
     app.state.control_hub = ControlHub(
@@ -428,7 +406,9 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     if settings.detection:
         workers = settings.detection_workers
         url = app.state.db.engine.url.render_as_string(hide_password=False)
-        app.state.detection = DetectionWorkers(workers, url) if workers else DetectionEngine()
+        app.state.detection = (
+            DetectionWorkers(workers, url, setup=wiring.install) if workers else DetectionEngine()
+        )
     current_policy(settings.correlation_policy)  # refuse to start on a policy that is invalid
     load_containment_policy(settings.containment_policy)  # nor on a containment policy
     playbook_library(settings.playbook_dir)  # nor on a bad playbook folder

@@ -29,6 +29,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from typer.core import TyperGroup
 
+from blastwall import pipeline, wiring
 from blastwall.audit import service as audit_service
 from blastwall.auth.roles import Principal, local_operator
 from blastwall.db import Database
@@ -84,9 +85,11 @@ def open_database() -> Database:
 
 @contextmanager
 def session_scope() -> Iterator[Session]:
+    """A command's unit of work: what the block did is committed when it ends without an
+    error, with the command's audit record (`audit`), and rolled back when it raises."""
     db = open_database()
     try:
-        with db.session() as session:
+        with db.transaction() as session:
             yield session
     finally:
         db.engine.dispose()
@@ -165,7 +168,7 @@ def audit_failure(command: str, error: BaseException) -> None:
         return
     who = operator()
     try:
-        with db.session() as session:
+        with db.transaction() as session:
             audit_service.record(
                 session,
                 actor=who.name,
@@ -193,6 +196,8 @@ class AuditedGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
+        if not pipeline.wired():
+            wiring.install()
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,8 +216,8 @@ R = TypeVar("R", bound=Revocable)
 
 
 def revoke(session: Session, model: type[R], row_id: int, *, missing: str) -> R:
-    """Revoke a row (a no-op when it already is) and commit; NotFound(`missing`) when
-    there is no such row."""
+    """Revoke a row (a no-op when it already is); NotFound(`missing`) when there is no
+    such row. The caller's boundary commits."""
     from blastwall.errors import NotFound
 
     row = session.get(model, row_id)
@@ -225,8 +225,32 @@ def revoke(session: Session, model: type[R], row_id: int, *, missing: str) -> R:
         raise NotFound(missing)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        session.commit()
+        session.flush()
     return row
+
+
+_AFTER_COMMIT = "blastwall.after_commit"
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run `action` once the session's transaction has committed, never if it rolls back:
+    for what must not happen before the work it follows is stored (waking a guard's stream
+    to read a new control, handing stored spans to the detection workers). The actions run
+    in the order they were given; one that raises is logged, and the others still run."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+def _run_after_commit(session: Session) -> None:
+    actions: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
+    for action in actions:
+        try:
+            action()
+        except Exception:  # the commit stands; what follows it is best effort
+            log.exception("an action after a commit failed")
+
+
+def _drop_after_commit(session: Session, *_: Any) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 class Database:
@@ -245,6 +269,10 @@ class Database:
             if session_factory is None
             else session_factory
         )
+        for factory in {self.session_factory, self.read_session_factory}:
+            if not event.contains(factory, "after_commit", _run_after_commit):
+                event.listen(factory, "after_commit", _run_after_commit)
+                event.listen(factory, "after_rollback", _drop_after_commit)
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -258,7 +286,9 @@ class Database:
 
     @contextmanager
     def session(self, *, read_only: bool = False) -> Iterator[Session]:
-        """A session that is rolled back if the block raises and closed either way.
+        """A session that is rolled back if the block raises and closed either way. The
+        caller, a boundary (a request, a CLI command, a worker's loop), commits: services
+        and flows only add and flush. `transaction` commits for it.
 
         `read_only` sessions do not take SQLite's write lock; they must not write."""
         factory = self.read_session_factory if read_only else self.session_factory
@@ -270,3 +300,11 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work is committed when the block ends without an error, and
+        rolled back when it raises: the unit of work of a boundary."""
+        with self.session() as session:
+            yield session
+            session.commit()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from blastwall.audit import service as audit_service
 from blastwall.auth import service as auth_service
 from blastwall.auth.failures import FailedAuthentications
 from blastwall.auth.roles import Principal
@@ -26,9 +27,59 @@ def get_db(request: Request) -> Database:
 
 
 def get_session(request: Request) -> Iterator[Session]:
+    """The request's unit of work. A mutating request's changes are committed when its
+    route returns, before the response is sent, together with its audit record (one
+    transaction: both or neither); when the route raises, nothing is committed, and the
+    API's gate records the refusal in the audit log on its own (`api._Gate`)."""
     read_only = request.method in ("GET", "HEAD", "OPTIONS")
     with get_db(request).session(read_only=read_only) as session:
         yield session
+        if read_only:
+            return
+        principal = getattr(request.state, "principal", None)
+        if isinstance(principal, Principal):
+            audit_service.record(session, **audit_entry(request, principal, succeeded(request)))
+            request.state.audited = True
+        session.commit()
+
+
+def succeeded(request: Request) -> int:
+    """The status a route answers when it returns normally: its declared one."""
+    route = request.scope.get("route")
+    status = getattr(route, "status_code", None)
+    return status if isinstance(status, int) else 200
+
+
+def audit_target(request: Request) -> str | None:
+    """The object a request touched, for the audit log: the one the route named
+    (`audit_object`), else its path parameters."""
+    explicit = getattr(request.state, "audit_object", None)
+    if explicit:
+        return str(explicit)
+    params = request.scope.get("path_params") or {}
+    parts = [f"{k.removesuffix('_id')}:{v}" for k, v in params.items()]
+    return "/".join(parts) or None
+
+
+def route_template(request: Request) -> str:
+    """The path with each path parameter's value put back as `{name}`."""
+    values = {str(v): k for k, v in (request.scope.get("path_params") or {}).items()}
+    return "/".join(
+        f"{{{values[seg]}}}" if seg in values else seg for seg in request.url.path.split("/")
+    )
+
+
+def audit_entry(request: Request, principal: Principal | None, status: int) -> dict[str, Any]:
+    """The audit record of a request (`audit.service.record`'s arguments)."""
+    return {
+        "actor": principal.name if principal else "anonymous",
+        "role": principal.role.value if principal else None,
+        "method": request.method,
+        "route": route_template(request),
+        "path": request.url.path,
+        "object": audit_target(request),
+        "status_code": status,
+    }
 
 
 def get_settings(request: Request) -> Settings:

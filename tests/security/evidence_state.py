@@ -67,7 +67,7 @@ def add_file(session: Session, incident: int, name: str, note: str = "") -> int:
 
 def build(db: Database) -> State:
     """The state above; the checkpoint file is that of `evidence_dir`."""
-    with db.session() as session:
+    with db.transaction() as session:
         auth_service.create_token(session, name=GRANTEE, role=Role.responder, created_by="test")
         held = open_incident(session, "held")
         files = [add_file(session, held, f"note-{n}.txt", f"note {n}") for n in range(1, 7)]

@@ -138,7 +138,7 @@ def test_failed_authentications_are_counted_not_audited(
     logged = [r for r in caplog.records if r.name == "blastwall.auth"]
     assert len(logged) == 1 and "failed authentication from testclient" in logged[0].message
     assert client.post("/api/v1/incidents", json=body, headers=admin).status_code == 201
-    with db.session() as session:
+    with db.transaction() as session:
         actors = dict(
             session.execute(select(AuditEntry.actor, func.count()).group_by(AuditEntry.actor)).all()
         )

@@ -43,7 +43,7 @@ H = dict[str, str]
 @pytest.fixture
 def small(db: Database, inventory: list[str]) -> Iterator[tuple[str, H]]:
     """A real server with small limits, and an admin's headers."""
-    with db.session() as session:
+    with db.transaction() as session:
         _, secret = auth_service.create_token(
             session, name="alice", role=Role.admin, created_by="test"
         )

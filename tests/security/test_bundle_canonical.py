@@ -24,7 +24,7 @@ __all__ = ["evidence_dir"]  # a fixture
 @pytest.fixture
 def bundle(db: Database, evidence_dir: Path) -> bytes:
     """A bundle with three items: the order of items among themselves matters too."""
-    with db.session() as session:
+    with db.transaction() as session:
         incident = open_incident(session, "canonical")
         for n in range(3):
             add_file(session, incident, f"file-{n}.txt", f"file {n}")

@@ -29,9 +29,9 @@ from blastwall.inventory.loader import load_path
 from blastwall.migrate import alembic_config, upgrade
 from blastwall.settings import Settings
 from blastwall.signals.models import Signal
+from blastwall.telemetry.flows import ingest
 from blastwall.telemetry.models import ContextSpan, Interaction
 from blastwall.telemetry.otlp import decode_json
-from blastwall.telemetry.service import ingest
 from tests.conftest import EXAMPLES, POSTGRES_URL, Clients
 from tests.live import serve
 from tests.otlp_json import chat, document, span
@@ -182,7 +182,7 @@ def test_only_newly_stored_interactions_go_to_the_detection_workers(
     new = span(chat("and now?", "still here"))
     workers = Recording()
     for spans in (old, old, [*old, new]):
-        with db.session() as session:
+        with db.transaction() as session:
             body = orjson.dumps(document("support-chatbot", spans))
             result = ingest(session, decoded=decode_json(body), detection=workers)
         assert result.accepted == len(spans)
@@ -211,7 +211,7 @@ def committed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databa
         engine = make_engine(f"sqlite:///{tmp_path / 'live.db'}")
     upgrade(engine)
     db = Database(engine)
-    with db.session() as session:
+    with db.transaction() as session:
         specs = [loaded.spec for loaded in load_path(EXAMPLES)]
         inventory_service.apply_specs(session, specs=specs, actor="test")
     yield db
@@ -231,7 +231,7 @@ def at_once(db: Database, bodies: list[bytes]) -> list[Any]:
         decoded = decode_json(body)
         try:
             start.wait()
-            with db.session() as session:
+            with db.transaction() as session:
                 results.append(ingest(session, decoded=decoded))
         except BaseException as exc:  # the caller's assertion reports it
             start.abort()

@@ -110,7 +110,7 @@ def test_a_key_is_new_again_after_the_replay_window(
     client = clients.client
     dlp = clients.headers("responder", "dlp-scanner")
     first = send(client, dlp, KEY, SIGNAL).json()["id"]
-    with db.session() as session:
+    with db.transaction() as session:
         aged = utcnow() - REPLAY_WINDOW - timedelta(minutes=1)
         session.execute(update(SignalRequest).values(created_at=aged))
         session.commit()

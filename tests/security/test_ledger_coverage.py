@@ -66,7 +66,7 @@ __all__ = ["evidence_dir"]  # a fixture
 @pytest.fixture
 def state(db: Database, evidence_dir: Path) -> State:
     built = build(db)
-    with db.session() as session:
+    with db.transaction() as session:
         report = verify.verify_ledger(session, witness=witness(), blobs=True)
     assert report.ok, report.problems
     assert report.witnessed == report.checkpoints >= 2
@@ -146,7 +146,7 @@ def test_an_item_changed_in_the_database_is_found_and_not_exported(
     db: Database, state: State, case: str
 ) -> None:
     tamper, expected = CASES[case]
-    with db.session() as session:
+    with db.transaction() as session:
         tamper(session, state)
         session.commit()
         problems = _problems(session, blobs=True)
@@ -160,7 +160,7 @@ def test_an_item_changed_in_the_database_is_found_and_not_exported(
 def test_a_legal_hold_or_a_grant_removed_in_the_database_is_found(
     db: Database, state: State
 ) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         savepoint = session.begin_nested()
         session.execute(text("DELETE FROM evidence_holds"))
         problems = _problems(session)
@@ -190,7 +190,7 @@ def _viewed(session: Session) -> int:
 def test_checkpoints_deleted_and_the_chain_recomputed_are_found_by_the_file(
     db: Database, state: State, tmp_path: Path
 ) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         session.execute(delete(Checkpoint))
         rewrite(session, _viewed(session), _reword)
         session.commit()
@@ -226,7 +226,7 @@ def test_the_copy_and_the_endpoint_find_it_when_the_file_is_cut_too(
         file=witness().file, copy=copy, url=f"http://127.0.0.1:{server.server_port}/cp"
     )
     try:
-        with db.session() as session:
+        with db.transaction() as session:
             build_state_with(session, everywhere)
             assert verify.verify_ledger(session, witness=everywhere).ok
     finally:
@@ -238,7 +238,7 @@ def test_the_copy_and_the_endpoint_find_it_when_the_file_is_cut_too(
     ]
     endpoint = tmp_path / "endpoint.jsonl"
     endpoint.write_bytes(b"\n".join(received) + b"\n")
-    with db.session() as session:
+    with db.transaction() as session:
         session.execute(delete(Checkpoint))
         rewrite(session, _viewed(session), _reword)
         session.commit()
@@ -269,14 +269,14 @@ def test_the_tail_is_signed_by_the_server_and_then_cannot_be_cut_or_rewritten(
 ) -> None:
     """Records after the last checkpoint are covered once the server's periodic checkpoint
     signs them; cutting them off, or rewriting one, is then found."""
-    with db.session() as session:
+    with db.transaction() as session:
         custody.read_item(session, item_id=state.sixth, principal=ALICE, reason="late view")
         head = session.scalar(select(LedgerHead.seq))
     key_path = get_settings().signing_key_path
     signed = schedule.checkpoint_due(db, witness=witness(), key_path=key_path)
     assert signed is not None and signed.seq == head
     assert schedule.checkpoint_due(db, witness=witness(), key_path=key_path) is None
-    with db.session() as session:
+    with db.transaction() as session:
         savepoint = session.begin_nested()
         last = session.get(LedgerRecord, head)
         assert last is not None
@@ -298,7 +298,7 @@ def test_the_server_loop_signs_only_when_there_is_something_new(db: Database, st
         if len(rounds) > 3:
             raise asyncio.CancelledError
 
-    with db.session() as session:
+    with db.transaction() as session:
         before = session.scalar(select(func.count()).select_from(Checkpoint))
         custody.read_item(session, item_id=state.sixth, principal=ALICE, reason="late view")
     with pytest.raises(asyncio.CancelledError):
@@ -313,7 +313,7 @@ def test_the_server_loop_signs_only_when_there_is_something_new(db: Database, st
             )
         )
     assert rounds == [300, 300, 300, 300]
-    with db.session() as session:
+    with db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Checkpoint)) == (before or 0) + 1
         assert verify.verify_ledger(session, witness=witness()).ok
 
@@ -324,7 +324,7 @@ def test_the_server_loop_signs_only_when_there_is_something_new(db: Database, st
 def test_the_api_refuses_the_export_with_what_is_wrong(
     clients: Clients, admin: dict[str, str], db: Database, state: State
 ) -> None:
-    with db.session() as session:
+    with db.transaction() as session:
         session.execute(delete(EvidenceItem).where(EvidenceItem.id == state.sixth))
         session.commit()
     answer = clients.client.post(
@@ -508,7 +508,7 @@ def test_an_upgraded_installation_verifies(own_engine: Engine, evidence_dir: Pat
         command.downgrade(config, "0015")
     witness().file.unlink()
     upgrade(own_engine)
-    with db.session() as session:
+    with db.transaction() as session:
         report = verify.verify_ledger(session, witness=witness(), blobs=True)
         assert report.ok, report.problems
         assert report.checkpoints == 1 and report.witnessed == 0

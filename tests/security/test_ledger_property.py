@@ -48,7 +48,7 @@ STATES = ("kept", "deleted", "expired")
 @pytest.fixture
 def installation(db: Database, evidence_dir: Path) -> tuple[Database, State]:
     state = build(db)
-    with db.session() as session:
+    with db.transaction() as session:
         report = verify.verify_ledger(session, witness=witness())
         assert report.ok, report.problems
     return db, state
@@ -122,7 +122,7 @@ def test_any_changed_row_is_found(
     db, state = installation
     name = data.draw(st.sampled_from(sorted(TABLES)), label="table")
     table = TABLES[name]
-    with db.session() as session:
+    with db.transaction() as session:
         row = data.draw(st.sampled_from(_rows(session, table)), label="row")
         column = data.draw(st.sampled_from(list(table.columns)), label="column")
         savepoint = session.begin_nested()
@@ -144,7 +144,7 @@ def test_any_deleted_row_is_found(
     db, _ = installation
     name = data.draw(st.sampled_from(sorted(TABLES)), label="table")
     table = TABLES[name]
-    with db.session() as session:
+    with db.transaction() as session:
         row = data.draw(st.sampled_from(_rows(session, table)), label="row")
         savepoint = session.begin_nested()
         key = _key(table)
@@ -190,7 +190,7 @@ def test_any_inserted_row_is_found(
     db, state = installation
     name = data.draw(st.sampled_from(sorted(TABLES)), label="table")
     table = TABLES[name]
-    with db.session() as session:
+    with db.transaction() as session:
         row = data.draw(st.sampled_from(_rows(session, table)), label="like")
         savepoint = session.begin_nested()
         new = _inserted(session, state, name, row)

@@ -87,7 +87,7 @@ def test_a_stalled_body_holds_up_no_other_writer(tmp_path: Path) -> None:
 
 @pytest.fixture
 def admin_token(db: Database) -> str:
-    with db.session() as session:
+    with db.transaction() as session:
         _, secret = auth_service.create_token(
             session, name="alice", role=Role.admin, created_by="test"
         )

@@ -48,7 +48,6 @@ def record(
             status_code=status_code,
         )
     )
-    session.commit()
 
 
 def list_entries(

@@ -57,7 +57,7 @@ def create_token(
         created_by=created_by,
     )
     session.add(row)
-    session.commit()
+    session.flush()
     return row, secret
 
 

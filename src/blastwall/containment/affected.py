@@ -585,5 +585,5 @@ def quarantine_affected(
             "scope": affected.scope,
         },
     )
-    session.commit()
+    session.flush()
     return marked

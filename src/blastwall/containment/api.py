@@ -9,6 +9,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
+from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission
 from blastwall.containment import affected as hunt
@@ -33,7 +34,7 @@ from blastwall.containment.schemas import (
 )
 from blastwall.containment.stream import ControlHub
 from blastwall.containment.verify import GuardInfo
-from blastwall.db import utcnow
+from blastwall.db import after_commit, utcnow
 from blastwall.dependencies import (
     IncidentId,
     ItemId,
@@ -59,10 +60,12 @@ def _policy(settings: SettingsDep) -> Policy:
     return load_policy(settings.containment_policy)
 
 
-def notify_guards(request: Request, action: ContainmentAction) -> None:
-    """Tell the connected guards that the action's system changed."""
+def notify_guards(request: Request, session: Session, action: ContainmentAction) -> None:
+    """Tell the connected guards that the action's system changed, once the change is
+    committed (a guard told earlier would read the controls before it)."""
     hub: ControlHub = request.app.state.control_hub
-    hub.notify(action.system_id, expires_at=action.expires_at)
+    system_id, expires_at = action.system_id, action.expires_at
+    after_commit(session, lambda: hub.notify(system_id, expires_at=expires_at))
 
 
 @router.post(
@@ -94,7 +97,7 @@ def request_action(
     )
     audit_object(request, f"incident:{incident_id}/action:{action.id}")
     if action.state == ActionState.active.value:
-        notify_guards(request, action)
+        notify_guards(request, session, action)
     else:
         response.status_code = 202
     return service.action_out(action, message)
@@ -151,7 +154,7 @@ def approve_action(
         snapshot_interactions=settings.containment_snapshot_interactions,
         note=body.note if body else "",
     )
-    notify_guards(request, action)
+    notify_guards(request, session, action)
     return service.action_out(action, f"Approved and applied by {principal.name}.")
 
 
@@ -196,7 +199,7 @@ def revert_action(
         reason=body.reason,
         snapshot_interactions=settings.containment_snapshot_interactions,
     )
-    notify_guards(request, action)
+    notify_guards(request, session, action)
     return service.action_out(action)
 
 

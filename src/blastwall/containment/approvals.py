@@ -79,7 +79,7 @@ def request_tool_approval(
         f"POST /api/v1/controls/approvals/{row.id}/decide "
         f"(CLI: blastwall containment decide {row.id} --approve)",
     )
-    session.commit()
+    session.flush()
     return row
 
 
@@ -113,7 +113,7 @@ def decide_tool_approval(
         f"Call of {row.tool} on {row.system_id} {row.state} by {actor.name}"
         + (f": {decision.note}" if decision.note else ""),
     )
-    session.commit()
+    session.flush()
     return row
 
 
@@ -137,5 +137,5 @@ def expire_approvals(session: Session, *, actor: Principal, now: datetime) -> li
             f"No one decided on {row.system_id}'s call of {row.tool} (approval {row.id}) "
             f"before {row.expires_at.isoformat()}; the call did not go ahead.",
         )
-    session.commit()
+    session.flush()
     return due

@@ -17,18 +17,19 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from blastwall import pipeline
 from blastwall.auth.roles import Permission, Principal, Role
 from blastwall.containment import service
 from blastwall.containment.approvals import expire_approvals
 from blastwall.containment.models import ContainmentAction
 from blastwall.containment.policy import Policy
 from blastwall.containment.schemas import PARAMS, ActionIn, ActionState, UndeclaredIn
-from blastwall.correlation import flows as correlation
 from blastwall.correlation.models import Candidate
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, InvalidInput, PermissionDenied, PluginError, Problem
 from blastwall.errors import field_path as _path
 from blastwall.guard.names import same_name, tool_key
+from blastwall.incidents import flows as incident_flows
 from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.models import Incident
@@ -36,6 +37,7 @@ from blastwall.incidents.schemas import Archetype, Severity
 from blastwall.inventory import versions
 from blastwall.inventory.schemas import Control
 from blastwall.inventory.service import get_system
+from blastwall.pipeline import SignalsRaised
 from blastwall.plugins import containment_connectors
 from blastwall.signals.models import Signal
 
@@ -316,7 +318,7 @@ def _apply(
             "connectors": results,
         },
     )
-    incidents.containment_changed(session, incident=incident, action=action, actor=actor)
+    incident_flows.containment_changed(session, incident=incident, action=action, actor=actor)
 
 
 def request_action(
@@ -425,7 +427,7 @@ def request_action(
                 "approvers": [r.value for r in policy.approvers],
             },
         )
-    session.commit()
+    session.flush()
     return action, message
 
 
@@ -479,7 +481,7 @@ def approve_action(
             actor=actor,
             text=f"Approval of action {action.id}: {note}",
         )
-    session.commit()
+    session.flush()
     return action
 
 
@@ -504,7 +506,7 @@ def reject_action(
         text=f"Rejected {action.describe()}" + (f": {note}" if note else ""),
         data={"action_id": action.id},
     )
-    session.commit()
+    session.flush()
     return action
 
 
@@ -538,7 +540,7 @@ def _lift(
             "connectors": results,
         },
     )
-    incidents.containment_changed(session, incident=incident, action=action, actor=actor)
+    incident_flows.containment_changed(session, incident=incident, action=action, actor=actor)
 
 
 def revert_action(
@@ -576,38 +578,37 @@ def revert_action(
         )
     else:
         raise Conflict(f"Action {action.id} is {action.state} already; nothing to revert.")
-    session.commit()
+    session.flush()
     return action
 
 
-def expire_due(
-    session: Session, *, now: datetime | None = None, snapshot_interactions: int
-) -> list[ContainmentAction]:
-    """Lift every active control whose expiry has come, one transaction each. A connector
-    that fails is logged and tried again on the next call."""
-    now = now or utcnow()
-    lapsed = []
-    for action in service.due_for_expiry(session, now=now):
-        assert action.expires_at is not None
-        incident = incidents.get_incident(session, incident_id=action.incident_id, principal=EXPIRY)
-        try:
-            _lift(
-                session,
-                incident,
-                action,
-                actor=EXPIRY,
-                state=ActionState.expired,
-                reason=f"expired at {action.expires_at.isoformat()}",
-                interactions=snapshot_interactions,
-            )
-            session.commit()
-        except PluginError:
-            session.rollback()
-            log.exception("could not lift expired containment action %s", action.id)
-            continue
-        lapsed.append(action)
+def expire_action(
+    session: Session, *, action_id: int, now: datetime, snapshot_interactions: int
+) -> ContainmentAction | None:
+    """Lift one active control whose expiry has come (None: it is not due, or not active,
+    any more). The caller gives each its own transaction: a connector that fails raises
+    PluginError, and that action is tried again on the next round."""
+    action = session.get(ContainmentAction, action_id)
+    if action is None or action.state != ActionState.active.value or action.expires_at is None:
+        return None
+    if action.expires_at > now:
+        return None
+    incident = incidents.get_incident(session, incident_id=action.incident_id, principal=EXPIRY)
+    _lift(
+        session,
+        incident,
+        action,
+        actor=EXPIRY,
+        state=ActionState.expired,
+        reason=f"expired at {action.expires_at.isoformat()}",
+        interactions=snapshot_interactions,
+    )
+    return action
+
+
+def expire_undecided(session: Session, *, now: datetime) -> None:
+    """Mark the tool-call approvals nobody decided in time expired."""
     expire_approvals(session, actor=EXPIRY, now=now)
-    return lapsed
 
 
 def report_undeclared(
@@ -622,7 +623,6 @@ def report_undeclared(
         select(Signal).where(Signal.source == "blastwall-guard", Signal.fingerprint == fingerprint)
     )
     if found is not None:
-        session.commit()
         return found, False
     spec = system.spec
     declared = (
@@ -655,6 +655,5 @@ def report_undeclared(
         updated_at=now,
     )
     session.add(row)
-    correlation.correlate(session, [row], now=now)
-    session.commit()
+    pipeline.publish(session, SignalsRaised(signals=[row], now=now))
     return row, True

@@ -121,7 +121,7 @@ def hold(session: Session, *, data: HeldIn, principal: Principal) -> tuple[HeldO
         f"as held output {row.id} (`blastwall containment held`).",
         data={"held_output": row.id, "action_id": action.id},
     )
-    session.commit()
+    session.flush()
     return row, action.incident_id
 
 
@@ -155,7 +155,7 @@ def decide(
         + (f": {decision.note}" if decision.note else ""),
         data={"held_output": row.id, "action_id": row.action_id},
     )
-    session.commit()
+    session.flush()
     return row, action.incident_id
 
 

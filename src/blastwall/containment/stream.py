@@ -23,8 +23,10 @@ from starlette.concurrency import run_in_threadpool
 
 from blastwall.auth.models import ApiToken
 from blastwall.containment import flows, service, verify
+from blastwall.containment.models import ContainmentAction
 from blastwall.containment.schemas import ControlState
 from blastwall.db import Database, utcnow
+from blastwall.errors import PluginError
 
 log = logging.getLogger("blastwall.containment.stream")
 
@@ -185,9 +187,10 @@ class ControlHub:
     # -- the loop -------------------------------------------------------------------------
 
     def _expire(self) -> tuple[list[str], datetime | None]:
-        with self.db.session() as session:
-            lapsed = flows.expire_due(session, snapshot_interactions=self.snapshot_interactions)
-            return sorted({a.system_id for a in lapsed}), service.next_expiry(session)
+        lapsed, upcoming = expire_due(
+            self.db, now=utcnow(), snapshot_interactions=self.snapshot_interactions
+        )
+        return sorted({a.system_id for a in lapsed}), upcoming
 
     async def expire(self) -> list[str]:
         """Lift the controls whose expiry has come; answers the systems changed."""
@@ -288,3 +291,32 @@ class ControlHub:
                 await self.tick()
             except Exception:
                 log.exception("the containment loop failed a round; it tries again")
+
+
+def expire_due(
+    db: Database, *, now: datetime, snapshot_interactions: int
+) -> tuple[list[ContainmentAction], datetime | None]:
+    """The expiry loop's round: lift the controls whose expiry has come, a transaction each
+    (a connector that fails is logged, and tried again next round), then mark the tool-call
+    approvals nobody decided in time expired. Answers the controls lifted and when the next
+    expiry is due."""
+    with db.session(read_only=True) as session:
+        due = [a.id for a in service.due_for_expiry(session, now=now)]
+    lapsed = []
+    for action_id in due:
+        try:
+            with db.transaction() as session:
+                action = flows.expire_action(
+                    session,
+                    action_id=action_id,
+                    now=now,
+                    snapshot_interactions=snapshot_interactions,
+                )
+        except PluginError:
+            log.exception("could not lift expired containment action %s", action_id)
+            continue
+        if action is not None:
+            lapsed.append(action)
+    with db.transaction() as session:
+        flows.expire_undecided(session, now=now)
+        return lapsed, service.next_expiry(session)

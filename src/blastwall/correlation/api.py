@@ -185,7 +185,6 @@ def add_snooze(
 ) -> NoiseRuleOut:
     """Hold back the signals matching every field of `match` until `until`."""
     rule = service.add_snooze(session, data=body, actor=principal)
-    session.commit()
     audit_object(request, f"noise-rule:{rule.id}")
     return service.rule_out(rule)
 
@@ -196,7 +195,6 @@ def add_maintenance(
 ) -> NoiseRuleOut:
     """Hold back a system's signals from `starts_at` to `ends_at`."""
     rule = service.add_maintenance(session, data=body, actor=principal)
-    session.commit()
     audit_object(request, f"noise-rule:{rule.id}")
     return service.rule_out(rule)
 
@@ -207,7 +205,6 @@ def end_rule(
 ) -> NoiseRuleOut:
     """End a snooze or a maintenance window now."""
     rule = service.end_rule(session, rule_id=rule_id, actor=principal)
-    session.commit()
     audit_object(request, f"noise-rule:{rule.id}")
     return service.rule_out(rule)
 

@@ -230,7 +230,6 @@ def _triage(verb: str, decide: Callable[[Session], Candidate], json: bool) -> No
     with session_scope() as session:
         row = decide(session)
         audit(session, command=f"candidates {verb}", object=f"candidate:{row.id}")
-        session.commit()
         c = service.describe(session, [row])[0]
     if json:
         print_json(c)
@@ -357,7 +356,6 @@ def snooze(
     with session_scope() as session:
         rule = service.add_snooze(session, data=data, actor=operator())
         audit(session, command="noise snooze", object=f"noise-rule:{rule.id}")
-        session.commit()
         out.print(f"snooze {rule.id} until {rule.ends_at:%Y-%m-%d %H:%M:%SZ}")
 
 
@@ -373,7 +371,6 @@ def maintenance(
     with session_scope() as session:
         rule = service.add_maintenance(session, data=data, actor=operator())
         audit(session, command="noise maintenance", object=f"noise-rule:{rule.id}")
-        session.commit()
         out.print(f"maintenance window {rule.id} for {system}")
 
 
@@ -383,5 +380,4 @@ def end(rule_id: Annotated[int, typer.Argument(help="The rule's number.", min=1)
     with session_scope() as session:
         rule = service.end_rule(session, rule_id=rule_id, actor=operator())
         audit(session, command="noise end", object=f"noise-rule:{rule.id}")
-        session.commit()
         out.print(f"noise rule {rule.id} ended")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from blastwall import pipeline
 from blastwall.auth.roles import Principal, Role
 from blastwall.correlation import evidence, links, matching, service, triage
 from blastwall.correlation.models import Candidate, NoiseRule, SignalGroup
@@ -50,7 +51,7 @@ from blastwall.correlation.service import SystemFacts
 from blastwall.db import utcnow
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
-from blastwall.settings import get_settings
+from blastwall.pipeline import EvidenceWanted, SignalsRaised, SignalsResolved
 from blastwall.signals.models import Signal
 
 if TYPE_CHECKING:
@@ -61,7 +62,14 @@ CORRELATOR = Principal(name="blastwall:correlation", role=Role.admin)
 MAX_TRACKED = 1000  # conversations and users remembered per candidate
 WAITING = frozenset({CandidateStatus.pending.value, CandidateStatus.declined.value})
 
-__all__ = ["CORRELATOR", "correlate", "correlate_new", "policy_in_force", "resolve"]
+__all__ = [
+    "CORRELATOR",
+    "correlate",
+    "policy_in_force",
+    "resolve",
+    "signals_raised",
+    "signals_resolved",
+]
 
 
 def correlate(
@@ -70,18 +78,16 @@ def correlate(
     *,
     now: datetime | None = None,
     policy: Policy | None = None,
-    evidence_cap: int | None = None,
+    evidence_cap: int = 0,
 ) -> None:
     """Give each new signal its group and, where one applies, its candidate, in the
-    caller's transaction (the caller commits). Signals that have a group already are left
-    as they are. `evidence_cap`: the interactions a group's repeats add to an incident's
-    evidence, at most (default: the setting `evidence_repeat_cap`)."""
+    caller's transaction. Signals that have a group already are left as they are.
+    `evidence_cap`: the interactions a group's repeats add to an incident's evidence, at
+    most (the setting `evidence_repeat_cap`, which `blastwall.wiring` passes)."""
     todo = [s for s in signals if s.group_id is None]
     if not todo:
         return
     session.flush()
-    if evidence_cap is None:
-        evidence_cap = get_settings().evidence_repeat_cap
     run = _Run(session, policy or policy_in_force(), now or utcnow(), evidence_cap)
     prints = [matching.fingerprint(run.policy, s) for s in todo]
     keys = [run.key(s) for s in todo]
@@ -92,9 +98,15 @@ def correlate(
     session.flush()
 
 
-def correlate_new(session: Session, *, now: datetime | None = None) -> None:
-    """Correlate the signals added to the session and not yet flushed."""
-    correlate(session, [o for o in session.new if isinstance(o, Signal)], now=now)
+def signals_raised(session: Session, event: SignalsRaised, *, evidence_cap: int) -> None:
+    """The pipeline's correlation step: correlate the signals just stored."""
+    policy = event.policy if isinstance(event.policy, Policy) else None
+    correlate(session, event.signals, now=event.now, policy=policy, evidence_cap=evidence_cap)
+
+
+def signals_resolved(session: Session, event: SignalsResolved) -> None:
+    """The pipeline's step for signals that stopped firing."""
+    resolve(session, event.signals, now=event.now)
 
 
 def resolve(session: Session, signals: Sequence[Signal], *, now: datetime | None = None) -> None:
@@ -500,17 +512,14 @@ class _Run:
         why: str | None = None,
         timeline: bool = True,
     ) -> list[EvidenceItem]:
-        # imported here: evidence reads telemetry, which imports this module
-        from blastwall.evidence.flows import collect_for_incident
-
-        return collect_for_incident(
-            self.session,
+        wanted = EvidenceWanted(
             incident_id=incident.id,
-            interaction_ids=interaction_ids,
             actor=CORRELATOR,
+            interaction_ids=tuple(interaction_ids),
             why=why or f"behind signal {signal.id}",
             timeline=timeline,
         )
+        return [item for items in pipeline.publish(self.session, wanted) for item in items]
 
     def collect_repeat(self, incident: Incident, signal: Signal, group: SignalGroup) -> None:
         """A repeat adds its interactions to the incident's evidence, without a timeline

@@ -23,6 +23,7 @@ from blastwall.correlation.models import Candidate
 from blastwall.correlation.policy import Policy
 from blastwall.correlation.scenarios import Event, Scenario
 from blastwall.correlation.schemas import CandidateStatus, MaintenanceCreate, Match, SnoozeCreate
+from blastwall.incidents import flows as incident_flows
 from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.schemas import StatusChange
@@ -135,7 +136,7 @@ def _settle(session: Session, signal_ids: list[int], actor: Principal) -> None:
     )
     for incident_id in list(found):
         if incident_id is not None and incidents.active_incident(session, incident_id=incident_id):
-            incidents.change_status(
+            incident_flows.change_status(
                 session,
                 incident_id=incident_id,
                 change=StatusChange(status=Status.resolved, reason="scenario: settled"),

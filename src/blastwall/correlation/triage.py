@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from blastwall import pipeline
 from blastwall.auth.roles import Permission, Principal
 from blastwall.correlation import service
 from blastwall.correlation.models import Candidate
@@ -29,6 +30,7 @@ from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.incidents.schemas import IncidentCreate, Severity
 from blastwall.inventory.service import existing_system_ids
+from blastwall.pipeline import EvidenceWanted
 from blastwall.signals.models import Signal
 
 __all__ = ["accept", "decide", "decline", "escalate", "incident_from", "merge"]
@@ -51,7 +53,7 @@ def incident_from(
     session.flush()  # the systems the candidate took just now
     systems = service.systems_of(session, candidate_ids=[candidate.id])[candidate.id]
     registered = sorted(existing_system_ids(session, ids=systems))
-    incident = incidents.add_incident(
+    incident = incidents.create_incident(
         session,
         data=IncidentCreate(
             title=data.title or candidate.title,
@@ -92,20 +94,20 @@ def collect_evidence(
 ) -> None:
     """Preserve the interactions behind the candidate's signals as the incident's evidence
     (the first few of each signal)."""
-    from blastwall.evidence.flows import collect_for_incident
-
     session.flush()
     rows = session.execute(
         select(Signal.id, Signal.interaction_ids).where(Signal.candidate_id == candidate_id)
     ).all()
     ids = evidence_ids([(row_id, interactions) for row_id, interactions in rows])
     if ids:
-        collect_for_incident(
+        pipeline.publish(
             session,
-            incident_id=incident_id,
-            interaction_ids=ids,
-            actor=actor,
-            why=f"behind the signals of candidate {candidate_id}",
+            EvidenceWanted(
+                incident_id=incident_id,
+                actor=actor,
+                interaction_ids=tuple(ids),
+                why=f"behind the signals of candidate {candidate_id}",
+            ),
         )
 
 
@@ -176,7 +178,7 @@ def accept(session: Session, *, candidate_id: int, data: Accept, actor: Principa
         data={"candidate": candidate.id, "factors": candidate.explanation},
         actor=actor,
     )
-    session.commit()
+    session.flush()
     return candidate
 
 
@@ -219,7 +221,7 @@ def decline(
                 now=now,
                 candidate_id=candidate.id,
             )
-    session.commit()
+    session.flush()
     return candidate
 
 
@@ -246,5 +248,5 @@ def merge(session: Session, *, candidate_id: int, data: Merge, actor: Principal)
         data={"candidate": candidate.id, "systems_added": added},
         actor=actor,
     )
-    session.commit()
+    session.flush()
     return candidate

@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
-from blastwall.correlation.flows import correlate
 from blastwall.db import revoke, utcnow
 from blastwall.detection.builtin.canary import PREFIX, token_hash
 from blastwall.detection.engine import Detection, DetectionEngine, redact_excerpt
@@ -55,7 +54,7 @@ def issue_canary(
         created_by=actor.name,
     )
     session.add(row)
-    session.commit()
+    session.flush()
     return row, token
 
 
@@ -146,7 +145,7 @@ def store_found(
     *,
     now: datetime,
     policy: Callable[[str | None], str],
-) -> int:
+) -> list[Signal]:
     """`store_detections`, less the excerpts of systems whose content policy (`policy`,
     by system id) keeps hashes only."""
     for detected in detections:
@@ -157,14 +156,14 @@ def store_found(
 
 def store_detections(
     session: Session, detections: Iterable[Detection], *, now: datetime | None = None
-) -> int:
-    """Store the detections as signals (the caller commits); answer how many. Detections
+) -> list[Signal]:
+    """Store the detections as signals; answer them, for correlation. Detections
     with the same fingerprint in one call (one ingest batch) become one signal: the first's
     summary and excerpt, the highest severity and confidence, `attributes.occurrences`
     counting them and `interaction_ids` listing up to 50 of the interactions."""
     detections = list(detections)
     if not detections:
-        return 0
+        return []
     now = now or utcnow()
     ids = _interaction_ids(session, detections)
     rows: list[dict[str, Any]] = []
@@ -220,8 +219,7 @@ def store_detections(
             }
         )
     # A batch holds few signals (findings are merged by fingerprint above): ORM rows, so that
-    # each is correlated into its group and candidate in this same transaction.
+    # each can be correlated into its group and candidate in this same transaction.
     signals = [Signal(**row) for row in rows]
     session.add_all(signals)
-    correlate(session, signals, now=now)
-    return len(rows)
+    return signals

@@ -33,7 +33,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,8 +41,15 @@ from typing import Any
 import orjson
 from sqlalchemy.exc import OperationalError
 
+from blastwall import pipeline
+from blastwall.db import Database
 from blastwall.detection.base import Detector
 from blastwall.detection.engine import DetectionEngine, detector_classes
+from blastwall.detection.items import item_from_record
+from blastwall.detection.service import refresh_canaries, store_found
+from blastwall.pipeline import SignalsRaised
+from blastwall.runtime import tune_gc
+from blastwall.telemetry.service import directory
 
 __all__ = ["DetectionWorkers"]
 
@@ -131,17 +138,18 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:ERROR_CHARS]
 
 
-def _work(database_url: str, connection: Any, reports: Any, index: int) -> None:
+def _work(
+    database_url: str,
+    connection: Any,
+    reports: Any,
+    index: int,
+    setup: Callable[[], None] | None,
+) -> None:
     """A worker process: detect over each batch and store the findings, until told to stop
     (None); report each batch done, with the detectors' new failures and the batch's error
     (None when it went through), on `reports`."""
-    # imported here: the worker's own copy of the storage modules
-    from blastwall.db import Database
-    from blastwall.detection.items import item_from_record
-    from blastwall.detection.service import refresh_canaries, store_found
-    from blastwall.runtime import tune_gc
-    from blastwall.telemetry.service import directory
-
+    if setup is not None:
+        setup()  # the pipeline's subscriptions: the findings go on to correlation
     # Ctrl-C in a terminal reaches the whole process group: the worker stops when the
     # server says so, or goes away. SIGTERM (a service manager stopping the whole group;
     # multiprocessing at the exit of a server that did not stop its workers) ends it once it
@@ -183,9 +191,10 @@ def _work(database_url: str, connection: Any, reports: Any, index: int) -> None:
                 if not found:
                     break
                 try:
-                    with db.session() as session:
-                        signals = store_found(session, found, now=now, policy=names.policy)
-                        session.commit()
+                    with db.transaction() as session:
+                        stored = store_found(session, found, now=now, policy=names.policy)
+                        pipeline.publish(session, SignalsRaised(signals=stored, now=now))
+                    signals = len(stored)
                     break
                 except OperationalError as exc:  # SQLite: the server held the write lock
                     if attempt == STORE_ATTEMPTS - 1 or "locked" not in str(exc):
@@ -205,11 +214,22 @@ def _work(database_url: str, connection: Any, reports: Any, index: int) -> None:
 class DetectionWorkers:
     """The detection worker processes of one server process, and their bookkeeping."""
 
-    def __init__(self, count: int, database_url: str, *, queue_batches: int = QUEUE_BATCHES):
+    def __init__(
+        self,
+        count: int,
+        database_url: str,
+        *,
+        queue_batches: int = QUEUE_BATCHES,
+        setup: Callable[[], None] | None = None,
+    ):
+        """`setup` runs first in each worker process (a module-level function: it is
+        pickled): the server passes `blastwall.wiring.install`, which makes the pipeline's
+        subscriptions there."""
         if count < 1:
             raise ValueError("detection workers: at least one")
         self.count = count
         self.database_url = database_url
+        self.setup = setup
         self.queue_batches = queue_batches
         self.classes: list[type[Detector]] = detector_classes()
         self.failures: Counter[str] = Counter()
@@ -241,7 +261,7 @@ class DetectionWorkers:
         reports, reporting = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_work,
-            args=(self.database_url, receiving, reporting, index),
+            args=(self.database_url, receiving, reporting, index, self.setup),
             name=f"blastwall-detection-{index}",
             daemon=True,
         )

@@ -323,7 +323,6 @@ def checkpoint() -> None:
     copy and endpoint configured) too."""
     with session_scope() as session:
         row = service.checkpoint(session, witness=Witness.of(get_settings()))
-        session.commit()
         out.print(f"checkpoint {row.id}: record {row.seq} {row.head_hash}")
 
 

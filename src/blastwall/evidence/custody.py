@@ -107,7 +107,7 @@ def grant_full_view(
             text=f"Full view of evidence granted to {to}: {reason}",
             data={"to": to},
         )
-    session.commit()
+    session.flush()
     return row
 
 
@@ -134,7 +134,7 @@ def read_item(
         item=item,
         details={"reason": reason, "view": "full" if full else "redacted"},
     )
-    session.commit()
+    session.flush()
     return item, data, full
 
 
@@ -250,7 +250,7 @@ def place_hold(session: Session, *, incident_id: int, reason: str, actor: Princi
     row = session.get(LegalHold, incident.id)
     if row is None:
         row = _place(session, incident, reason=reason, actor=actor)
-    session.commit()
+    session.flush()
     return row
 
 
@@ -262,7 +262,7 @@ def release_hold(session: Session, *, incident_id: int, reason: str, actor: Prin
         raise Conflict(f"Incident {incident.id} is not on legal hold.")
     session.delete(row)
     _record_hold(session, incident, held=False, reason=reason, actor=actor)
-    session.commit()
+    session.flush()
 
 
 def _remove(
@@ -299,7 +299,7 @@ def delete_item(session: Session, *, item_id: int, reason: str, actor: Principal
             "until legal lifts the hold."
         )
     _remove(session, item, state="deleted", actor=actor, reason=reason)
-    session.commit()
+    session.flush()
     return item
 
 
@@ -325,7 +325,7 @@ def expire(
     )
     for item in due:
         _remove(session, item, state="expired", actor=actor, reason=f"retention of {days} days")
-    session.commit()
+    session.flush()
     return due
 
 

@@ -24,6 +24,7 @@ from blastwall.evidence.models import EvidenceItem, HuntMatch, LedgerRecord
 from blastwall.evidence.schemas import ReproductionIn
 from blastwall.evidence.witness import Witness
 from blastwall.incidents import service as incidents
+from blastwall.incidents import timeline as incident_timeline
 from blastwall.incidents.models import Incident, IncidentSystem
 from blastwall.inventory.models import Change, System
 from blastwall.signals.models import Signal
@@ -176,7 +177,7 @@ def collect(
         signal_ids=signal_ids,
         interaction_ids=interaction_ids,
     )
-    session.commit()
+    session.flush()
     return items
 
 
@@ -214,7 +215,7 @@ def _keep(
         text=text,
         data={"items": [item.id], **(extra or {})},
     )
-    session.commit()
+    session.flush()
     return item
 
 
@@ -319,7 +320,7 @@ def _timeline(session: Session, incident: Incident, actor: Principal) -> list[di
     entries: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
-        rows, _, cursor = incidents.list_timeline(
+        rows, _, cursor = incident_timeline.list_timeline(
             session, incident_id=incident.id, principal=actor, limit=500, cursor=cursor
         )
         entries += [
@@ -469,7 +470,7 @@ def export_incident(
         f"{len(snapshots)} containment snapshots): {reason}",
         data={"items": [i.id for i in items], "record": record.seq},
     )
-    session.commit()
+    session.flush()
     return manifest
 
 
@@ -550,5 +551,5 @@ def attach_hunt(
             "affected_users": users[:1000],
         },
     )
-    session.commit()
+    session.flush()
     return items, conversations, users

@@ -38,13 +38,11 @@ def checkpoint_due(db: Database, *, witness: Witness, key_path: Path) -> Checkpo
     if not _due(db):
         return None
     key = read_key(key_path)
-    with db.session() as session:
+    with db.transaction() as session:
         head, signed = service.head_and_last_checkpoint(session)
         if head == 0 or head == signed:  # another process signed it meanwhile
             return None
-        row = service.checkpoint(session, witness=witness, key=key)
-        session.commit()
-        return row
+        return service.checkpoint(session, witness=witness, key=key)
 
 
 async def run_checkpoints(

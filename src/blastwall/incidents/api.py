@@ -14,8 +14,10 @@ from blastwall.dependencies import (
     SessionDep,
     audit_object,
 )
-from blastwall.incidents import service
+from blastwall.incidents import flows, service
+from blastwall.incidents import roles as role_service
 from blastwall.incidents import tasks as task_service
+from blastwall.incidents import timeline as timeline_service
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.models import Incident, RoleAssignment, Task, TimelineEntry
 from blastwall.incidents.schemas import (
@@ -87,7 +89,7 @@ def list_incidents(
 def create_incident(
     request: Request, body: IncidentCreate, session: SessionDep, principal: PrincipalDep
 ) -> IncidentOut:
-    incident = service.create_incident(session, data=body, actor=principal)
+    incident = flows.open_incident(session, data=body, actor=principal)
     audit_object(request, f"incident:{incident.id}")
     return _one(session, incident)
 
@@ -114,7 +116,7 @@ def change_status(
     incident_id: IncidentId, body: StatusChange, session: SessionDep, principal: PrincipalDep
 ) -> IncidentOut:
     """Move the incident through its lifecycle; 409 names the allowed statuses."""
-    incident = service.change_status(session, incident_id=incident_id, change=body, actor=principal)
+    incident = flows.change_status(session, incident_id=incident_id, change=body, actor=principal)
     return _one(session, incident)
 
 
@@ -123,7 +125,7 @@ def list_roles(
     incident_id: IncidentId, session: SessionDep, principal: PrincipalDep
 ) -> Page[RoleOut]:
     """The current holder of each assigned role (at most five: one page)."""
-    rows = service.list_roles(session, incident_id=incident_id, principal=principal)
+    rows = role_service.list_roles(session, incident_id=incident_id, principal=principal)
     return Page(items=[_role(r) for r in rows], next=None)
 
 
@@ -132,7 +134,9 @@ def assign_role(
     incident_id: IncidentId, body: RoleAssign, session: SessionDep, principal: PrincipalDep
 ) -> RoleOut:
     """Assign or reassign one incident role; the person becomes a participant."""
-    row = service.assign_role(session, incident_id=incident_id, assignment=body, actor=principal)
+    row = role_service.assign_role(
+        session, incident_id=incident_id, assignment=body, actor=principal
+    )
     return _role(row)
 
 
@@ -145,7 +149,7 @@ def list_timeline(
     kind: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Page[EntryOut]:
     """The incident's history, oldest first."""
-    rows, states, next_cursor = service.list_timeline(
+    rows, states, next_cursor = timeline_service.list_timeline(
         session,
         incident_id=incident_id,
         principal=principal,
@@ -165,7 +169,7 @@ def add_entry(
     principal: PrincipalDep,
 ) -> EntryOut:
     """Add a note, fact, hypothesis, decision or action."""
-    row = service.add_entry(session, incident_id=incident_id, entry=body, actor=principal)
+    row = timeline_service.add_entry(session, incident_id=incident_id, entry=body, actor=principal)
     audit_object(request, f"incident:{incident_id}/timeline:{row.id}")
     return _entry(row, "open" if row.kind == "hypothesis" else None)
 
@@ -179,7 +183,7 @@ def judge_hypothesis(
     principal: PrincipalDep,
 ) -> EntryOut:
     """Mark a hypothesis confirmed or refuted. The hypothesis stays; the verdict is a new entry."""
-    row = service.judge_hypothesis(
+    row = timeline_service.judge_hypothesis(
         session, incident_id=incident_id, entry_id=entry_id, verdict=body, actor=principal
     )
     return _entry(row)

@@ -9,8 +9,10 @@ import typer
 from rich.markup import escape
 
 from blastwall.console import audit, operator, out, print_json, print_table, session_scope
-from blastwall.incidents import service
+from blastwall.incidents import flows, service
+from blastwall.incidents import roles as role_service
 from blastwall.incidents import tasks as task_service
+from blastwall.incidents import timeline as timeline_service
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.schemas import (
     Archetype,
@@ -65,7 +67,7 @@ def open_(
         visibility=Visibility.restricted if restricted else Visibility.open,
     )
     with session_scope() as session:
-        incident = service.create_incident(session, data=data, actor=operator())
+        incident = flows.open_incident(session, data=data, actor=operator())
         audit(session, command="incident open", object=f"incident:{incident.id}")
         described = service.describe(session, [incident])[0]
     if json:
@@ -114,12 +116,12 @@ def show(incident_id: IncidentArg, json: JsonOpt = False) -> None:
     with session_scope() as session:
         incident = service.get_incident(session, incident_id=incident_id, principal=who)
         described = service.describe(session, [incident])[0]
-        roles = service.list_roles(session, incident_id=incident_id, principal=who)
+        roles = role_service.list_roles(session, incident_id=incident_id, principal=who)
         tasks = [
             TaskOut.model_validate(t, from_attributes=True)
             for t in task_service.list_tasks(session, incident_id=incident_id, principal=who)[0]
         ]
-        entries, states, _ = service.list_timeline(
+        entries, states, _ = timeline_service.list_timeline(
             session, incident_id=incident_id, principal=who, limit=500
         )
         timeline = [
@@ -259,7 +261,7 @@ def status(
     """Move an incident through its lifecycle."""
     change = StatusChange(status=new_status, reason=reason, merged_into=merged_into)
     with session_scope() as session:
-        incident = service.change_status(
+        incident = flows.change_status(
             session, incident_id=incident_id, change=change, actor=operator()
         )
         audit(session, command="incident status", object=f"incident:{incident_id}")
@@ -274,7 +276,7 @@ def assign(
 ) -> None:
     """Assign or reassign an incident role."""
     with session_scope() as session:
-        service.assign_role(
+        role_service.assign_role(
             session,
             incident_id=incident_id,
             assignment=RoleAssign(role=role, assignee=assignee),
@@ -294,7 +296,7 @@ def note(
 ) -> None:
     """Add an entry to the timeline."""
     with session_scope() as session:
-        row = service.add_entry(
+        row = timeline_service.add_entry(
             session,
             incident_id=incident_id,
             entry=EntryCreate(kind=kind, text=text),
@@ -313,7 +315,7 @@ def verdict(
 ) -> None:
     """Mark a hypothesis confirmed or refuted; the hypothesis itself stays as written."""
     with session_scope() as session:
-        service.judge_hypothesis(
+        timeline_service.judge_hypothesis(
             session,
             incident_id=incident_id,
             entry_id=entry_id,

@@ -1,15 +1,12 @@
-"""What a status change does beyond the incident itself: the correlation groups of an
-incident that ends are resolved (and reopened with it), and a merge moves everything
-linked to the merged incident to the survivor.
+"""What a change of an incident does beyond the incident itself.
 
-Merging moves: the candidates (and with them the signal groups and signals, and the later
-signals that match them), the kept evidence items (each move a pair of ledger records:
-`moved` under the merged incident, `collected` under the survivor, so the chain of
-custody shows it and both incidents' bundles verify), a legal hold, the systems and the
-participants. Containment actions, snapshots, quarantined outputs, roles, tasks and
-checklists stay with the incident they were made under; the survivor's timeline names
-them. Both timelines say what moved, with counts, and the survivor's triage figures are
-computed again and recorded, before and after.
+- Opening one collects the evidence behind the signals it names (`open_incident`).
+- A status change: the correlation groups of an incident that ends are resolved (and
+  reopened with it), and a merge moves everything linked to the merged incident to the
+  survivor (`incidents.merging`).
+- Containment applied under an incident makes it contained, and ticks the playbook steps the
+  action carries out (through the pipeline's `ContainmentChanged`); lifted, the incident is
+  no longer contained.
 """
 
 from __future__ import annotations
@@ -17,22 +14,43 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from blastwall.auth.roles import Principal
-from blastwall.containment.models import ContainmentAction, ControlSnapshot, QuarantinedOutput
+from blastwall import pipeline
+from blastwall.auth.roles import Permission, Principal
+from blastwall.containment.models import ContainmentAction
 from blastwall.correlation import service as correlation
-from blastwall.evidence import custody
-from blastwall.evidence import service as evidence
+from blastwall.db import utcnow
+from blastwall.errors import Conflict, InvalidInput, PermissionDenied, Problem
 from blastwall.incidents import service
-from blastwall.incidents.lifecycle import Status
+from blastwall.incidents.lifecycle import (
+    DECISIONS,
+    Milestone,
+    Status,
+    check_transition,
+    cleared,
+)
+from blastwall.incidents.merging import merge
 from blastwall.incidents.models import Incident, TimelineEntry
-from blastwall.triage.service import figures
+from blastwall.incidents.schemas import IncidentCreate, StatusChange, Visibility
+from blastwall.pipeline import ContainmentChanged, EvidenceWanted
 
-__all__ = ["merge", "status_changed"]
+__all__ = ["change_status", "containment_changed", "open_incident", "status_changed"]
 
 REOPENED = frozenset({(Status.resolved, Status.investigating), (Status.declined, Status.triage)})
+
+
+def open_incident(session: Session, *, data: IncidentCreate, actor: Principal) -> Incident:
+    """Open an incident; the interactions behind the signals it names are collected into the
+    evidence vault in the same transaction."""
+    incident = service.create_incident(session, data=data, actor=actor)
+    if data.signals:
+        pipeline.publish(
+            session,
+            EvidenceWanted(incident_id=incident.id, actor=actor, signal_ids=tuple(data.signals)),
+        )
+    return incident
 
 
 def status_changed(
@@ -44,7 +62,7 @@ def status_changed(
     at: datetime,
     target: Incident | None,
 ) -> None:
-    """After `incident` moved from `before` to its status at `at` (the caller commits)."""
+    """After `incident` moved from `before` to its status at `at`."""
     after = Status(incident.status)
     if after.value in service.ENDED:
         correlation.resolve_groups(session, incident_id=incident.id, at=at)
@@ -70,128 +88,168 @@ def _ended_at(session: Session, incident: Incident, status: Status) -> datetime 
     return None
 
 
-def _ids(values: list[int]) -> str:
-    return ", ".join(str(v) for v in values) or "none"
-
-
-def merge(session: Session, *, incident: Incident, target: Incident, actor: Principal) -> None:
-    """Move what is linked to `incident` (merged) to `target` (the survivor), and say so on
-    both timelines (the caller commits)."""
-    reason = f"incident {incident.id} merged into incident {target.id}"
-    session.flush()
-    figures_before = figures(session, incident=target)
-    systems = service.systems_of(session, incident_ids=[incident.id, target.id])
-    had = systems.get(target.id, [])
-    added_systems = service.link_systems(
-        session, incident=target, system_ids=systems.get(incident.id, [])
-    )
-    if added_systems:
-        service.record_entry(
-            session,
-            incident=target,
-            kind="field_changed",
-            actor=actor,
-            text=f"systems: {', '.join(had) or 'none'} → "
-            f"{', '.join(sorted([*had, *added_systems]))} (from incident {incident.id})",
-            data={"field": "systems", "before": had, "after": sorted([*had, *added_systems])},
-        )
-    added_people = service.add_participants(
-        session,
-        incident=target,
-        names=service.participants_of(session, incident_id=incident.id),
-        actor=actor,
-        why=f" (from incident {incident.id})",
-    )
-    candidates, signals = correlation.move_candidates(
-        session, from_incident=incident.id, to_incident=target.id
-    )
-    if target.status in service.ENDED:
-        correlation.resolve_groups(session, incident_id=target.id, at=target.updated_at)
-    items = evidence.move_items(session, source=incident, target=target, actor=actor, reason=reason)
-    hold = custody.carry_hold(session, source=incident, target=target, actor=actor)
-    actions = list(
-        session.execute(
-            select(ContainmentAction.id, ContainmentAction.state)
-            .where(ContainmentAction.incident_id == incident.id)
-            .order_by(ContainmentAction.id)
-        )
-    )
-    snapshots = list(
-        session.scalars(
-            select(ControlSnapshot.id)
-            .where(ControlSnapshot.incident_id == incident.id)
-            .order_by(ControlSnapshot.id)
-        )
-    )
-    quarantined = int(
-        session.scalar(
-            select(func.count(QuarantinedOutput.id)).where(
-                QuarantinedOutput.incident_id == incident.id
+def _merge_target(
+    session: Session, incident: Incident, change: StatusChange, actor: Principal
+) -> Incident | None:
+    if change.status is not Status.merged:
+        if change.merged_into is not None:
+            raise InvalidInput(
+                "merged_into only goes with status 'merged'.",
+                [Problem("body.merged_into", "leave it out for this status")],
             )
+        return None
+    if change.merged_into is None:
+        raise InvalidInput(
+            "Merging needs the incident to merge into.",
+            [Problem("body.merged_into", "give the id of the surviving incident")],
         )
-        or 0
-    )
-    in_force = [a for a, state in actions if state == "active"]
-    moved: dict[str, Any] = {
-        "from": incident.id,
-        "into": target.id,
-        "candidates": candidates,
-        "signals": signals,
-        "evidence_items": [i.id for i in items],
-        "legal_hold_carried": hold is not None,
-        "systems_added": added_systems,
-        "participants_added": added_people,
-        "containment_actions": [a for a, _ in actions],
-        "controls_in_force": in_force,
-        "snapshots": snapshots,
-        "quarantined_outputs": quarantined,
-    }
-    summary = (
-        f"{len(candidates)} candidate(s) with {signals} signal(s), {len(items)} evidence "
-        f"item(s){' under legal hold' if hold is not None else ''}, "
-        f"{len(added_systems)} system(s), {len(added_people)} participant(s)"
-    )
-    stays = (
-        f"containment actions {_ids([a for a, _ in actions])} "
-        f"({len(in_force)} in force), snapshots {_ids(snapshots)} and {quarantined} "
-        f"quarantined output(s) stay with incident {incident.id}"
-    )
-    if incident.detected_at < target.detected_at:
-        # The problem was detected when the first of the two was.
-        moved["detected"] = {
-            "before": target.detected_at.isoformat(),
-            "after": incident.detected_at.isoformat(),
-        }
-        target.detected_at = incident.detected_at
-        stays += f"; detected at {incident.detected_at.isoformat()}, as incident {incident.id} was"
-    service.record_entry(
+    if change.merged_into == incident.id:
+        raise Conflict("An incident cannot be merged into itself; name another incident.")
+    target = service.get_incident(session, incident_id=change.merged_into, principal=actor)
+    if Status(target.status) in (Status.merged, Status.closed, Status.declined):
+        raise Conflict(f"Incident {target.id} is {target.status}; merge into an active one.")
+    restricted = Visibility.restricted.value
+    if incident.visibility == restricted and target.visibility != restricted:
+        raise Conflict(
+            f"Incident {incident.id} is restricted and incident {target.id} is not: merging "
+            f"would show its signals and evidence to everyone who sees {target.id}. Restrict "
+            f"incident {target.id} first (`blastwall incident update {target.id} --visibility "
+            "restricted`), or keep them apart."
+        )
+    return target
+
+
+def change_status(
+    session: Session, *, incident_id: int, change: StatusChange, actor: Principal
+) -> Incident:
+    """Move the incident through its lifecycle: the milestones the new status implies are
+    stamped with the time of the change, those it takes back are cleared. Resolving (or
+    closing, or declining) resolves the incident's correlation groups, reopening takes that
+    back, and merging moves what is linked to the incident to the survivor."""
+    actor.require(Permission.write_incidents)
+    incident = service.get_incident(session, incident_id=incident_id, principal=actor)
+    current = Status(incident.status)
+    milestones = check_transition(current, change.status)
+    if change.status in DECISIONS and not actor.can(Permission.decide_incidents):
+        raise PermissionDenied(
+            f"Moving an incident to '{change.status.value}' is a commander's decision. "
+            "Ask someone with the commander or admin role."
+        )
+    target = _merge_target(session, incident, change, actor)
+    data: dict[str, Any] = {"before": current.value, "after": change.status.value}
+    if target is not None:
+        incident.merged_into_id = target.id
+        data["merged_into"] = target.id
+    now = utcnow()
+    gone = service.unstamp(incident, cleared(current, change.status))
+    if gone:
+        data["milestones_cleared"] = gone
+    stamped = service.stamp(incident, milestones, now)
+    if stamped:
+        data["milestones"] = stamped
+    incident.status = change.status.value
+    incident.updated_at = now
+    text = f"Status {current.value} → {change.status.value}"
+    if target is not None:
+        text += f" (into incident {target.id})"
+    if gone:
+        text += f"; no longer {' nor '.join(gone)}"
+    service.write_entry(
         session,
-        incident=target,
-        kind="merged_in",
+        incident,
+        kind="status_changed",
         actor=actor,
-        text=f"Incident {incident.id} merged into this one by {actor.name}: moved here "
-        f"{summary}; {stays}",
-        data=moved,
+        text=text + (f": {change.reason}" if change.reason else ""),
+        data=data,
+        at=now,
     )
-    service.record_entry(
-        session,
-        incident=incident,
-        kind="merged_out",
-        actor=actor,
-        text=f"Merged into incident {target.id} by {actor.name}: moved there {summary}; {stays}",
-        data=moved,
+    status_changed(session, incident=incident, before=current, actor=actor, at=now, target=target)
+    return incident
+
+
+#: Statuses in which a control in force makes (or keeps) an incident contained.
+_BEFORE_MITIGATION = frozenset({Status.triage, Status.investigating, Status.contained})
+
+
+def _controls_in_force(session: Session, *, incident_id: int) -> bool:
+    query = exists().where(
+        ContainmentAction.incident_id == incident_id, ContainmentAction.state == "active"
     )
-    figures_after = figures(session, incident=target)
-    service.record_entry(
-        session,
-        incident=target,
-        kind="triage_recomputed",
-        actor=actor,
-        text=f"Triage figures after the merge of incident {incident.id}: signals "
-        f"{figures_before['signals']} → {figures_after['signals']}, systems "
-        f"{', '.join(figures_before['systems']) or 'none'} → "
-        f"{', '.join(figures_after['systems']) or 'none'}, first signal "
-        f"{figures_before['first_signal_at'] or 'none'} → "
-        f"{figures_after['first_signal_at'] or 'none'}",
-        data={"before": figures_before, "after": figures_after},
+    return bool(session.scalar(select(query)))
+
+
+def _action_text(action: ContainmentAction) -> str:
+    return f"containment action {action.id}, {action.describe()}"
+
+
+def containment_changed(
+    session: Session, *, incident: Incident, action: ContainmentAction, actor: Principal
+) -> None:
+    """Containment's hook, after an action of the incident was applied or lifted.
+
+    Applied: the incident is contained from the time the action was applied — the
+    `contained` milestone (and `acknowledged`) take `action.applied_at` when not set, and
+    an incident still in triage or investigating moves to `contained` — and the checklist
+    steps the action carries out are ticked. Lifted: when no control of the incident is in
+    force any more, the timeline says the incident is no longer contained and, before it
+    was mitigated, the `contained` milestone is cleared; the status is left to people."""
+    status = Status(incident.status)
+    now = utcnow()
+    if action.state == "active" and action.applied_at is not None:
+        applied = action.applied_at
+        if status in (Status.triage, Status.investigating):
+            stamped = service.stamp(incident, check_transition(status, Status.contained), applied)
+            incident.status = Status.contained.value
+            service.write_entry(
+                session,
+                incident,
+                kind="status_changed",
+                actor=actor,
+                text=f"Status {status.value} → contained: {_action_text(action)} applied at "
+                f"{applied.isoformat()}",
+                data={
+                    "before": status.value,
+                    "after": Status.contained.value,
+                    "milestones": stamped,
+                    "action_id": action.id,
+                    "at": applied.isoformat(),
+                },
+                at=now,
+            )
+        elif status in (Status.contained, Status.recovering) and incident.contained_at is None:
+            service.stamp(incident, (Milestone.contained,), applied)
+            service.write_entry(
+                session,
+                incident,
+                kind="milestone_reached",
+                actor=actor,
+                text=f"Contained: {_action_text(action)} applied at {applied.isoformat()}",
+                data={"milestones": ["contained"], "action_id": action.id},
+                at=now,
+            )
+        incident.updated_at = now
+        pipeline.publish(
+            session, ContainmentChanged(incident_id=incident.id, action_id=action.id, actor=actor)
+        )
+        return
+    if action.state == "active" or _controls_in_force(session, incident_id=incident.id):
+        return
+    lifted = "lapsed" if action.state == "expired" else action.state
+    data: dict[str, Any] = {"action_id": action.id, "status": status.value}
+    text = f"No containment control is in force any more ({_action_text(action)} {lifted})"
+    if status in _BEFORE_MITIGATION:
+        gone = service.unstamp(incident, (Milestone.contained,))
+        if gone:
+            data["milestones_cleared"] = gone
+        text += (
+            f": incident {incident.id} is no longer contained. Its status stays "
+            f"'{status.value}' until someone changes it."
+        )
+    elif incident.mitigated_at is not None:
+        text += f"; the harm was mitigated at {incident.mitigated_at.isoformat()}."
+    else:
+        text += "."
+    service.write_entry(
+        session, incident, kind="containment_ended", actor=actor, text=text, data=data, at=now
     )
+    incident.updated_at = now

@@ -1,7 +1,9 @@
-"""The only way into incident storage: lifecycle, roles, timeline, tasks and visibility.
+"""Incidents: opening, reading and changing one, who takes part, and who may see it.
 
-Every change writes its own timeline entry in the same transaction, so nothing changes
-without the record of who did it and when.
+Every change writes its own timeline entry (`incidents.timeline`) in the same transaction,
+so nothing changes without the record of who did it and when. Roles live in
+`incidents.roles`, tasks in `incidents.tasks`; what a change does beyond the incident itself
+(a status change, containment, evidence) in `incidents.flows`.
 """
 
 from __future__ import annotations
@@ -16,38 +18,42 @@ from sqlalchemy.orm import Session
 
 from blastwall.auth import principals
 from blastwall.auth.roles import Permission, Principal
-from blastwall.containment.models import ContainmentAction
 from blastwall.db import utcnow
-from blastwall.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
-from blastwall.incidents.lifecycle import (
-    DECISIONS,
-    Milestone,
-    Status,
-    check_transition,
-    cleared,
-)
-from blastwall.incidents.models import (
-    Incident,
-    IncidentSystem,
-    Participant,
-    RoleAssignment,
-    TimelineEntry,
-)
+from blastwall.errors import InvalidInput, NotFound, PermissionDenied, Problem
+from blastwall.incidents.lifecycle import Milestone, Status
+from blastwall.incidents.models import Incident, IncidentSystem, Participant, TimelineEntry
 from blastwall.incidents.schemas import (
     Durations,
-    EntryCreate,
-    EntryKind,
     IncidentCreate,
     IncidentOut,
     IncidentUpdate,
     Milestones,
-    RoleAssign,
-    StatusChange,
-    VerdictIn,
     Visibility,
 )
 from blastwall.inventory.service import existing_system_ids
 from blastwall.pagination import decode_cursor, fetch_page
+
+__all__ = [
+    "ENDED",
+    "active_incident",
+    "add_participants",
+    "create_incident",
+    "describe",
+    "durations",
+    "get_incident",
+    "link_systems",
+    "list_incidents",
+    "participants_of",
+    "record_entry",
+    "stamp",
+    "systems_of",
+    "to_out",
+    "unstamp",
+    "update_incident",
+    "visible",
+    "visible_to",
+    "write_entry",
+]
 
 
 def _check_systems(session: Session, systems: list[str], field: str) -> list[str]:
@@ -65,7 +71,7 @@ def _check_systems(session: Session, systems: list[str], field: str) -> list[str
     return wanted
 
 
-def _log(
+def write_entry(
     session: Session,
     incident: Incident,
     *,
@@ -101,7 +107,7 @@ def record_entry(
     """Append an entry written by Blastwall itself or for another domain's change
     (correlation, containment, evidence, playbooks) to the incident's timeline, inside the
     caller's transaction: the caller commits it with the change."""
-    entry = _log(session, incident, kind=kind, actor=actor, text=text, data=data)
+    entry = write_entry(session, incident, kind=kind, actor=actor, text=text, data=data)
     incident.updated_at = entry.at
     session.flush()
     return entry
@@ -125,19 +131,8 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
 
 
 def create_incident(session: Session, *, data: IncidentCreate, actor: Principal) -> Incident:
-    """Open an incident; the interactions behind the signals it names are collected into the
-    evidence vault in the same transaction."""
-    from blastwall.evidence.flows import collect_for_incident
-
-    incident = add_incident(session, data=data, actor=actor)
-    collect_for_incident(session, incident_id=incident.id, signal_ids=data.signals, actor=actor)
-    session.commit()
-    return incident
-
-
-def add_incident(session: Session, *, data: IncidentCreate, actor: Principal) -> Incident:
-    """Open an incident with its `created` timeline entry, in the caller's transaction (the
-    caller commits)."""
+    """Open an incident with its `created` timeline entry (the boundary commits).
+    `incidents.flows.open_incident` also collects the evidence behind its signals."""
     actor.require(Permission.write_incidents)
     systems = _check_systems(session, data.systems, "systems")
     now = utcnow()
@@ -173,7 +168,7 @@ def add_incident(session: Session, *, data: IncidentCreate, actor: Principal) ->
     participants = list(dict.fromkeys([actor.name, *data.participants]))
     for name in participants:
         _add_participant(session, incident.id, name)
-    _log(
+    write_entry(
         session,
         incident,
         kind="created",
@@ -369,7 +364,7 @@ def update_incident(
             text = f"{field.replace('_', ' ')}: {_shown(before)} → {_shown(value)}"
             if field == "severity" and data.severity_reason:
                 text += f" ({_shown(data.severity_reason, 300)})"
-            _log(
+            write_entry(
                 session,
                 incident,
                 kind="field_changed",
@@ -384,7 +379,7 @@ def update_incident(
         if sorted(wanted) != current:
             session.execute(delete(IncidentSystem).where(IncidentSystem.incident_id == incident.id))
             session.add_all(IncidentSystem(incident_id=incident.id, system_id=s) for s in wanted)
-            _log(
+            write_entry(
                 session,
                 incident,
                 kind="field_changed",
@@ -395,7 +390,7 @@ def update_incident(
             )
     add_participants(session, incident=incident, names=data.add_participants, actor=actor)
     incident.updated_at = now
-    session.commit()
+    session.flush()
     return incident
 
 
@@ -436,7 +431,7 @@ def add_participants(
         if not _add_participant(session, incident.id, name):
             continue
         after = sorted([*before, name])
-        _log(
+        write_entry(
             session,
             incident,
             kind="participant_added",
@@ -449,7 +444,7 @@ def add_participants(
     return added
 
 
-def _stamp(incident: Incident, milestones: Iterable[Milestone], at: datetime) -> list[str]:
+def stamp(incident: Incident, milestones: Iterable[Milestone], at: datetime) -> list[str]:
     """Set the milestones not set yet; answers those set."""
     stamped = []
     for milestone in milestones:
@@ -459,7 +454,7 @@ def _stamp(incident: Incident, milestones: Iterable[Milestone], at: datetime) ->
     return stamped
 
 
-def _unstamp(incident: Incident, milestones: Iterable[Milestone]) -> list[str]:
+def unstamp(incident: Incident, milestones: Iterable[Milestone]) -> list[str]:
     """Clear the milestones that are set; answers those cleared."""
     gone = []
     for milestone in milestones:
@@ -467,287 +462,3 @@ def _unstamp(incident: Incident, milestones: Iterable[Milestone]) -> list[str]:
             setattr(incident, f"{milestone.value}_at", None)
             gone.append(milestone.value)
     return gone
-
-
-def _merge_target(
-    session: Session, incident: Incident, change: StatusChange, actor: Principal
-) -> Incident | None:
-    if change.status is not Status.merged:
-        if change.merged_into is not None:
-            raise InvalidInput(
-                "merged_into only goes with status 'merged'.",
-                [Problem("body.merged_into", "leave it out for this status")],
-            )
-        return None
-    if change.merged_into is None:
-        raise InvalidInput(
-            "Merging needs the incident to merge into.",
-            [Problem("body.merged_into", "give the id of the surviving incident")],
-        )
-    if change.merged_into == incident.id:
-        raise Conflict("An incident cannot be merged into itself; name another incident.")
-    target = get_incident(session, incident_id=change.merged_into, principal=actor)
-    if Status(target.status) in (Status.merged, Status.closed, Status.declined):
-        raise Conflict(f"Incident {target.id} is {target.status}; merge into an active one.")
-    restricted = Visibility.restricted.value
-    if incident.visibility == restricted and target.visibility != restricted:
-        raise Conflict(
-            f"Incident {incident.id} is restricted and incident {target.id} is not: merging "
-            f"would show its signals and evidence to everyone who sees {target.id}. Restrict "
-            f"incident {target.id} first (`blastwall incident update {target.id} --visibility "
-            "restricted`), or keep them apart."
-        )
-    return target
-
-
-def change_status(
-    session: Session, *, incident_id: int, change: StatusChange, actor: Principal
-) -> Incident:
-    """Move the incident through its lifecycle: the milestones the new status implies are
-    stamped with the time of the change, those it takes back are cleared. Resolving (or
-    closing, or declining) resolves the incident's correlation groups, reopening takes that
-    back, and merging moves what is linked to the incident to the survivor."""
-    from blastwall.incidents import flows
-
-    actor.require(Permission.write_incidents)
-    incident = get_incident(session, incident_id=incident_id, principal=actor)
-    current = Status(incident.status)
-    milestones = check_transition(current, change.status)
-    if change.status in DECISIONS and not actor.can(Permission.decide_incidents):
-        raise PermissionDenied(
-            f"Moving an incident to '{change.status.value}' is a commander's decision. "
-            "Ask someone with the commander or admin role."
-        )
-    target = _merge_target(session, incident, change, actor)
-    data: dict[str, Any] = {"before": current.value, "after": change.status.value}
-    if target is not None:
-        incident.merged_into_id = target.id
-        data["merged_into"] = target.id
-    now = utcnow()
-    gone = _unstamp(incident, cleared(current, change.status))
-    if gone:
-        data["milestones_cleared"] = gone
-    stamped = _stamp(incident, milestones, now)
-    if stamped:
-        data["milestones"] = stamped
-    incident.status = change.status.value
-    incident.updated_at = now
-    text = f"Status {current.value} → {change.status.value}"
-    if target is not None:
-        text += f" (into incident {target.id})"
-    if gone:
-        text += f"; no longer {' nor '.join(gone)}"
-    _log(
-        session,
-        incident,
-        kind="status_changed",
-        actor=actor,
-        text=text + (f": {change.reason}" if change.reason else ""),
-        data=data,
-        at=now,
-    )
-    flows.status_changed(
-        session, incident=incident, before=current, actor=actor, at=now, target=target
-    )
-    session.commit()
-    return incident
-
-
-#: Statuses in which a control in force makes (or keeps) an incident contained.
-_BEFORE_MITIGATION = frozenset({Status.triage, Status.investigating, Status.contained})
-
-
-def _controls_in_force(session: Session, *, incident_id: int) -> bool:
-    query = exists().where(
-        ContainmentAction.incident_id == incident_id, ContainmentAction.state == "active"
-    )
-    return bool(session.scalar(select(query)))
-
-
-def _action_text(action: ContainmentAction) -> str:
-    return f"containment action {action.id}, {action.describe()}"
-
-
-def containment_changed(
-    session: Session, *, incident: Incident, action: ContainmentAction, actor: Principal
-) -> None:
-    """Containment's hook, after an action of the incident was applied or lifted (in the
-    caller's transaction; the caller commits).
-
-    Applied: the incident is contained from the time the action was applied — the
-    `contained` milestone (and `acknowledged`) take `action.applied_at` when not set, and
-    an incident still in triage or investigating moves to `contained` — and the checklist
-    steps the action carries out are ticked. Lifted: when no control of the incident is in
-    force any more, the timeline says the incident is no longer contained and, before it
-    was mitigated, the `contained` milestone is cleared; the status is left to people."""
-    status = Status(incident.status)
-    now = utcnow()
-    if action.state == "active" and action.applied_at is not None:
-        applied = action.applied_at
-        if status in (Status.triage, Status.investigating):
-            stamped = _stamp(incident, check_transition(status, Status.contained), applied)
-            incident.status = Status.contained.value
-            _log(
-                session,
-                incident,
-                kind="status_changed",
-                actor=actor,
-                text=f"Status {status.value} → contained: {_action_text(action)} applied at "
-                f"{applied.isoformat()}",
-                data={
-                    "before": status.value,
-                    "after": Status.contained.value,
-                    "milestones": stamped,
-                    "action_id": action.id,
-                    "at": applied.isoformat(),
-                },
-                at=now,
-            )
-        elif status in (Status.contained, Status.recovering) and incident.contained_at is None:
-            _stamp(incident, (Milestone.contained,), applied)
-            _log(
-                session,
-                incident,
-                kind="milestone_reached",
-                actor=actor,
-                text=f"Contained: {_action_text(action)} applied at {applied.isoformat()}",
-                data={"milestones": ["contained"], "action_id": action.id},
-                at=now,
-            )
-        incident.updated_at = now
-        from blastwall.playbooks.service import tick_for_action
-
-        tick_for_action(session, incident=incident, action=action, actor=actor)
-        return
-    if action.state == "active" or _controls_in_force(session, incident_id=incident.id):
-        return
-    lifted = "lapsed" if action.state == "expired" else action.state
-    data: dict[str, Any] = {"action_id": action.id, "status": status.value}
-    text = f"No containment control is in force any more ({_action_text(action)} {lifted})"
-    if status in _BEFORE_MITIGATION:
-        gone = _unstamp(incident, (Milestone.contained,))
-        if gone:
-            data["milestones_cleared"] = gone
-        text += (
-            f": incident {incident.id} is no longer contained. Its status stays "
-            f"'{status.value}' until someone changes it."
-        )
-    elif incident.mitigated_at is not None:
-        text += f"; the harm was mitigated at {incident.mitigated_at.isoformat()}."
-    else:
-        text += "."
-    _log(session, incident, kind="containment_ended", actor=actor, text=text, data=data, at=now)
-    incident.updated_at = now
-
-
-def assign_role(
-    session: Session, *, incident_id: int, assignment: RoleAssign, actor: Principal
-) -> RoleAssignment:
-    actor.require(Permission.assign_roles)
-    incident = get_incident(session, incident_id=incident_id, principal=actor)
-    row = session.scalar(
-        select(RoleAssignment).where(
-            RoleAssignment.incident_id == incident.id, RoleAssignment.role == assignment.role.value
-        )
-    )
-    before = row.assignee if row else None
-    now = utcnow()
-    if row is None:
-        row = RoleAssignment(incident_id=incident.id, role=assignment.role.value)
-        session.add(row)
-    row.assignee = assignment.assignee
-    row.assigned_by = actor.name
-    row.assigned_at = now
-    verb = f"reassigned from {before}" if before else "assigned"
-    _log(
-        session,
-        incident,
-        kind="role_assigned",
-        actor=actor,
-        text=f"{assignment.role.value} {verb} to {assignment.assignee}",
-        data={"role": assignment.role.value, "before": before, "after": assignment.assignee},
-    )
-    add_participants(
-        session,
-        incident=incident,
-        names=[assignment.assignee],
-        actor=actor,
-        why=f" ({assignment.role.value})",
-    )
-    incident.updated_at = now
-    session.commit()
-    return row
-
-
-def list_roles(session: Session, *, incident_id: int, principal: Principal) -> list[RoleAssignment]:
-    incident = get_incident(session, incident_id=incident_id, principal=principal)
-    query = select(RoleAssignment).where(RoleAssignment.incident_id == incident.id)
-    return list(session.scalars(query.order_by(RoleAssignment.role)))
-
-
-def add_entry(
-    session: Session, *, incident_id: int, entry: EntryCreate, actor: Principal
-) -> TimelineEntry:
-    actor.require(Permission.write_timeline)
-    incident = get_incident(session, incident_id=incident_id, principal=actor)
-    row = _log(session, incident, kind=entry.kind.value, actor=actor, text=entry.text)
-    session.commit()
-    return row
-
-
-def judge_hypothesis(
-    session: Session, *, incident_id: int, entry_id: int, verdict: VerdictIn, actor: Principal
-) -> TimelineEntry:
-    """Mark a hypothesis confirmed or refuted by appending a verdict entry that refers to it."""
-    actor.require(Permission.write_timeline)
-    incident = get_incident(session, incident_id=incident_id, principal=actor)
-    target = session.get(TimelineEntry, entry_id)
-    if target is None or target.incident_id != incident.id:
-        raise NotFound(f"Incident {incident.id} has no timeline entry {entry_id}.")
-    if target.kind != EntryKind.hypothesis.value:
-        raise Conflict(
-            f"Entry {entry_id} is a {target.kind}, not a hypothesis; only hypotheses "
-            "are confirmed or refuted."
-        )
-    row = _log(
-        session,
-        incident,
-        kind=f"hypothesis_{verdict.verdict.value}",
-        actor=actor,
-        text=verdict.text or f"Hypothesis {verdict.verdict.value}: {target.text}",
-        data={"verdict": verdict.verdict.value},
-        ref_id=target.id,
-    )
-    session.commit()
-    return row
-
-
-def list_timeline(
-    session: Session,
-    *,
-    incident_id: int,
-    principal: Principal,
-    limit: int,
-    cursor: str | None = None,
-    kind: str | None = None,
-) -> tuple[list[TimelineEntry], dict[int, str], str | None]:
-    """Entries oldest first, with the current state of each hypothesis among them."""
-    incident = get_incident(session, incident_id=incident_id, principal=principal)
-    query = select(TimelineEntry).where(TimelineEntry.incident_id == incident.id)
-    after = decode_cursor(cursor, types=(int,))
-    if after:
-        query = query.where(TimelineEntry.id > after[0])
-    if kind:
-        query = query.where(TimelineEntry.kind == kind)
-    rows, next_cursor = fetch_page(session, query.order_by(TimelineEntry.id), limit=limit)
-    states = {r.id: "open" for r in rows if r.kind == EntryKind.hypothesis.value}
-    if states:
-        verdicts = session.execute(
-            select(TimelineEntry.ref_id, TimelineEntry.kind)
-            .where(TimelineEntry.ref_id.in_(states))
-            .order_by(TimelineEntry.id)
-        )
-        for ref_id, verdict_kind in verdicts:
-            if ref_id is not None:
-                states[ref_id] = verdict_kind.removeprefix("hypothesis_")
-    return rows, states, next_cursor

@@ -47,7 +47,7 @@ def create_task(session: Session, *, incident_id: int, task: TaskCreate, actor: 
             "due": task.due.isoformat() if task.due else None,
         },
     )
-    session.commit()
+    session.flush()
     return row
 
 
@@ -79,7 +79,7 @@ def update_task(
             text=f"task #{row.id} updated: {', '.join(changed)}",
             data={"task": row.id, "changes": changed},
         )
-        session.commit()
+        session.flush()
     return row
 
 

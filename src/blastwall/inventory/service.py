@@ -154,7 +154,7 @@ def apply_specs(
                 )
             )
         result.changes += len(differences)
-    session.commit()
+    session.flush()
     return result
 
 
@@ -253,7 +253,7 @@ def record_change(session: Session, *, change: ChangeIn, actor: str) -> Change:
             source=f"change {row.id} by {actor}",
             change_id=row.id,
         )
-    session.commit()
+    session.flush()
     return row
 
 

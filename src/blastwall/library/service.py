@@ -179,7 +179,7 @@ def import_source(
     flush()
     if progress is not None:
         progress(done)
-    session.commit()
+    session.flush()
     return result
 
 

@@ -19,7 +19,7 @@ from blastwall.dependencies import (
     audit_object,
 )
 from blastwall.pagination import Page
-from blastwall.playbooks import service
+from blastwall.playbooks import flows, service
 from blastwall.playbooks.cacao import to_cacao
 from blastwall.playbooks.library import Library, Playbook, library
 from blastwall.playbooks.schemas import (
@@ -150,7 +150,7 @@ def run_step(
     found = service.find_step(
         session, incident_id=incident_id, step=step, principal=principal, row_id=True
     )
-    row, action, message = service.run_containment(
+    row, action, message = flows.run_containment(
         session,
         incident_id=incident_id,
         item_id=found.id,
@@ -161,7 +161,7 @@ def run_step(
     )
     audit_object(request, f"incident:{incident_id}/action:{action.id}")
     if action.state == ActionState.active.value:
-        notify_guards(request, action)
+        notify_guards(request, session, action)
     else:
         response.status_code = 202
     return StepRunOut(step=ChecklistStepOut.model_validate(row), action=action_out(action, message))

@@ -13,7 +13,7 @@ from rich.markup import escape
 from blastwall.console import audit, operator, out, print_json, print_table, session_scope
 from blastwall.containment.commands import parse_params
 from blastwall.containment.policy import load_policy
-from blastwall.playbooks import service
+from blastwall.playbooks import flows, service
 from blastwall.playbooks.cacao import to_cacao
 from blastwall.playbooks.library import Library, library
 from blastwall.playbooks.schemas import (
@@ -207,7 +207,7 @@ def run(
         found = service.find_step(
             session, incident_id=incident_id, step=step, principal=who, playbook=playbook
         )
-        row, action, message = service.run_containment(
+        row, action, message = flows.run_containment(
             session,
             incident_id=incident_id,
             item_id=found.id,

@@ -4,8 +4,8 @@ reading the checklist, and completing or skipping its steps (each a timeline ent
 A step is named by its number in its checklist (1..n within one attached playbook), by
 `PLAYBOOK:NUMBER`, or by its name (the step id, or a unique case-insensitive prefix of its
 id or title); the API also takes the row's id. A containment step is ticked when an action
-of its control is applied under the incident (`tick_for_action`, called by containment
-through the incident's hook), with the action's number on the step and the timeline.
+of its control is applied under the incident (`tick_for_action`, the pipeline's step
+for `ContainmentChanged`, `playbooks.flows`), with the action's number on the step and the timeline.
 """
 
 from __future__ import annotations
@@ -18,26 +18,24 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
-from blastwall.containment.flows import request_action
 from blastwall.containment.models import ContainmentAction
-from blastwall.containment.policy import Policy
-from blastwall.containment.schemas import ActionIn
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, IncidentSystem, RoleAssignment
 from blastwall.inventory.models import System
-from blastwall.inventory.schemas import Control
 from blastwall.playbooks.library import Library, StepKind, select_steps
 from blastwall.playbooks.models import ChecklistStep
-from blastwall.playbooks.schemas import StepCompletion, StepRun
+from blastwall.playbooks.schemas import StepCompletion
 
 __all__ = [
     "attach",
     "checklist",
     "complete",
     "find_step",
-    "run_containment",
+    "label",
+    "running",
+    "step_row",
     "system_types",
     "tick_for_action",
 ]
@@ -120,7 +118,7 @@ def attach(
             "system_types": types,
         },
     )
-    session.commit()
+    session.flush()
     return rows
 
 
@@ -139,7 +137,7 @@ def checklist(session: Session, *, incident_id: int, principal: Principal) -> li
     return _steps(session, incident.id)
 
 
-def _label(row: ChecklistStep) -> str:
+def label(row: ChecklistStep) -> str:
     return f"{row.playbook_id}:{row.position} ({row.step_id})"
 
 
@@ -177,7 +175,7 @@ def find_step(
             raise InvalidInput(
                 f"Incident {incident.id} has {len(found)} checklists with a step {number}; "
                 "say which playbook's.",
-                [Problem("step", f"write one of: {', '.join(_label(r) for r in found)}")],
+                [Problem("step", f"write one of: {', '.join(label(r) for r in found)}")],
             )
     else:
         wanted = ref.casefold()
@@ -191,7 +189,7 @@ def find_step(
         if len(found) > 1:
             raise InvalidInput(
                 f"'{step}' names {len(found)} steps of incident {incident.id}'s checklist.",
-                [Problem("step", f"write one of: {', '.join(_label(r) for r in found)}")],
+                [Problem("step", f"write one of: {', '.join(label(r) for r in found)}")],
             )
     if not found:
         raise NotFound(f"Incident {incident.id} has no checklist step '{step}'; {listing}.")
@@ -210,12 +208,12 @@ def _may_decide(session: Session, row: ChecklistStep, actor: Principal) -> None:
     if holder != actor.name:
         who = f"the {row.decided_by} ({holder})" if holder else f"the {row.decided_by}"
         raise PermissionDenied(
-            f"Step {_label(row)} is a decision for {who} of incident {row.incident_id}, or a "
+            f"Step {label(row)} is a decision for {who} of incident {row.incident_id}, or a "
             "commander. Assign the role with `blastwall incident assign`."
         )
 
 
-def _row(session: Session, incident: Incident, item_id: int) -> ChecklistStep:
+def step_row(session: Session, incident: Incident, item_id: int) -> ChecklistStep:
     row = session.get(ChecklistStep, item_id)
     if row is None or row.incident_id != incident.id:
         raise NotFound(
@@ -237,23 +235,23 @@ def complete(
     `item_id` is the row's id (`find_step` finds it from a number or a name)."""
     actor.require(Permission.write_incidents)
     incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
-    row = _row(session, incident, item_id)
+    row = step_row(session, incident, item_id)
     if row.state != "open":
         raise Conflict(
-            f"Step {_label(row)} was already {row.state} by {row.completed_by} at "
+            f"Step {label(row)} was already {row.state} by {row.completed_by} at "
             f"{row.completed_at:%Y-%m-%d %H:%M}Z."
         )
     options = row.options.split("\n") if row.options else []
     if row.kind == StepKind.decision.value and not completion.skip:
         if completion.outcome not in options:
             raise InvalidInput(
-                f"Step {_label(row)} is a decision: give one of its options as the outcome.",
+                f"Step {label(row)} is a decision: give one of its options as the outcome.",
                 problems=[Problem("outcome", f"choose one of: {', '.join(options)}")],
             )
         _may_decide(session, row, actor)
     elif completion.outcome is not None and completion.outcome not in options:
         raise InvalidInput(
-            f"Step {_label(row)} is a {row.kind} step: it takes no outcome, only a note.",
+            f"Step {label(row)} is a {row.kind} step: it takes no outcome, only a note.",
             problems=[Problem("outcome", "leave it out")],
         )
     _close(
@@ -265,7 +263,7 @@ def complete(
         outcome=completion.outcome,
         note=completion.note,
     )
-    session.commit()
+    session.flush()
     return row
 
 
@@ -317,7 +315,7 @@ _RUNNING = "blastwall.playbooks.running_step"
 
 
 @contextmanager
-def _running(session: Session, row: ChecklistStep) -> Iterator[None]:
+def running(session: Session, row: ChecklistStep) -> Iterator[None]:
     session.info[_RUNNING] = row.id
     try:
         yield
@@ -377,60 +375,3 @@ def tick_for_action(
             at=action.applied_at,
         )
     return ticked
-
-
-def run_containment(
-    session: Session,
-    *,
-    incident_id: int,
-    item_id: int,
-    run: StepRun,
-    actor: Principal,
-    policy: Policy,
-    snapshot_interactions: int,
-) -> tuple[ChecklistStep, ContainmentAction, str]:
-    """Apply a containment step's control through containment (pre-authorised or waiting for
-    approval, as the policy says). The step is ticked with the action's number when the
-    action is applied: at once, or when a second person approves it; until then it is
-    linked to the action it waits for."""
-    actor.require(Permission.write_incidents)
-    incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
-    row = _row(session, incident, item_id)
-    name = _label(row)
-    if row.kind != StepKind.containment.value or row.control is None:
-        raise InvalidInput(
-            f"Step {name} is a {row.kind} step; only containment steps run an action.",
-            problems=[Problem("step", "choose a containment step of the checklist")],
-        )
-    if row.state != "open":
-        raise Conflict(f"Step {name} was already {row.state} by {row.completed_by}.")
-    if row.action_id is not None:
-        linked = session.get(ContainmentAction, row.action_id)
-        if linked is not None and linked.state == "pending_approval":
-            raise Conflict(
-                f"Step {name} waits for the approval of containment action {linked.id}; "
-                f"approve or withdraw it first (`blastwall containment approve {incident.id} "
-                f"{linked.id}`)."
-            )
-    with _running(session, row):
-        action, message = request_action(
-            session,
-            incident_id=incident.id,
-            data=ActionIn(
-                control=Control(row.control),
-                params=run.params,
-                reason=run.reason,
-                expires_at=run.expires_at,
-                system=run.system,
-            ),
-            actor=actor,
-            policy=policy,
-            snapshot_interactions=snapshot_interactions,
-        )
-    if row.state == "open":
-        row.action_id = action.id
-        row.note = f"waiting for the approval of containment action {action.id}: {run.reason}"[
-            :2000
-        ]
-        session.commit()
-    return row, action, message

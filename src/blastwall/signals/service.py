@@ -25,12 +25,13 @@ from sqlalchemy import delete, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from blastwall import pipeline
 from blastwall.auth.roles import Permission, Principal
-from blastwall.correlation import flows as correlation
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, InvalidInput, NotFound, Problem
 from blastwall.inventory.models import System
 from blastwall.pagination import decode_cursor, fetch_page
+from blastwall.pipeline import SignalsRaised, SignalsResolved
 from blastwall.signals import alertmanager
 from blastwall.signals.models import Signal, SignalRequest
 from blastwall.signals.schemas import (
@@ -198,8 +199,7 @@ def create_signal(
     if request is not None:
         session.flush()
         request.signal_id = row.id
-    correlation.correlate(session, [row], now=now)
-    session.commit()
+    pipeline.publish(session, SignalsRaised(signals=[row], now=now))
     return row
 
 
@@ -275,8 +275,7 @@ def create_report(
     row.reference = f"RPT-{row.id:06d}"
     if request is not None:
         request.signal_id = row.id
-    correlation.correlate(session, [row], now=now)
-    session.commit()
+    pipeline.publish(session, SignalsRaised(signals=[row], now=now))
     return row
 
 
@@ -420,9 +419,8 @@ def ingest_alertmanager(
             resolved.append(row)
         result.created += 1
         result.signals.append(row.id)
-    correlation.correlate(session, created, now=now)
-    correlation.resolve(session, resolved, now=now)
-    session.commit()
+    pipeline.publish(session, SignalsRaised(signals=created, now=now))
+    pipeline.publish(session, SignalsResolved(signals=resolved, now=now))
     return result
 
 

@@ -20,7 +20,7 @@ from blastwall.errors import AuthenticationRequired, ClientError, InvalidInput
 from blastwall.gate import PayloadTooLarge, too_large
 from blastwall.pagination import Page
 from blastwall.settings import Settings
-from blastwall.telemetry import service
+from blastwall.telemetry import flows, service
 from blastwall.telemetry.models import ContextSpan, Interaction
 from blastwall.telemetry.otlp import Decoded, decode_json, decode_protobuf, gunzip
 from blastwall.telemetry.schemas import (
@@ -108,8 +108,8 @@ def _receive(
         decoded: Decoded = decode_protobuf(body) if media == PROTOBUF else decode_json(body)
     except InvalidInput as exc:
         raise UndecodableBody(exc.detail, exc.problems) from None
-    with db.session() as session:
-        return service.ingest(
+    with db.transaction() as session:
+        return flows.ingest(
             session,
             decoded=decoded,
             key_system=key_system,

@@ -29,7 +29,8 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from blastwall.correlation.flows import correlate, resolve
+from blastwall import pipeline
+from blastwall.pipeline import SignalsRaised, SignalsResolved
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import ContentCapture
 from blastwall.telemetry.schemas import ContentCaptureOut
@@ -131,7 +132,7 @@ def observe(
 
 
 def remember(session: Session, states: dict[str, str]) -> None:
-    """Note the states `observe` stored or found, after their commit."""
+    """Note the states `observe` stored or found (call it once they are committed)."""
     if states:
         clock = time.monotonic()
         known = _known.setdefault(session.get_bind(), {})
@@ -220,7 +221,7 @@ def _warn(session: Session, *, system_id: str, policy: str, now: datetime) -> No
         updated_at=now,
     )
     session.add(signal)
-    correlate(session, [signal], now=now)
+    pipeline.publish(session, SignalsRaised(signals=[signal], now=now))
 
 
 def _clear(session: Session, *, system_id: str, now: datetime) -> None:
@@ -231,4 +232,4 @@ def _clear(session: Session, *, system_id: str, now: datetime) -> None:
         signal.updated_at = now
     if firing:
         log.info("GenAI model calls of %s carry content again", system_id)
-        resolve(session, firing, now=now)
+        pipeline.publish(session, SignalsResolved(signals=firing, now=now))

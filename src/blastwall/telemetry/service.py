@@ -1,15 +1,6 @@
-"""The only way into telemetry storage: ingesting decoded spans, ingest keys, queries.
-
-Ingest writes every span of a request in one transaction, one bulk write per table
-(`telemetry.store`): a GenAI span becomes an interaction, any other span a context span of
-its trace. The request is answered only after the commit, so an acknowledged span is a
-stored span.
-
-A span is stored once: one whose trace id and span id are stored already for its system (an
-exporter's retry of a batch whose answer it never received) is accepted and acknowledged,
-but left out by the database's unique index, and the detectors do not see it again. Spans of
-no known system count as one system for this.
-"""
+"""The only way into telemetry storage: which system a span belongs to, ingest keys,
+queries. Ingest itself, which hands the stored spans on to detection, is
+`telemetry.flows.ingest`."""
 
 from __future__ import annotations
 
@@ -23,24 +14,13 @@ from sqlalchemy import Table, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.service import hash_token
-from blastwall.correlation.flows import correlate_new
-from blastwall.db import revoke, utcnow
-from blastwall.detection.base import Item
-from blastwall.detection.engine import DetectionEngine
-from blastwall.detection.items import item_from_record
-from blastwall.detection.service import refresh_canaries, store_found
-from blastwall.detection.workers import DetectionWorkers
+from blastwall.db import revoke
 from blastwall.errors import AuthenticationRequired, NotFound
 from blastwall.inventory.models import System
 from blastwall.pagination import decode_cursor, fetch_page
-from blastwall.signals.models import Signal
 from blastwall.signals.schemas import refuse_nul
-from blastwall.telemetry import capture
-from blastwall.telemetry.models import SPAN_KEY, ContextSpan, IngestKey, Interaction
-from blastwall.telemetry.normalise import normalise, trim_attributes
-from blastwall.telemetry.otlp import Decoded, DecodedSpan
-from blastwall.telemetry.redact import apply_content_policy
-from blastwall.telemetry.store import insert_rows
+from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
+from blastwall.telemetry.otlp import DecodedSpan
 
 log = logging.getLogger("blastwall.telemetry")
 INTERACTIONS: Table = Interaction.metadata.tables["interactions"]
@@ -136,143 +116,8 @@ class IngestResult:
     unregistered: set[str] = field(default_factory=set)
 
 
-def _ns(value: int) -> datetime:
+def ns(value: int) -> datetime:
     return datetime.fromtimestamp(value // 1000 / 1e6, tz=UTC)
-
-
-def ingest(
-    session: Session,
-    *,
-    decoded: Decoded,
-    key_system: str | None = None,
-    detection: DetectionEngine | DetectionWorkers | None = None,
-) -> IngestResult:
-    """Store the decoded spans in one transaction; answer what was kept and refused. With a
-    detection engine, the interactions go through the detectors and their findings are
-    stored as signals in the same transaction; with detection workers, they are handed to
-    the workers once committed (`detection.workers`). Either way only the interactions
-    stored now are looked at: a span resent is acknowledged, not stored or detected again."""
-    result = IngestResult(rejected=decoded.rejected, errors=list(decoded.errors))
-    names = directory(session)
-    now = utcnow()
-    items: list[Item] = []
-    handed: list[dict[str, Any]] = []  # records for the detection workers, as sent
-    interactions: list[dict[str, Any]] = []
-    context: list[dict[str, Any]] = []
-    mismatched = 0
-    for span in decoded.spans:
-        system_id, named = names.resolve(span)
-        if key_system is not None:
-            explicit = span.resource.get(SYSTEM_ATTRIBUTE)
-            if isinstance(explicit, str) and explicit != key_system:
-                mismatched += 1
-                continue
-            system_id = key_system
-        elif system_id is None:
-            result.unregistered.add(named or "(no service.name)")
-        record = normalise(span)
-        if record is None:
-            context.append(
-                {
-                    "trace_id": span.trace_id,
-                    "span_id": span.span_id,
-                    "parent_span_id": span.parent_span_id,
-                    "system_id": system_id,
-                    "service_name": named,
-                    "name": span.name[:500],
-                    "kind": span.kind,
-                    "status_code": span.status_code,
-                    "start_time": _ns(span.start_ns),
-                    "end_time": _ns(span.end_ns),
-                    "attributes": trim_attributes(span.attributes),
-                    "received_at": now,
-                }
-            )
-            continue
-        record["system_id"] = system_id
-        # Detectors read the content as sent, before the policy.
-        if isinstance(detection, DetectionEngine):
-            items.append(item_from_record(record, ref=len(interactions)))
-        elif detection is not None:
-            handed.append(record)  # the policy below works on a copy
-        policy = names.policy(system_id)
-        if policy != "full":
-            record = apply_content_policy(record, policy)
-        record["service_name"] = (record.get("service_name") or named or "")[:200] or None
-        record["name"] = record["name"][:500]
-        record["content_policy"] = policy
-        record["received_at"] = now
-        interactions.append(record)
-    if mismatched:
-        result.rejected += mismatched
-        result.errors.append(
-            f"{mismatched} span(s) name another system in {SYSTEM_ATTRIBUTE} than the "
-            f"ingest key's ({key_system}); send them with that system's key"
-        )
-    connection = session.connection()
-    stored = insert_rows(connection, INTERACTIONS, interactions, unique=SPAN_KEY)
-    stored_context = insert_rows(connection, CONTEXT_SPANS, context, unique=SPAN_KEY)
-    if len(stored) < len(interactions):  # resent: the detectors saw those the first time
-        items = [items[i] for i in stored] if items else items
-        handed = [handed[i] for i in stored] if handed else handed
-    if result.unregistered:
-        _report_unregistered(session, result.unregistered, now)
-    # Per system, once a batch: did its model calls carry content? (`telemetry.capture`)
-    captured = capture.observe(
-        session, seen=capture.seen_in(interactions), policy=names.policy, now=now
-    )
-    if items and isinstance(detection, DetectionEngine):
-        refresh_canaries(session, detection)
-        found = detection.run(items, names.spec, redact=False)  # store_detections masks
-        result.signals = store_found(session, found, now=now, policy=names.policy)
-    session.commit()
-    capture.remember(session, captured)
-    if handed and isinstance(detection, DetectionWorkers):
-        # Stored first: the workers' findings point at the committed interactions.
-        detection.submit(handed, now=now)
-    result.interactions = len(stored)
-    result.context_spans = len(stored_context)
-    result.accepted = len(interactions) + len(context)
-    result.duplicates = result.accepted - len(stored) - len(stored_context)
-    return result
-
-
-def _report_unregistered(session: Session, names: set[str], now: datetime) -> None:
-    """Raise one signal per AI service seen that the inventory does not know (shadow AI)."""
-    fingerprints = {f"unregistered:{n}"[:200]: n for n in names}
-    known = set(
-        session.scalars(
-            select(Signal.fingerprint).where(
-                Signal.source == "telemetry",
-                Signal.fingerprint.in_(fingerprints),
-                Signal.status == "firing",
-            )
-        )
-    )
-    for fingerprint, name in fingerprints.items():
-        if fingerprint in known:
-            continue
-        log.warning("telemetry from an AI service not in the inventory: %s", name)
-        session.add(
-            Signal(
-                source="telemetry",
-                kind="unregistered_system",
-                system_id=None,
-                system_ref=name[:200],
-                archetype="unauthorised_use",
-                severity="warning",
-                status="firing",
-                summary=f"Telemetry from '{name}', which is not in the inventory. Register it "
-                "(blastwall inventory apply) or find out who runs it.",
-                attributes={"service_name": name},
-                fingerprint=fingerprint,
-                starts_at=now,
-                created_by="telemetry",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    correlate_new(session, now=now)
 
 
 # --- ingest keys --------------------------------------------------------------------------
@@ -287,7 +132,7 @@ def create_key(session: Session, *, system_id: str, created_by: str) -> tuple[In
         system_id=system_id, key_hash=hash_token(secret), prefix=secret[:10], created_by=created_by
     )
     session.add(row)
-    session.commit()
+    session.flush()
     return row, secret
 
 

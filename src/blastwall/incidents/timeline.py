@@ -1,0 +1,84 @@
+"""An incident's timeline as people write and read it: facts, hypotheses and the verdicts
+on them. The entries Blastwall writes for every change are `service.write_entry`'s."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from blastwall.auth.roles import Permission, Principal
+from blastwall.errors import Conflict, NotFound
+from blastwall.incidents.models import TimelineEntry
+from blastwall.incidents.schemas import EntryCreate, EntryKind, VerdictIn
+from blastwall.incidents.service import get_incident, write_entry
+from blastwall.pagination import decode_cursor, fetch_page
+
+__all__ = ["add_entry", "judge_hypothesis", "list_timeline"]
+
+
+def add_entry(
+    session: Session, *, incident_id: int, entry: EntryCreate, actor: Principal
+) -> TimelineEntry:
+    actor.require(Permission.write_timeline)
+    incident = get_incident(session, incident_id=incident_id, principal=actor)
+    row = write_entry(session, incident, kind=entry.kind.value, actor=actor, text=entry.text)
+    session.flush()
+    return row
+
+
+def judge_hypothesis(
+    session: Session, *, incident_id: int, entry_id: int, verdict: VerdictIn, actor: Principal
+) -> TimelineEntry:
+    """Mark a hypothesis confirmed or refuted by appending a verdict entry that refers to it."""
+    actor.require(Permission.write_timeline)
+    incident = get_incident(session, incident_id=incident_id, principal=actor)
+    target = session.get(TimelineEntry, entry_id)
+    if target is None or target.incident_id != incident.id:
+        raise NotFound(f"Incident {incident.id} has no timeline entry {entry_id}.")
+    if target.kind != EntryKind.hypothesis.value:
+        raise Conflict(
+            f"Entry {entry_id} is a {target.kind}, not a hypothesis; only hypotheses "
+            "are confirmed or refuted."
+        )
+    row = write_entry(
+        session,
+        incident,
+        kind=f"hypothesis_{verdict.verdict.value}",
+        actor=actor,
+        text=verdict.text or f"Hypothesis {verdict.verdict.value}: {target.text}",
+        data={"verdict": verdict.verdict.value},
+        ref_id=target.id,
+    )
+    session.flush()
+    return row
+
+
+def list_timeline(
+    session: Session,
+    *,
+    incident_id: int,
+    principal: Principal,
+    limit: int,
+    cursor: str | None = None,
+    kind: str | None = None,
+) -> tuple[list[TimelineEntry], dict[int, str], str | None]:
+    """Entries oldest first, with the current state of each hypothesis among them."""
+    incident = get_incident(session, incident_id=incident_id, principal=principal)
+    query = select(TimelineEntry).where(TimelineEntry.incident_id == incident.id)
+    after = decode_cursor(cursor, types=(int,))
+    if after:
+        query = query.where(TimelineEntry.id > after[0])
+    if kind:
+        query = query.where(TimelineEntry.kind == kind)
+    rows, next_cursor = fetch_page(session, query.order_by(TimelineEntry.id), limit=limit)
+    states = {r.id: "open" for r in rows if r.kind == EntryKind.hypothesis.value}
+    if states:
+        verdicts = session.execute(
+            select(TimelineEntry.ref_id, TimelineEntry.kind)
+            .where(TimelineEntry.ref_id.in_(states))
+            .order_by(TimelineEntry.id)
+        )
+        for ref_id, verdict_kind in verdicts:
+            if ref_id is not None:
+                states[ref_id] = verdict_kind.removeprefix("hypothesis_")
+    return rows, states, next_cursor

@@ -1,0 +1,141 @@
+"""The one hand-over between the steps of the pipeline: events a step publishes, and the steps
+subscribed to them.
+
+    spans stored → detect → signals raised → correlate → evidence wanted → collect
+                                                  ↳ signals resolved
+    containment changed → playbook steps ticked
+
+Each step is a flow of its own domain, and none calls the next: it publishes an event, and
+the steps subscribed to that event's type run, at once, in the publisher's session and
+transaction. What they write is committed, or rolled back, with the publisher's work, by the
+boundary that owns the transaction (a request, a CLI command, a worker's loop); a step that
+must wait for the commit (handing work to a thread, waking a stream) asks for it with
+`blastwall.db.after_commit`.
+
+The subscriptions are made once a process starts, in one place: `blastwall.wiring`. A
+process that publishes before they are made fails at once rather than dropping the event.
+The events carry what a step needs and nothing of the process, so that they can later go
+over a message bus between processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from blastwall.auth.roles import Principal
+from blastwall.signals.models import Signal
+
+__all__ = [
+    "ContainmentChanged",
+    "EvidenceWanted",
+    "NotWired",
+    "SignalsRaised",
+    "SignalsResolved",
+    "SpansStored",
+    "publish",
+    "reset",
+    "subscribe",
+    "wired",
+]
+
+
+@dataclass(frozen=True)
+class SpansStored:
+    """Interactions an ingest stored just now, each as its sender sent it (before the
+    system's content policy), for the detectors. `detection` is the process's detection: an
+    engine that runs in this transaction, workers that take the records once it commits, or
+    None where detection is off. The detection step answers how many signals it raised."""
+
+    records: Sequence[dict[str, Any]]
+    now: datetime
+    detection: object | None
+
+
+@dataclass(frozen=True)
+class SignalsRaised:
+    """Signals stored just now, for correlation: each goes into its group and candidate, and
+    may open or add to an incident. `policy` overrides the severity policy in force (a
+    replay's)."""
+
+    signals: Sequence[Signal]
+    now: datetime | None = None
+    policy: object | None = None
+
+
+@dataclass(frozen=True)
+class SignalsResolved:
+    """Signals whose source said they stopped firing."""
+
+    signals: Sequence[Signal]
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EvidenceWanted:
+    """Preserve interactions (those named, and those behind the signals named) with their
+    traces as an incident's evidence. `timeline=False`: no timeline entry (repeats of a
+    signal). The evidence step answers the items it collected."""
+
+    incident_id: int
+    actor: Principal
+    interaction_ids: Sequence[int] = field(default_factory=tuple)
+    signal_ids: Sequence[int] = field(default_factory=tuple)
+    why: str = "named directly"
+    timeline: bool = True
+
+
+@dataclass(frozen=True)
+class ContainmentChanged:
+    """A containment action of an incident changed state (`text` says how, for the
+    timeline): playbook steps waiting on it tick."""
+
+    incident_id: int
+    action_id: int
+    actor: Principal
+
+
+Event = SpansStored | SignalsRaised | SignalsResolved | EvidenceWanted | ContainmentChanged
+E = TypeVar("E", SpansStored, SignalsRaised, SignalsResolved, EvidenceWanted, ContainmentChanged)
+Step = Callable[[Session, Any], Any]
+
+_steps: dict[type, list[Step]] = {}
+_wired = False
+
+
+class NotWired(RuntimeError):
+    """An event was published before the process made its subscriptions."""
+
+
+def subscribe(kind: type[E], step: Callable[[Session, E], Any]) -> None:
+    """Run `step` for every event of type `kind`, after the steps subscribed before it."""
+    global _wired
+    _steps.setdefault(kind, []).append(step)
+    _wired = True
+
+
+def wired() -> bool:
+    return _wired
+
+
+def reset() -> None:
+    """Drop every subscription (`blastwall.wiring.install` makes them again)."""
+    global _wired
+    _steps.clear()
+    _wired = False
+
+
+def publish(session: Session, event: Event) -> list[Any]:
+    """Run the steps subscribed to the event's type in this session's transaction, in the
+    order they subscribed; answer what each answered. A step that raises stops the rest, and
+    the error reaches the publisher: the transaction is then rolled back whole."""
+    if not _wired:
+        raise NotWired(
+            f"{type(event).__name__} was published before the pipeline's steps were "
+            "subscribed: call blastwall.wiring.install() when the process starts"
+        )
+    return [step(session, event) for step in _steps.get(type(event), ())]

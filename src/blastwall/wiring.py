@@ -1,0 +1,53 @@
+"""Where the pipeline's steps are subscribed to its events (`blastwall.pipeline`): the one
+module that knows the whole chain. Every process that runs the pipeline calls `install`
+once it starts: the API (`create_app`), the CLI, a detection worker process."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from sqlalchemy.orm import Session
+
+from blastwall import pipeline
+from blastwall.correlation import flows as correlation
+from blastwall.detection import flows as detection
+from blastwall.evidence import flows as evidence
+from blastwall.evidence.models import EvidenceItem
+from blastwall.pipeline import (
+    ContainmentChanged,
+    EvidenceWanted,
+    SignalsRaised,
+    SignalsResolved,
+    SpansStored,
+)
+from blastwall.playbooks import flows as playbooks
+from blastwall.settings import Settings, get_settings
+
+__all__ = ["install"]
+
+
+def _collect(session: Session, event: EvidenceWanted) -> list[EvidenceItem]:
+    return evidence.collect_for_incident(
+        session,
+        incident_id=event.incident_id,
+        actor=event.actor,
+        signal_ids=list(event.signal_ids) or None,
+        interaction_ids=list(event.interaction_ids),
+        why=event.why,
+        timeline=event.timeline,
+    )
+
+
+def install(settings: Settings | None = None) -> None:
+    """Subscribe the steps, with the values they take from `settings` (default: the
+    process's settings); installing again replaces the subscriptions."""
+    settings = settings or get_settings()
+    pipeline.reset()
+    pipeline.subscribe(SpansStored, detection.spans_stored)
+    pipeline.subscribe(
+        SignalsRaised,
+        partial(correlation.signals_raised, evidence_cap=settings.evidence_repeat_cap),
+    )
+    pipeline.subscribe(SignalsResolved, correlation.signals_resolved)
+    pipeline.subscribe(EvidenceWanted, _collect)
+    pipeline.subscribe(ContainmentChanged, playbooks.containment_changed)
