@@ -249,8 +249,21 @@ class _Gate:
                     lock.release()
             await send(message)
 
+        started = False
+
+        async def respond_once(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await respond(message)
+
         try:
-            await self.app(scope, replay(body, receive), respond)
+            await self.app(scope, replay(body, receive), respond_once)
+        except Exception:
+            # An error no handler answered: the server's outermost layer answers 500, past
+            # this gate; the attempt is audited here (nothing of it was committed).
+            if audited and not started and not getattr(request.state, "audited", False):
+                await self._audit(request, 500)
+            raise
         finally:
             if held and lock is not None:
                 lock.release()

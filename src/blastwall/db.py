@@ -25,6 +25,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from blastwall.errors import NotFound
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -218,8 +220,6 @@ R = TypeVar("R", bound=Revocable)
 def revoke(session: Session, model: type[R], row_id: int, *, missing: str) -> R:
     """Revoke a row (a no-op when it already is); NotFound(`missing`) when there is no
     such row. The caller's boundary commits."""
-    from blastwall.errors import NotFound
-
     row = session.get(model, row_id)
     if row is None:
         raise NotFound(missing)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -49,13 +49,11 @@ from blastwall.correlation.schemas import (
 )
 from blastwall.correlation.service import SystemFacts
 from blastwall.db import utcnow
+from blastwall.evidence.models import EvidenceItem
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.pipeline import EvidenceWanted, SignalsRaised, SignalsResolved
 from blastwall.signals.models import Signal
-
-if TYPE_CHECKING:
-    from blastwall.evidence.models import EvidenceItem
 
 log = logging.getLogger("blastwall.correlation")
 CORRELATOR = Principal(name="blastwall:correlation", role=Role.admin)

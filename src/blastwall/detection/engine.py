@@ -31,6 +31,7 @@ from blastwall.detection.base import (
 )
 from blastwall.errors import InvalidInput, PluginError, Problem, field_path
 from blastwall.incidents.schemas import Archetype
+from blastwall.inventory.schemas import SystemSpec
 from blastwall.plugins import plugin_manager
 from blastwall.taxonomy import taxonomy
 from blastwall.telemetry.redact import redact_text
@@ -148,8 +149,6 @@ class DetectionEngine:
         self._lock = threading.Lock()
 
     def _build(self, system_id: str | None, spec: Any) -> _SystemDetectors:
-        from blastwall.inventory.schemas import SystemSpec
-
         parsed: SystemSpec | None = None
         settings: dict[str, Any] = {}
         if spec is not None:

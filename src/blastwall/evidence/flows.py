@@ -16,6 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
+from blastwall.containment.models import ControlSnapshot
+from blastwall.containment.service import control_state
 from blastwall.errors import Conflict, InvalidInput, Problem
 from blastwall.evidence import custody, service, verify
 from blastwall.evidence.bundle import BundleItem, BundleSnapshot, write_bundle
@@ -224,7 +226,6 @@ def snapshot_config(
 ) -> EvidenceItem:
     """Preserve the inventory declaration of the incident's systems, their last changes and
     the controls in force on them."""
-    from blastwall.containment.service import control_state  # containment imports evidence
 
     actor.require(Permission.write_incidents)
     incident = service.incident_for(session, incident_id=incident_id, principal=actor)
@@ -342,7 +343,6 @@ def _timeline(session: Session, incident: Incident, actor: Principal) -> list[di
 def _snapshots(session: Session, incident: Incident) -> list[BundleSnapshot]:
     """The containment snapshots taken under the incident, each as the canonical JSON whose
     SHA-256 was recorded (the options of `containment.service.take_snapshot`)."""
-    from blastwall.containment.models import ControlSnapshot  # containment imports evidence
 
     rows = session.scalars(
         select(ControlSnapshot)

@@ -12,7 +12,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
@@ -240,19 +239,6 @@ class SystemSpec(Strict):
                     f"(its SHA-256 is {digest})"
                 )
         return self
-
-    @field_validator("detection")
-    @classmethod
-    def _detectors_known(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        if value:
-            from blastwall.detection.engine import validate_settings
-            from blastwall.errors import InvalidInput
-
-            try:
-                validate_settings(value)
-            except InvalidInput as exc:
-                raise ValueError("; ".join(str(p) for p in exc.problems)) from None
-        return value
 
 
 class SystemOut(BaseModel):
