@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from blastwall.api import create_app
 from blastwall.containment import flows, service
-from blastwall.containment.policy import PolicyError
 from blastwall.db import Database
+from blastwall.errors import PolicyError
 from blastwall.settings import Settings
 from tests.conftest import Clients
 from tests.test_evidence_helpers import evidence_dir

@@ -25,7 +25,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from blastwall.errors import ClientError
+from blastwall.errors import PayloadTooLarge, RequestTimeout
 from blastwall.settings import Settings
 
 MiB = 1024 * 1024
@@ -37,16 +37,6 @@ KEEP_ALIVE_SECONDS = 5
 `timeout_keep_alive`, its default)."""
 NO_TOKEN_PATHS = frozenset({"/api/v1/health", "/openapi.json", "/docs", "/redoc"})
 """Paths that need no token (with the docs pages' assets under /docs/)."""
-
-
-class PayloadTooLarge(ClientError):
-    status_code = 413
-    title = "Payload too large"
-
-
-class RequestTimeout(ClientError):
-    status_code = 408
-    title = "Request timeout"
 
 
 def needs_token(path: str) -> bool:

@@ -22,11 +22,11 @@ from blastwall.console import (
     print_table,
     session_scope,
 )
-from blastwall.errors import InvalidInput, Problem
+from blastwall.errors import InvalidInput, KeyFileError, Problem
 from blastwall.evidence import custody, flows, hunt, service
 from blastwall.evidence import verify as verification
 from blastwall.evidence.bundle import verify_bundle
-from blastwall.evidence.ledger import KeyFileError, read_key
+from blastwall.evidence.ledger import read_key
 from blastwall.evidence.schemas import (
     HuntIn,
     HuntMatchOut,
