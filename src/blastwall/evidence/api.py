@@ -355,9 +355,9 @@ def delete_item(
 # --- hunts ----------------------------------------------------------------------------------
 
 
-def _run_in_background(db: Database, hunt_id: int) -> None:
+def _run_in_background(db: Database, hunt_id: int, workers: int) -> None:
     try:
-        hunt.run_hunt(db, hunt_id=hunt_id)
+        hunt.run_hunt(db, hunt_id=hunt_id, workers=workers)
     except Exception:
         log.exception("hunt %s failed", hunt_id)
 
@@ -373,11 +373,13 @@ def create_hunt(
     body: Annotated[HuntIn, Body()],
     session: SessionDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
 ) -> HuntOut:
     """Start a retro-hunt over stored interactions; it runs in the background. Poll
     `GET /hunts/{id}` for progress (`scanned` of `total`), then read its matches."""
     row = hunt.create_hunt(session, data=body, actor=principal)
-    background.add_task(_run_in_background, get_db(request), row.id)
+    session.commit()
+    background.add_task(_run_in_background, get_db(request), row.id, settings.hunt_workers)
     audit_object(request, f"hunt:{row.id}")
     return _hunt(row)
 

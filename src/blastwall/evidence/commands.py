@@ -422,6 +422,7 @@ def hunt_command(
         with db.session() as session:
             row = hunt.create_hunt(session, data=data, actor=operator())
             audit(session, command="hunt", object=f"hunt:{row.id}")
+            session.commit()
         with Progress(
             TextColumn("hunt {task.fields[hunt]}"),
             BarColumn(),
@@ -435,6 +436,7 @@ def hunt_command(
             done = hunt.run_hunt(
                 db,
                 hunt_id=row.id,
+                workers=get_settings().hunt_workers,
                 progress=lambda n, total: bar.update(task, completed=n, total=total),
             )
         with db.session() as session:
