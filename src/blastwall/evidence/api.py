@@ -115,9 +115,10 @@ def pubkey(principal: PrincipalDep) -> str:
 
 
 @router.post("/evidence/expire", response_model=list[ItemOut])
-def expire(session: SessionDep, principal: PrincipalDep) -> list[ItemOut]:
+def expire(session: SessionDep, principal: PrincipalDep, settings: SettingsDep) -> list[ItemOut]:
     """Expire evidence past the retention period whose incident is not on legal hold."""
-    return [_item(i) for i in custody.expire(session, actor=principal)]
+    days = settings.evidence_retention_days
+    return [_item(i) for i in custody.expire(session, actor=principal, days=days)]
 
 
 # --- items ----------------------------------------------------------------------------------

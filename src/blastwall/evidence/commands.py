@@ -384,7 +384,9 @@ def expire() -> None:
     """Expire evidence past the retention period (BLASTWALL_EVIDENCE_RETENTION_DAYS) unless
     its incident is on legal hold."""
     with session_scope() as session:
-        gone = custody.expire(session, actor=operator())
+        gone = custody.expire(
+            session, actor=operator(), days=get_settings().evidence_retention_days
+        )
         audit(session, command="evidence expire", object=None)
     out.print(f"{len(gone)} items expired")
 
