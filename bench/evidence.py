@@ -55,6 +55,7 @@ from blastwall.evidence.ledger import (
 )
 from blastwall.evidence.schemas import HuntIn
 from blastwall.migrate import upgrade
+from blastwall.settings import Settings
 
 MB = 1024 * 1024
 WORDS = [
@@ -271,8 +272,9 @@ def hunts(path: Path) -> list[dict[str, Any]]:
         ):
             with db.transaction() as session:
                 row = hunt.create_hunt(session, data=HuntIn(**query), actor=actor)  # type: ignore[arg-type]
+                session.commit()
             start = time.perf_counter()
-            done = hunt.run_hunt(db, hunt_id=row.id)
+            done = hunt.run_hunt(db, hunt_id=row.id, workers=Settings().hunt_workers)
             elapsed = time.perf_counter() - start
             results.append(
                 {

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from blastwall.api import create_app
 from blastwall.containment import service
-from blastwall.containment.policy import PolicyError
 from blastwall.containment.stream import expire_due
 from blastwall.db import Database, utcnow
+from blastwall.errors import PolicyError
 from blastwall.settings import Settings
 from tests.conftest import Clients
 from tests.test_evidence_helpers import evidence_dir

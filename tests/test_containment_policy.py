@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from blastwall.auth.roles import Role
-from blastwall.containment.policy import PolicyError, load_policy, parse_policy
+from blastwall.containment.policy import load_policy, parse_policy
+from blastwall.errors import PolicyError
 from blastwall.incidents.schemas import Severity
 from blastwall.inventory.schemas import Control
 

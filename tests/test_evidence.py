@@ -251,7 +251,7 @@ def test_legal_hold_blocks_deletion_and_expiry(
     with db.transaction() as session:
         later = utcnow() + timedelta(days=400)
         gone_now = custody.expire(
-            session, actor=Principal(name="alice", role=Role.admin), now=later
+            session, actor=Principal(name="alice", role=Role.admin), days=365, now=later
         )
     assert [i.incident_id for i in gone_now] == [free]
     assert all(i["state"] == "kept" for i in _items(clients, admin, held))

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from blastwall.cli import app
-from blastwall.errors import InvalidInput
+from blastwall.errors import InvalidInput, PlaybookError
 from blastwall.incidents.schemas import Archetype
 from blastwall.playbooks.cacao import to_cacao
-from blastwall.playbooks.library import PlaybookError, library, load_folder, select_steps
+from blastwall.playbooks.library import library, load_folder, select_steps
 from tests.conftest import EXAMPLES, Clients
 
 H = dict[str, str]

@@ -95,9 +95,10 @@ def test_sqlite_time_is_the_text_sqlalchemy_reads_back(value: datetime) -> None:
 
 
 def test_none_binds_as_null_through_its_adapter(tmp_path: Path) -> None:
-    """None has an adapter of its own (`blastwall.db`), which must still store SQL NULL."""
-    assert (type(None), sqlite3.PrepareProtocol) in sqlite3.adapters
+    """None has an adapter of its own, registered by `make_engine` (not on import), which
+    must still store SQL NULL."""
     engine = make_engine(f"sqlite:///{tmp_path / 'null.db'}")
+    assert (type(None), sqlite3.PrepareProtocol) in sqlite3.adapters
     try:
         with engine.begin() as connection:
             connection.exec_driver_sql("CREATE TABLE t (x, y)")

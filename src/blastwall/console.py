@@ -33,7 +33,7 @@ from blastwall import pipeline, wiring
 from blastwall.audit import service as audit_service
 from blastwall.auth.roles import Principal, local_operator
 from blastwall.db import Database
-from blastwall.errors import BlastwallError, ClientError
+from blastwall.errors import BlastwallError, NotInitialised
 from blastwall.settings import get_settings
 
 _UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -66,10 +66,6 @@ class SafeConsole(Console):
 
 out = SafeConsole(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = SafeConsole(stderr=True, soft_wrap=True)
-
-
-class NotInitialised(ClientError):
-    title = "Not initialised"
 
 
 def open_database() -> Database:

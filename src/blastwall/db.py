@@ -82,7 +82,8 @@ _NULL: dict[None, None] = {}
 # for one on every None it binds, through two failed attribute lookups that each format an
 # AttributeError's message: a quarter of a microsecond a NULL, and a span's rows bind six or so.
 # A registered adapter is one dictionary hit; `_NULL.get` answers None for any value.
-sqlite3.register_adapter(type(None), _NULL.get)
+# Registered by `make_engine` when it makes a SQLite engine, not on import (registering twice
+# replaces the adapter with itself).
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -177,6 +178,7 @@ def make_engine(url: str, **options: Any) -> Engine:
     options.setdefault("json_serializer", _json_dumps)
     options.setdefault("json_deserializer", _json_loads)
     if url.startswith("sqlite"):
+        sqlite3.register_adapter(type(None), _NULL.get)
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

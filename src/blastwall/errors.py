@@ -2,14 +2,26 @@
 
     BlastwallError
     ├── ClientError                 the caller can fix it (HTTP 4xx)
+    │   ├── NotInitialised          400: the database is not set up (`blastwall init`)
     │   ├── AuthenticationRequired  401: no token, or a bad one
     │   ├── PermissionDenied        403: the token's role may not do this
     │   ├── NotFound                404: no such object (or not visible to the caller)
+    │   ├── RequestTimeout          408: a request's headers or body came too slowly
     │   ├── Conflict                409: the object's state forbids it
-    │   │   └── InvalidTransition   409: a status change the state machine does not allow
+    │   │   ├── InvalidTransition   409: a status change the state machine does not allow
+    │   │   ├── LedgerBroken        409: the evidence ledger does not verify; nothing exported
+    │   │   └── SigningKeyMissing   409: no readable evidence signing key
+    │   ├── PayloadTooLarge         413: a request body over its limit
+    │   ├── UnsupportedMediaType    415: a body of a media type the route does not take
     │   └── InvalidInput            422: the input is malformed; `problems` lists each one
+    │       ├── UndecodableBody     400: an OTLP body that cannot be decoded
+    │       └── UnknownKind         422: a kind of taxonomy entry the tables do not have
     ├── ServerError                 500: Blastwall's own fault
-    │   └── PluginError             500: a plugin failed to load or misbehaved
+    │   ├── PluginError             500: a plugin failed to load or misbehaved
+    │   ├── PlaybookError           500: the organisation's playbook folder holds bad files
+    │   ├── PolicyError             500: the containment policy file is missing or wrong
+    │   ├── KeyFileError            500: a key file is missing or not an Ed25519 key
+    │   └── BlobMissing             500: the vault lost a blob, or it no longer matches
     └── Unavailable                 503: busy; retry after a moment (Retry-After)
 
 Every message says what was wrong and what to do about it.
@@ -73,6 +85,10 @@ class AuthenticationRequired(ClientError):
     title = "Authentication required"
 
 
+class NotInitialised(ClientError):
+    title = "Not initialised"
+
+
 class PermissionDenied(ClientError):
     status_code = 403
     title = "Permission denied"
@@ -81,6 +97,11 @@ class PermissionDenied(ClientError):
 class NotFound(ClientError):
     status_code = 404
     title = "Not found"
+
+
+class RequestTimeout(ClientError):
+    status_code = 408
+    title = "Request timeout"
 
 
 class Conflict(ClientError):
@@ -105,6 +126,39 @@ class InvalidTransition(Conflict):
         return {"current": self.current, "requested": self.requested, "allowed": self.allowed}
 
 
+class LedgerBroken(Conflict):
+    """The ledger, its checkpoints or the evidence tables do not verify: nothing is exported
+    until an administrator finds out why."""
+
+    title = "Evidence ledger does not verify"
+
+    def __init__(self, detail: str, problems: list[str]) -> None:
+        super().__init__(detail)
+        self.problems = problems
+
+    def extra(self) -> dict[str, Any]:
+        return {"problems": self.problems}
+
+    def __str__(self) -> str:
+        return self.detail + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+class SigningKeyMissing(Conflict):
+    """The installation has no readable signing key: nothing can be signed until it has."""
+
+    title = "Signing key missing"
+
+
+class PayloadTooLarge(ClientError):
+    status_code = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(ClientError):
+    status_code = 415
+    title = "Unsupported media type"
+
+
 class InvalidInput(ClientError):
     status_code = 422
     title = "Invalid input"
@@ -122,6 +176,20 @@ class InvalidInput(ClientError):
         return self.detail + "\n" + "\n".join(f"  - {p}" for p in self.problems)
 
 
+class UndecodableBody(InvalidInput):
+    status_code = 400
+    title = "Undecodable body"
+
+
+class UnknownKind(InvalidInput):
+    """A kind of entry the framework (or the tables) does not have; `hint` names the kinds
+    there are."""
+
+    def __init__(self, kind: str, kinds: list[str]) -> None:
+        self.hint = f"choose one of {', '.join(kinds)}"
+        super().__init__(f"No entries of kind '{kind}' here.", [Problem("kind", self.hint)])
+
+
 class ServerError(BlastwallError):
     status_code = 500
     title = "Internal error"
@@ -129,6 +197,42 @@ class ServerError(BlastwallError):
 
 class PluginError(ServerError):
     title = "Plugin error"
+
+
+class PlaybookError(ServerError):
+    """The organisation's playbook folder holds bad files: the server's configuration, not
+    the request, must be fixed."""
+
+    title = "Playbook library error"
+
+    def __init__(self, detail: str, problems: list[Problem]) -> None:
+        super().__init__(detail)
+        self.problems = problems
+
+    def extra(self) -> dict[str, Any]:
+        return {"errors": [p.as_dict() for p in self.problems]}
+
+    def __str__(self) -> str:
+        return self.detail + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+class PolicyError(ServerError):
+    """The containment policy file is missing or wrong: the server's configuration, not the
+    request, must be fixed."""
+
+    title = "Containment policy error"
+
+
+class KeyFileError(ServerError):
+    """A key file is missing or is not an Ed25519 key."""
+
+    title = "Key file error"
+
+
+class BlobMissing(ServerError):
+    """The vault has no blob with this hash, or it no longer matches its hash."""
+
+    title = "Evidence blob missing"
 
 
 class Unavailable(BlastwallError):

@@ -25,8 +25,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from blastwall.errors import ClientError
-from blastwall.settings import Settings, get_settings
+from blastwall.errors import PayloadTooLarge, RequestTimeout
+from blastwall.settings import Settings
 
 MiB = 1024 * 1024
 TEXT_BODY_BYTES = 4 * MiB
@@ -37,16 +37,6 @@ KEEP_ALIVE_SECONDS = 5
 `timeout_keep_alive`, its default)."""
 NO_TOKEN_PATHS = frozenset({"/api/v1/health", "/openapi.json", "/docs", "/redoc"})
 """Paths that need no token (with the docs pages' assets under /docs/)."""
-
-
-class PayloadTooLarge(ClientError):
-    status_code = 413
-    title = "Payload too large"
-
-
-class RequestTimeout(ClientError):
-    status_code = 408
-    title = "Request timeout"
 
 
 def needs_token(path: str) -> bool:
@@ -191,6 +181,14 @@ def replay(body: bytes, receive: Receive) -> Receive:
 # --- the headers ------------------------------------------------------------------------------
 
 
+def _app_settings(app: Any) -> Settings:
+    """The settings of the Blastwall app that uvicorn runs behind its own middleware."""
+    while not isinstance(getattr(getattr(app, "state", None), "settings", None), Settings):
+        app = app.app
+    settings: Settings = app.state.settings
+    return settings
+
+
 class HeaderTimeoutProtocol(H11Protocol):
     """uvicorn's h11 protocol, with a deadline on each request's headers.
 
@@ -198,7 +196,7 @@ class HeaderTimeoutProtocol(H11Protocol):
     requests and stops at the first byte: a client could hold a connection open forever by
     sending a request's headers a byte at a time, or nothing at all. Here a connection that
     waits for a request's headers (a new connection, or one kept alive after an answer) gets
-    BLASTWALL_HEADER_TIMEOUT seconds to send them in full; then it is answered 408 (or just
+    the app's `header_timeout` seconds to send them in full; then it is answered 408 (or just
     closed, if nothing came) and closed."""
 
     def __init__(
@@ -209,7 +207,7 @@ class HeaderTimeoutProtocol(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.header_timeout = get_settings().header_timeout
+        self.header_timeout = _app_settings(self.app).header_timeout
         self.header_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

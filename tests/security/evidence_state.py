@@ -74,7 +74,7 @@ def build(db: Database) -> State:
         custody.place_hold(session, incident_id=held, reason="litigation", actor=ALICE)
         free = open_incident(session, "free")
         add_file(session, free, "old.log")
-        expired = custody.expire(session, actor=ALICE, now=utcnow() + timedelta(days=400))
+        expired = custody.expire(session, actor=ALICE, days=365, now=utcnow() + timedelta(days=400))
         assert [i.incident_id for i in expired] == [free]
         start = session.scalar(select(func.count()).select_from(Interaction)) or 0
         ids = add(session, [interaction(start + n, prompt=f"prompt {n}") for n in range(2)])

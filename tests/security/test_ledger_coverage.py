@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from blastwall.cli import app
 from blastwall.db import Database, make_engine, utcnow
+from blastwall.errors import LedgerBroken
 from blastwall.evidence import custody, schedule, service, verify
 from blastwall.evidence.ledger import (
     body_hash,
@@ -42,7 +43,6 @@ from blastwall.evidence.models import (
     LedgerRecord,
     LegalHold,
 )
-from blastwall.evidence.service import LedgerBroken
 from blastwall.evidence.vault import FileStore
 from blastwall.evidence.witness import Witness
 from blastwall.migrate import alembic_config, upgrade

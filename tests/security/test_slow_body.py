@@ -18,7 +18,7 @@ from blastwall.auth import service as auth_service
 from blastwall.auth.roles import Role
 from blastwall.db import Database
 from blastwall.gate import HeaderTimeoutProtocol
-from blastwall.settings import Settings, get_settings
+from blastwall.settings import Settings
 from tests.conftest import EXAMPLES
 from tests.containment_live import Installation
 from tests.live import free_port, serve, wait_until
@@ -127,7 +127,7 @@ def serve_with_header_timeout(db: Database, seconds: float) -> Iterator[str]:
     """The app behind uvicorn with the protocol `blastwall serve` runs, in a thread."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(db, Settings()),
+        create_app(db, Settings(header_timeout=seconds)),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -136,17 +136,13 @@ def serve_with_header_timeout(db: Database, seconds: float) -> Iterator[str]:
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BLASTWALL_HEADER_TIMEOUT", str(seconds))
-        get_settings.cache_clear()
-        thread.start()
-        try:
-            wait_until("the test server to start", lambda: server.started)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(WAIT)
-            get_settings.cache_clear()
+    thread.start()
+    try:
+        wait_until("the test server to start", lambda: server.started)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(WAIT)
 
 
 def test_headers_that_never_end_are_cut_off(db: Database) -> None:

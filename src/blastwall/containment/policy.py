@@ -12,18 +12,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blastwall.auth.roles import Role
-from blastwall.errors import ServerError, field_path
+from blastwall.errors import PolicyError, field_path
 from blastwall.incidents.schemas import Severity
 from blastwall.inventory.schemas import Control
 
 DEFAULT_POLICY = "default_policy.yaml"
-
-
-class PolicyError(ServerError):
-    """The containment policy file is missing or wrong: the server's configuration, not the
-    request, must be fixed."""
-
-    title = "Containment policy error"
 
 
 class Rule(BaseModel):

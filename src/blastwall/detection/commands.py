@@ -14,7 +14,6 @@ from sqlalchemy import make_url, select
 from sqlalchemy.exc import OperationalError
 
 from blastwall.console import (
-    NotInitialised,
     audit,
     fmt,
     open_database,
@@ -33,6 +32,7 @@ from blastwall.errors import (
     BlastwallError,
     InvalidInput,
     NotFound,
+    NotInitialised,
     PermissionDenied,
     Unavailable,
 )

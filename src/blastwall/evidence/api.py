@@ -115,9 +115,10 @@ def pubkey(principal: PrincipalDep) -> str:
 
 
 @router.post("/evidence/expire", response_model=list[ItemOut])
-def expire(session: SessionDep, principal: PrincipalDep) -> list[ItemOut]:
+def expire(session: SessionDep, principal: PrincipalDep, settings: SettingsDep) -> list[ItemOut]:
     """Expire evidence past the retention period whose incident is not on legal hold."""
-    return [_item(i) for i in custody.expire(session, actor=principal)]
+    days = settings.evidence_retention_days
+    return [_item(i) for i in custody.expire(session, actor=principal, days=days)]
 
 
 # --- items ----------------------------------------------------------------------------------
@@ -355,9 +356,9 @@ def delete_item(
 # --- hunts ----------------------------------------------------------------------------------
 
 
-def _run_in_background(db: Database, hunt_id: int) -> None:
+def _run_in_background(db: Database, hunt_id: int, workers: int) -> None:
     try:
-        hunt.run_hunt(db, hunt_id=hunt_id)
+        hunt.run_hunt(db, hunt_id=hunt_id, workers=workers)
     except Exception:
         log.exception("hunt %s failed", hunt_id)
 
@@ -373,11 +374,13 @@ def create_hunt(
     body: Annotated[HuntIn, Body()],
     session: SessionDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
 ) -> HuntOut:
     """Start a retro-hunt over stored interactions; it runs in the background. Poll
     `GET /hunts/{id}` for progress (`scanned` of `total`), then read its matches."""
     row = hunt.create_hunt(session, data=body, actor=principal)
-    background.add_task(_run_in_background, get_db(request), row.id)
+    # The hunt runs once the response is sent: after the request's commit.
+    background.add_task(_run_in_background, get_db(request), row.id, settings.hunt_workers)
     audit_object(request, f"hunt:{row.id}")
     return _hunt(row)
 

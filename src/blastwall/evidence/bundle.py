@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from blastwall.errors import KeyFileError
 from blastwall.evidence.ledger import (
-    KeyFileError,
     Keypair,
     LedgerRow,
     fingerprint,

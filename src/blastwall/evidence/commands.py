@@ -22,11 +22,11 @@ from blastwall.console import (
     print_table,
     session_scope,
 )
-from blastwall.errors import InvalidInput, Problem
+from blastwall.errors import InvalidInput, KeyFileError, Problem
 from blastwall.evidence import custody, flows, hunt, service
 from blastwall.evidence import verify as verification
 from blastwall.evidence.bundle import verify_bundle
-from blastwall.evidence.ledger import KeyFileError, read_key
+from blastwall.evidence.ledger import read_key
 from blastwall.evidence.schemas import (
     HuntIn,
     HuntMatchOut,
@@ -383,7 +383,9 @@ def expire() -> None:
     """Expire evidence past the retention period (BLASTWALL_EVIDENCE_RETENTION_DAYS) unless
     its incident is on legal hold."""
     with session_scope() as session:
-        gone = custody.expire(session, actor=operator())
+        gone = custody.expire(
+            session, actor=operator(), days=get_settings().evidence_retention_days
+        )
         audit(session, command="evidence expire", object=None)
     out.print(f"{len(gone)} items expired")
 
@@ -418,7 +420,7 @@ def hunt_command(
     data = HuntIn(pattern=pattern, text=text, canary=canary, system=system, since=_since(since))
     db = open_database()
     try:
-        with db.session() as session:
+        with db.transaction() as session:
             row = hunt.create_hunt(session, data=data, actor=operator())
             audit(session, command="hunt", object=f"hunt:{row.id}")
         with Progress(
@@ -434,6 +436,7 @@ def hunt_command(
             done = hunt.run_hunt(
                 db,
                 hunt_id=row.id,
+                workers=get_settings().hunt_workers,
                 progress=lambda n, total: bar.update(task, completed=n, total=total),
             )
         with db.session() as session:

@@ -23,7 +23,6 @@ from blastwall.evidence.service import append, get_item, incident_for, read_blob
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, Participant
 from blastwall.pagination import decode_cursor, fetch_page
-from blastwall.settings import get_settings
 from blastwall.telemetry.redact import redact_text
 
 
@@ -304,12 +303,12 @@ def delete_item(session: Session, *, item_id: int, reason: str, actor: Principal
 
 
 def expire(
-    session: Session, *, actor: Principal, now: datetime | None = None
+    session: Session, *, actor: Principal, days: int, now: datetime | None = None
 ) -> list[EvidenceItem]:
-    """Expire every kept item older than the retention period whose incident is not held."""
+    """Expire every kept item older than `days` (the retention period) whose incident is
+    not held."""
     if actor.role is not Role.admin:
         raise PermissionDenied("Only an admin may run evidence retention.")
-    days = get_settings().evidence_retention_days
     cutoff = (now or utcnow()) - timedelta(days=days)
     held = select(LegalHold.incident_id)
     due = list(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from blastwall.auth.roles import Permission, Principal
 from blastwall.containment.models import ControlSnapshot
 from blastwall.containment.service import control_state
-from blastwall.errors import Conflict, InvalidInput, Problem
+from blastwall.errors import Conflict, InvalidInput, LedgerBroken, Problem
 from blastwall.evidence import custody, service, verify
 from blastwall.evidence.bundle import BundleItem, BundleSnapshot, write_bundle
 from blastwall.evidence.hunt import get_hunt
@@ -387,7 +387,7 @@ def export_incident(
     key = service.signing_key()
     report = verify.verify_incident(session, incident_id=incident.id, witness=witness, key=key)
     if not report.ok:
-        raise service.LedgerBroken(
+        raise LedgerBroken(
             f"Incident {incident.id}'s evidence does not verify against the ledger, so no "
             "bundle was written. Run `blastwall evidence verify-ledger` and find out what "
             "changed the database outside Blastwall before exporting.",

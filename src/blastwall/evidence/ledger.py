@@ -28,6 +28,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from blastwall.errors import KeyFileError
+
 __all__ = [
     "GENESIS",
     "ChainBreak",
@@ -173,10 +175,6 @@ def make_key(path: Path) -> tuple[Keypair, bool]:
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     return Keypair(private), True
-
-
-class KeyFileError(ValueError):
-    """The key file is missing or is not an Ed25519 key."""
 
 
 def read_key(path: Path) -> Keypair:

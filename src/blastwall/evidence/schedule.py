@@ -16,8 +16,9 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 
 from blastwall.db import Database
+from blastwall.errors import KeyFileError
 from blastwall.evidence import service
-from blastwall.evidence.ledger import KeyFileError, read_key
+from blastwall.evidence.ledger import read_key
 from blastwall.evidence.models import Checkpoint
 from blastwall.evidence.witness import Witness
 

@@ -18,15 +18,16 @@ from sqlalchemy.orm import Session
 from blastwall.auth.roles import Principal
 from blastwall.db import utcnow
 from blastwall.errors import (
-    Conflict,
+    BlobMissing,
     InvalidInput,
+    KeyFileError,
     NotFound,
     Problem,
     ServerError,
+    SigningKeyMissing,
 )
 from blastwall.evidence.coverage import item_fields
 from blastwall.evidence.ledger import (
-    KeyFileError,
     Keypair,
     LedgerRow,
     body_hash,
@@ -41,7 +42,7 @@ from blastwall.evidence.models import (
     LedgerHead,
     LedgerRecord,
 )
-from blastwall.evidence.vault import BlobMissing, FileStore
+from blastwall.evidence.vault import FileStore
 from blastwall.evidence.witness import Witness, line, witness_on_commit
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
@@ -59,29 +60,6 @@ def vault() -> FileStore:
 #: The version of the records this code writes: 2 binds each row (a `collected` record holds
 #: every field of its item's row; a removal, hold or grant row carries its record's time).
 RECORD_VERSION = 2
-
-
-class LedgerBroken(Conflict):
-    """The ledger, its checkpoints or the evidence tables do not verify: nothing is exported
-    until an administrator finds out why."""
-
-    title = "Evidence ledger does not verify"
-
-    def __init__(self, detail: str, problems: list[str]) -> None:
-        super().__init__(detail)
-        self.problems = problems
-
-    def extra(self) -> dict[str, Any]:
-        return {"problems": self.problems}
-
-    def __str__(self) -> str:
-        return self.detail + "\n" + "\n".join(f"  - {p}" for p in self.problems)
-
-
-class SigningKeyMissing(Conflict):
-    """The installation has no readable signing key: nothing can be signed until it has."""
-
-    title = "Signing key missing"
 
 
 def signing_key() -> Keypair:

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from blastwall.errors import BlobMissing
+
 __all__ = ["BlobMissing", "BlobStore", "FileStore", "sha256_hex"]
 
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -25,10 +27,6 @@ CHUNK = 1 << 20
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-class BlobMissing(LookupError):
-    """The store has no blob with this hash, or it no longer matches its hash."""
 
 
 class BlobStore(Protocol):

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from blastwall.errors import BlobMissing
 from blastwall.evidence import witness as witnesses
 from blastwall.evidence.coverage import Replay
 from blastwall.evidence.ledger import (
@@ -37,7 +38,6 @@ from blastwall.evidence.models import (
     LegalHold,
 )
 from blastwall.evidence.service import as_row, iter_records, signing_key, vault
-from blastwall.evidence.vault import BlobMissing
 from blastwall.evidence.witness import Witness
 
 __all__ = ["LedgerReport", "verify_incident", "verify_ledger"]

@@ -7,11 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
-from blastwall.dependencies import PrincipalDep, SessionDep, audit_object
+from blastwall.dependencies import PrincipalDep, SessionDep, SettingsDep, audit_object
 from blastwall.library import service
 from blastwall.library.schemas import ImportIn, ImportOut, KnownIncidentOut, KnownMatch
 from blastwall.pagination import Page
-from blastwall.settings import get_settings
 
 router = APIRouter(tags=["library"])
 
@@ -20,12 +19,12 @@ router = APIRouter(tags=["library"])
 def list_known(
     session: SessionDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
     source: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[KnownIncidentOut]:
     """Known incidents from outside the organisation, by id."""
-    settings = get_settings()
     rows, following = service.list_known(
         session,
         principal=principal,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from blastwall.auth.roles import Permission
 from blastwall.containment.api import notify_guards
@@ -30,7 +30,6 @@ from blastwall.playbooks.schemas import (
     StepRun,
     StepRunOut,
 )
-from blastwall.settings import get_settings
 
 router = APIRouter(tags=["playbooks"])
 PlaybookId = Annotated[str, Path(max_length=80)]
@@ -46,15 +45,18 @@ StepRef = Annotated[
 ]
 
 
-def _library() -> Library:
-    return library(get_settings().playbook_dir)
+def playbook_library(settings: SettingsDep) -> Library:
+    """The playbooks of this installation: the shipped ones and its `playbook_dir`."""
+    return library(settings.playbook_dir)
+
+
+LibraryDep = Annotated[Library, Depends(playbook_library)]
 
 
 @router.get("/playbooks", response_model=Page[PlaybookSummary])
-def list_playbooks(principal: PrincipalDep) -> Page[PlaybookSummary]:
+def list_playbooks(principal: PrincipalDep, found: LibraryDep) -> Page[PlaybookSummary]:
     """Every playbook: the shipped ones and the organisation's (all on one page)."""
     principal.require(Permission.read)
-    found = _library()
     items = [
         PlaybookSummary.of(p, custom=p.id in found.custom)
         for p in sorted(found.playbooks.values(), key=lambda p: p.id)
@@ -63,17 +65,21 @@ def list_playbooks(principal: PrincipalDep) -> Page[PlaybookSummary]:
 
 
 @router.get("/playbooks/{playbook_id}", response_model=Playbook)
-def show_playbook(playbook_id: PlaybookId, principal: PrincipalDep) -> Playbook:
+def show_playbook(
+    playbook_id: PlaybookId, principal: PrincipalDep, playbooks: LibraryDep
+) -> Playbook:
     """One playbook with its steps and their conditions."""
     principal.require(Permission.read)
-    return _library().get(playbook_id)
+    return playbooks.get(playbook_id)
 
 
 @router.get("/playbooks/{playbook_id}/cacao")
-def export_cacao(playbook_id: PlaybookId, principal: PrincipalDep) -> dict[str, Any]:
+def export_cacao(
+    playbook_id: PlaybookId, principal: PrincipalDep, playbooks: LibraryDep
+) -> dict[str, Any]:
     """The playbook as an OASIS CACAO Security Playbook 2.0 document."""
     principal.require(Permission.read)
-    return to_cacao(_library().get(playbook_id))
+    return to_cacao(playbooks.get(playbook_id))
 
 
 @router.post(
@@ -85,13 +91,14 @@ def attach_playbook(
     body: AttachIn,
     session: SessionDep,
     principal: PrincipalDep,
+    playbooks: LibraryDep,
 ) -> list[ChecklistStepOut]:
     """Attach a playbook (by default the incident archetype's); its steps that apply to the
     incident's severity and systems become a checklist."""
     rows = service.attach(
         session,
         incident_id=incident_id,
-        library=_library(),
+        library=playbooks,
         playbook_id=body.playbook,
         actor=principal,
     )

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from blastwall.errors import InvalidInput, NotFound, Problem, ServerError, field_path
+from blastwall.errors import InvalidInput, NotFound, PlaybookError, Problem, field_path
 from blastwall.incidents.schemas import Archetype, IncidentRole, Severity
 from blastwall.inventory.schemas import Control, SystemType
 
@@ -217,23 +217,6 @@ def _shipped() -> dict[str, Playbook]:
             playbook = _parse(entry.read_text("utf-8"), f"blastwall/playbooks/data/{entry.name}")
             found[playbook.id] = playbook
     return found
-
-
-class PlaybookError(ServerError):
-    """The organisation's playbook folder holds bad files: the server's configuration, not
-    the request, must be fixed."""
-
-    title = "Playbook library error"
-
-    def __init__(self, detail: str, problems: list[Problem]) -> None:
-        super().__init__(detail)
-        self.problems = problems
-
-    def extra(self) -> dict[str, Any]:
-        return {"errors": [p.as_dict() for p in self.problems]}
-
-    def __str__(self) -> str:
-        return self.detail + "\n" + "\n".join(f"  - {p}" for p in self.problems)
 
 
 _cache: dict[Any, Library] = {}

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path, Query
 
 from blastwall.auth.roles import Permission
 from blastwall.dependencies import PrincipalDep
-from blastwall.errors import InvalidInput, Problem
+from blastwall.errors import InvalidInput, Problem, UnknownKind
 from blastwall.pagination import Page
 from blastwall.taxonomy.schemas import EntryOut
-from blastwall.taxonomy.tables import UnknownKind, taxonomy
+from blastwall.taxonomy.tables import taxonomy
 
 router = APIRouter(tags=["taxonomy"])
 

@@ -8,8 +8,9 @@ import typer
 from rich.markup import escape
 
 from blastwall.console import out, print_json, print_table
+from blastwall.errors import UnknownKind
 from blastwall.taxonomy.schemas import EntryOut
-from blastwall.taxonomy.tables import FRAMEWORKS, UnknownKind, taxonomy
+from blastwall.taxonomy.tables import FRAMEWORKS, taxonomy
 
 app = typer.Typer(help="MITRE ATLAS, OWASP LLM and agentic Top 10s, NIST AI 600-1, archetypes.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from blastwall.errors import InvalidInput, NotFound
+from blastwall.errors import InvalidInput, NotFound, UnknownKind
 
 __all__ = ["FRAMEWORKS", "Entry", "Taxonomy", "UnknownKind", "taxonomy"]
 
@@ -149,14 +149,6 @@ class Taxonomy:
         if kind not in kinds:
             raise UnknownKind(kind, kinds)
         return [e for e in entries if e.kind == kind]
-
-
-class UnknownKind(ValueError):
-    """A kind of entry the framework (or the tables) does not have."""
-
-    def __init__(self, kind: str, kinds: list[str]) -> None:
-        super().__init__(f"No entries of kind '{kind}' here.")
-        self.hint = f"choose one of {', '.join(kinds)}"
 
 
 def _order(entry: Entry) -> tuple[int, str]:

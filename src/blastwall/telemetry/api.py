@@ -16,8 +16,14 @@ from blastwall.auth import service as auth_service
 from blastwall.auth.roles import Permission
 from blastwall.db import Database
 from blastwall.dependencies import PageDep, PrincipalDep, SessionDep, audit_object
-from blastwall.errors import AuthenticationRequired, ClientError, InvalidInput
-from blastwall.gate import PayloadTooLarge, too_large
+from blastwall.errors import (
+    AuthenticationRequired,
+    InvalidInput,
+    PayloadTooLarge,
+    UndecodableBody,
+    UnsupportedMediaType,
+)
+from blastwall.gate import too_large
 from blastwall.pagination import Page
 from blastwall.settings import Settings
 from blastwall.telemetry import flows, service
@@ -42,16 +48,6 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 KEY_HEADER = "x-blastwall-ingest-key"
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-fA-F]{32}$", description="32 hex digits.")]
-
-
-class UnsupportedMediaType(ClientError):
-    status_code = 415
-    title = "Unsupported media type"
-
-
-class UndecodableBody(InvalidInput):
-    status_code = 400
-    title = "Undecodable body"
 
 
 def _media_type(request: Request) -> str:

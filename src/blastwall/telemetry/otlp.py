@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from blastwall.errors import InvalidInput, Problem
@@ -225,7 +226,7 @@ def decode_protobuf(body: bytes) -> Decoded:
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
-    except Exception as exc:  # upb raises DecodeError, but nothing may leak whatever it is
+    except DecodeError as exc:
         raise InvalidInput(
             f"The body is not a valid OTLP ExportTraceServiceRequest protobuf: {exc}. "
             "Send application/x-protobuf from an OTLP exporter, or application/json.",
@@ -509,7 +510,7 @@ def decode_json(body: bytes) -> Decoded:
     """Decode an OTLP/JSON `ExportTraceServiceRequest` body (proto3 JSON mapping, hex ids)."""
     try:
         document = orjson.loads(body)
-    except Exception as exc:  # orjson.JSONDecodeError, or a body of the wrong type
+    except orjson.JSONDecodeError as exc:
         raise InvalidInput(
             f"The body is not valid JSON: {exc}. Send OTLP/JSON or application/x-protobuf.",
             problems=[Problem("body", f"invalid JSON: {exc}")],

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from blastwall.dependencies import IncidentId, PrincipalDep, SessionDep
-from blastwall.playbooks.library import library
-from blastwall.settings import get_settings
+from blastwall.playbooks.api import LibraryDep
 from blastwall.triage.graph import to_svg
 from blastwall.triage.schemas import TriagePack
 from blastwall.triage.service import triage_pack
@@ -15,14 +14,16 @@ router = APIRouter(tags=["triage"])
 
 
 @router.get("/incidents/{incident_id}/triage", response_model=TriagePack)
-def get_triage(incident_id: IncidentId, session: SessionDep, principal: PrincipalDep) -> TriagePack:
+def get_triage(
+    incident_id: IncidentId, session: SessionDep, principal: PrincipalDep, playbooks: LibraryDep
+) -> TriagePack:
     """What changed, what is abnormal, what else is exposed, what happened before, what to
     do, who owns it and how to classify it."""
     return triage_pack(
         session,
         incident_id=incident_id,
         principal=principal,
-        library=library(get_settings().playbook_dir),
+        library=playbooks,
     )
 
 
@@ -32,13 +33,13 @@ def get_triage(incident_id: IncidentId, session: SessionDep, principal: Principa
     responses={200: {"content": {"image/svg+xml": {}}}},
 )
 def get_blast_radius_svg(
-    incident_id: IncidentId, session: SessionDep, principal: PrincipalDep
+    incident_id: IncidentId, session: SessionDep, principal: PrincipalDep, playbooks: LibraryDep
 ) -> Response:
     """The blast radius graph of the triage pack, drawn as SVG."""
     pack = triage_pack(
         session,
         incident_id=incident_id,
         principal=principal,
-        library=library(get_settings().playbook_dir),
+        library=playbooks,
     )
     return Response(to_svg(pack.blast_radius), media_type="image/svg+xml")

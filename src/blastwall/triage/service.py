@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Principal
 from blastwall.correlation.models import Candidate, CandidateSystem
+from blastwall.errors import NotFound
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, TimelineEntry
 from blastwall.inventory.models import Change, System, SystemComponent
@@ -258,7 +259,7 @@ def _playbook(
 ) -> PlaybookSuggestion | None:
     try:
         playbook = library.for_archetype(incident.archetype)
-    except Exception:  # no playbook for this archetype: the pack says so by leaving it out
+    except NotFound:  # no playbook for this archetype: the pack says so by leaving it out
         return None
     types = sorted({str(spec.get("type")) for spec in specs.values() if spec.get("type")})
     steps = []
