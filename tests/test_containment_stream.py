@@ -16,7 +16,7 @@ from blastwall.containment.policy import load_policy
 from blastwall.containment.schemas import ActionIn
 from blastwall.containment.stream import ControlHub
 from blastwall.db import Database
-from blastwall.incidents import service as incidents
+from blastwall.incidents import flows as incident_flows
 from blastwall.incidents.schemas import Archetype, IncidentCreate, Severity
 from blastwall.inventory.schemas import Control
 
@@ -33,7 +33,7 @@ def _state(frame: bytes) -> dict[str, object]:
 
 def _apply(db: Database, control: Control, **extra: object) -> ContainmentAction:
     with db.transaction() as session:
-        incident = incidents.create_incident(
+        incident = incident_flows.open_incident(
             session,
             data=IncidentCreate(
                 title="t",

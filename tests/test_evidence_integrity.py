@@ -21,7 +21,7 @@ from blastwall.db import Database
 from blastwall.evidence import flows, service, verify
 from blastwall.evidence.bundle import _add, verify_bundle
 from blastwall.evidence.models import LedgerRecord
-from blastwall.incidents import service as incidents
+from blastwall.incidents import flows as incident_flows
 from blastwall.incidents.schemas import IncidentCreate
 from blastwall.telemetry.models import Interaction
 from tests.test_evidence_helpers import add, evidence_dir, interaction, signal, witness
@@ -46,7 +46,7 @@ def _incident(session: Session, title: str = "leak") -> int:
     data = IncidentCreate(
         title=title, archetype="data_exfiltration", severity="SEV2", signals=[sid]
     )
-    return incidents.create_incident(session, data=data, actor=ALICE).id
+    return incident_flows.open_incident(session, data=data, actor=ALICE).id
 
 
 @pytest.fixture

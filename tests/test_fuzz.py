@@ -12,7 +12,7 @@ from blastwall.api import create_app
 from blastwall.auth import service as auth_service
 from blastwall.auth.roles import Role
 from blastwall.db import Database
-from blastwall.incidents import service as incident_service
+from blastwall.incidents import flows as incident_flows
 from blastwall.incidents.schemas import Archetype, IncidentCreate, Severity
 from blastwall.inventory import service as inventory_service
 from blastwall.inventory.loader import load_path
@@ -33,7 +33,7 @@ def fuzz_app(db: Database) -> FastAPI:
             session, name="fuzz", role=Role.admin, created_by="fuzz"
         )
         principal = auth_service.authenticate(session, token=TOKEN["value"])
-        incident_service.create_incident(
+        incident_flows.open_incident(
             session,
             data=IncidentCreate(
                 title="seed",

@@ -20,7 +20,7 @@ from blastwall.db import Database, utcnow
 from blastwall.evidence import custody, flows, service
 from blastwall.evidence.ledger import body_hash, canonical, record_hash
 from blastwall.evidence.models import EvidenceItem, LedgerHead, LedgerRecord
-from blastwall.incidents import service as incidents
+from blastwall.incidents import flows as incident_flows
 from blastwall.incidents.models import Incident
 from blastwall.incidents.schemas import IncidentCreate
 from blastwall.telemetry.models import Interaction
@@ -49,7 +49,7 @@ def open_incident(session: Session, title: str, signals: list[int] | None = None
     data = IncidentCreate(
         title=title, archetype="data_exfiltration", severity="SEV2", signals=signals or []
     )
-    return incidents.create_incident(session, data=data, actor=ALICE).id
+    return incident_flows.open_incident(session, data=data, actor=ALICE).id
 
 
 def add_file(session: Session, incident: int, name: str, note: str = "") -> int:
