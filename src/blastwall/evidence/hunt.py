@@ -39,12 +39,12 @@ from blastwall.detection.models import CanaryToken
 from blastwall.errors import InvalidInput, NotFound, Problem
 from blastwall.evidence.models import Hunt, HuntMatch
 from blastwall.evidence.schemas import HuntIn
-from blastwall.guard.names import tool_key
 from blastwall.inventory.models import System
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.settings import get_settings
 from blastwall.telemetry.models import Interaction
 from blastwall.telemetry.redact import redact_text
+from blastwall_guard.names import tool_key
 
 __all__ = [
     "BATCH",
