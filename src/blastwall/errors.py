@@ -9,7 +9,9 @@
     │   │   └── InvalidTransition   409: a status change the state machine does not allow
     │   └── InvalidInput            422: the input is malformed; `problems` lists each one
     ├── ServerError                 500: Blastwall's own fault
-    │   └── PluginError             500: a plugin failed to load or misbehaved
+    │   ├── PluginError             500: a plugin failed to load or misbehaved
+    │   └── NotInstalled            501: an optional part is not installed (the message
+    │                                    names the extra to install)
     └── Unavailable                 503: busy; retry after a moment (Retry-After)
 
 Every message says what was wrong and what to do about it.
@@ -129,6 +131,11 @@ class ServerError(BlastwallError):
 
 class PluginError(ServerError):
     title = "Plugin error"
+
+
+class NotInstalled(ServerError):
+    status_code = 501
+    title = "Not installed"
 
 
 class Unavailable(BlastwallError):
