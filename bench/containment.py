@@ -50,7 +50,7 @@ def worker(
     url: str, token: str, count: int, first: int, events: Any, stop: Any, ready: Any
 ) -> None:
     """Hold `count` guards; report (guard, revision, wall time) whenever one installs a state."""
-    from blastwall.guard import Guard
+    from blastwall_guard import Guard
 
     guards = []
     for index in range(first, first + count):
@@ -183,7 +183,7 @@ def propagation(url: str, admin: str, token: str, args: argparse.Namespace) -> d
 
 
 def check_cost(checks: int) -> dict[str, float]:
-    from blastwall.guard import Guard
+    from blastwall_guard import Guard
 
     guard = Guard(SYSTEM, "http://127.0.0.1:9", "t", start=False)
 

@@ -584,6 +584,9 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    from blastwall import wiring
+
+    wiring.install()  # the pipeline's steps, as a server process makes them
     kinds = tuple(args.kinds.split(",")) if args.kinds else None
     binary = alertmanager_binary() if args.alertmanager else None
     if args.alertmanager and binary is None:

@@ -49,6 +49,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from decode import _sentence, make_batches
 
+from blastwall import wiring
 from blastwall.db import make_engine
 from blastwall.detection.base import Item, ToolCall
 from blastwall.detection.builtin.canary import token_hash
@@ -239,7 +240,9 @@ def rate_ingest(bodies: list[bytes], detection: str) -> tuple[float, int, float]
         if detection == "inline":
             detector = DetectionEngine()
         elif detection == "workers":
-            detector = workers = DetectionWorkers(1, f"sqlite:///{folder}/bench.db")
+            detector = workers = DetectionWorkers(
+                1, f"sqlite:///{folder}/bench.db", setup=wiring.install
+            )
             workers.start()
             if hasattr(os, "sched_setaffinity"):  # the worker on a core of its own, not ours
                 others = os.sched_getaffinity(0) ^ set(range(os.cpu_count() or 1))
@@ -282,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    wiring.install()  # the pipeline's steps, as a server process makes them
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
 

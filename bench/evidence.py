@@ -305,6 +305,9 @@ def main() -> None:
     parser.add_argument("--skip-hunt", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    from blastwall import wiring
+
+    wiring.install()  # the pipeline's steps, as a server process makes them
 
     report: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "

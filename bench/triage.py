@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--postgres-url", default=None)
     args = parser.parse_args(argv)
+    from blastwall import wiring
+
+    wiring.install()  # the pipeline's steps, as a server process makes them
 
     from blastwall.auth.roles import Principal, Role
     from blastwall.db import Database, make_engine

@@ -19,10 +19,10 @@ from blastwall.containment import verify
 from blastwall.containment.commands import parse_params
 from blastwall.containment.models import ContainmentAction
 from blastwall.db import Database
-from blastwall.guard import Guard
 from blastwall.inventory.schemas import Control
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import Interaction
+from blastwall_guard import Guard
 from tests.conftest import Clients
 
 H = dict[str, str]
@@ -208,7 +208,7 @@ def test_undeclared_tool_is_reported_once_and_denied_when_closed_under_control(
 
 
 def test_undeclared_agent_is_refused_while_failing_closed_under_control() -> None:
-    from blastwall.guard import Suspended
+    from blastwall_guard import Suspended
 
     guard = Guard("refund-agent", "http://blastwall", "t", agent="rogue", start=False)
     guard._reported.add(("agent", "rogue"))  # no report from this test

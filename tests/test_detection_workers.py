@@ -30,6 +30,7 @@ from blastwall.settings import Settings
 from blastwall.signals.models import Signal
 from blastwall.telemetry.flows import ingest
 from blastwall.telemetry.otlp import decode_json
+from blastwall.wiring import install as install_pipeline
 from tests.conftest import EXAMPLES, POSTGRES_URL
 from tests.otlp_json import chat, document, span
 
@@ -123,7 +124,7 @@ def test_a_full_queue_drops_and_a_dead_worker_is_started_again(
     db, url = database
     monkeypatch.setattr(workers_module, "SUBMIT_TIMEOUT", 0.05)
     monkeypatch.setattr(workers_module, "REVIVE_AFTER", 0.0)
-    workers = DetectionWorkers(1, url, queue_batches=1)
+    workers = DetectionWorkers(1, url, queue_batches=1, setup=install_pipeline)
     workers.start()
 
     def send(trace: str) -> None:

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from blastwall.guard import Guard, GuardError
+from blastwall_guard import Guard, GuardError
 
 ORDERS = {"A-100": 120, "A-101": 45, "A-102": 300}
 

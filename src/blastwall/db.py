@@ -25,7 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from blastwall.errors import NotFound
+from blastwall.errors import NotFound, NotInstalled
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -203,7 +203,15 @@ def make_engine(url: str, **options: Any) -> Engine:
     options.setdefault("pool_size", 10)
     options.setdefault("max_overflow", 20)
     options.setdefault("pool_pre_ping", True)
-    return create_engine(url, **options)
+    try:
+        return create_engine(url, **options)
+    except ModuleNotFoundError as missing:
+        if missing.name != "psycopg":
+            raise
+        raise NotInstalled(
+            "A PostgreSQL database needs psycopg, which is not installed: "
+            "pip install 'blastwall[postgres]'."
+        ) from None
 
 
 class Revocable(Protocol):

@@ -21,7 +21,9 @@
     │   ├── PlaybookError           500: the organisation's playbook folder holds bad files
     │   ├── PolicyError             500: the containment policy file is missing or wrong
     │   ├── KeyFileError            500: a key file is missing or not an Ed25519 key
-    │   └── BlobMissing             500: the vault lost a blob, or it no longer matches
+    │   ├── BlobMissing             500: the vault lost a blob, or it no longer matches
+    │   └── NotInstalled            501: an optional part is not installed (the message
+    │                                    names the extra to install)
     └── Unavailable                 503: busy; retry after a moment (Retry-After)
 
 Every message says what was wrong and what to do about it.
@@ -233,6 +235,11 @@ class BlobMissing(ServerError):
     """The vault has no blob with this hash, or it no longer matches its hash."""
 
     title = "Evidence blob missing"
+
+
+class NotInstalled(ServerError):
+    status_code = 501
+    title = "Not installed"
 
 
 class Unavailable(BlastwallError):

@@ -3,7 +3,7 @@ effects the incident touched on its systems in its time range (the conversations
 signals name, or those matching a pattern, or all; optionally only the calls of one tool),
 for the business owners to follow up, and marking their outputs quarantined.
 
-Tool names are one identity (`blastwall.guard.names.tool_key`): `--tool issue-refund` (the
+Tool names are one identity (`blastwall_guard.names.tool_key`): `--tool issue-refund` (the
 inventory's spelling) finds the spans of `issue_refund`. A side effect is a call that
 succeeded (its span has no error type) of a tool the inventory marks as writing: one of its
 permissions has an action (after the colon) that is not a reading verb, or it declares no
@@ -37,11 +37,11 @@ from blastwall.correlation.models import Candidate
 from blastwall.db import utcnow
 from blastwall.errors import InvalidInput, Problem
 from blastwall.evidence.service import kept_interactions
-from blastwall.guard.names import tool_key
 from blastwall.incidents import service as incidents
 from blastwall.inventory.models import System
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import Interaction
+from blastwall_guard.names import tool_key
 
 __all__ = [
     "CSV_COLUMNS",

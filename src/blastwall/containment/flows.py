@@ -28,7 +28,6 @@ from blastwall.correlation.models import Candidate
 from blastwall.db import utcnow
 from blastwall.errors import Conflict, InvalidInput, PermissionDenied, PluginError, Problem
 from blastwall.errors import field_path as _path
-from blastwall.guard.names import same_name, tool_key
 from blastwall.incidents import flows as incident_flows
 from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
@@ -40,6 +39,7 @@ from blastwall.inventory.service import get_system
 from blastwall.pipeline import SignalsRaised
 from blastwall.plugins import containment_connectors
 from blastwall.signals.models import Signal
+from blastwall_guard.names import same_name, tool_key
 
 log = logging.getLogger("blastwall.containment")
 

@@ -31,7 +31,6 @@ from blastwall.containment.schemas import (
 )
 from blastwall.db import utcnow
 from blastwall.errors import NotFound
-from blastwall.guard.names import same_name
 from blastwall.incidents.models import Incident
 from blastwall.incidents.schemas import Visibility
 from blastwall.incidents.service import visible_to
@@ -40,6 +39,7 @@ from blastwall.inventory.service import get_system
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.telemetry.models import Interaction
 from blastwall.telemetry.service import InteractionFilter, list_interactions
+from blastwall_guard.names import same_name
 
 SNAPSHOT_FIELDS = (
     "id",

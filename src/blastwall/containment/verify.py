@@ -38,12 +38,12 @@ from blastwall.containment.models import ContainmentAction, HeldOutput
 from blastwall.containment.schemas import ActionState
 from blastwall.correlation.models import Candidate
 from blastwall.db import utcnow
-from blastwall.guard.names import same_name, tool_key
 from blastwall.incidents import service as incidents
 from blastwall.inventory.schemas import Control
 from blastwall.signals.models import Signal
 from blastwall.telemetry.messages import as_text
 from blastwall.telemetry.models import Interaction
+from blastwall_guard.names import same_name, tool_key
 
 log = logging.getLogger("blastwall.containment.verify")
 

@@ -20,7 +20,9 @@ def import_(
     source: Annotated[str, typer.Option(help="genai-incidents, atlas, or all.")] = "all",
 ) -> None:
     """Import (or refresh) the library from the sources shipped with the installation."""
-    sources = service.SOURCES if source == "all" else (source,)
+    sources = service.installed_sources() if source == "all" else (source,)
+    if source == "all" and "genai-incidents" not in sources:
+        out.print(f"genai-incidents skipped. {service.GENAI_NOT_INSTALLED}", highlight=False)
     with session_scope() as session, Progress(transient=True) as progress:
         for name in sources:
             task = progress.add_task(f"importing {name}", total=None)

@@ -14,6 +14,7 @@ counted. The source's codes are also kept as it gives them under `classification
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,12 +26,20 @@ from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
 from blastwall.db import utcnow
-from blastwall.errors import InvalidInput, NotFound
+from blastwall.errors import InvalidInput, NotFound, NotInstalled
 from blastwall.library.models import KnownIncident
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.taxonomy import taxonomy
 
-__all__ = ["SOURCES", "ImportResult", "get", "import_source", "list_known", "search"]
+__all__ = [
+    "SOURCES",
+    "ImportResult",
+    "get",
+    "import_source",
+    "installed_sources",
+    "list_known",
+    "search",
+]
 
 GENAI_ATTRIBUTION = (
     "genai-incidents {version} (https://github.com/emmanuelgjr/genai_incidents), "
@@ -40,6 +49,10 @@ ATLAS_ATTRIBUTION = (
     "MITRE ATLAS {version} case study (https://atlas.mitre.org), © MITRE, Apache-2.0"
 )
 SOURCES = ("genai-incidents", "atlas")
+GENAI_NOT_INSTALLED = (
+    "The genai-incidents data set is not installed: pip install 'blastwall[library]'. "
+    "The ATLAS case studies ship with Blastwall: blastwall library import --source atlas."
+)
 BATCH = 1000
 
 
@@ -52,8 +65,19 @@ class ImportResult:
     unknown_ids: dict[str, int] = field(default_factory=dict)
 
 
+def installed_sources() -> tuple[str, ...]:
+    """The sources whose data is installed: genai-incidents comes with the `library` extra."""
+    genai = importlib.util.find_spec("genai_incidents") is not None
+    return tuple(source for source in SOURCES if genai or source != "genai-incidents")
+
+
 def _genai_records() -> tuple[str, Iterator[dict[str, Any]]]:
-    import genai_incidents
+    try:
+        import genai_incidents
+    except ModuleNotFoundError as missing:
+        if missing.name != "genai_incidents":
+            raise
+        raise NotInstalled(GENAI_NOT_INSTALLED) from None
 
     manifest = genai_incidents.build_manifest()
     version = str(manifest.get("version", ""))

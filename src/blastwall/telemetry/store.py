@@ -34,12 +34,16 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-import psycopg
 from sqlalchemy import JSON, Connection, Table, insert
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
 from blastwall.db import UTCDateTime
+
+try:
+    import psycopg
+except ModuleNotFoundError:  # without the `postgres` extra: no engine reaches the COPY paths
+    psycopg = None  # type: ignore[assignment]
 
 __all__ = ["insert_rows"]
 

@@ -14,9 +14,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from blastwall.detection.base import Detector, DetectorConfig, Finding, Item, SystemContext
-from blastwall.guard.names import tool_key
 from blastwall.inventory.schemas import ArgumentConstraint
 from blastwall.telemetry.messages import as_text
+from blastwall_guard.names import tool_key
 
 __all__ = ["ToolPolicyDetector", "tool_key"]
 

@@ -15,9 +15,9 @@ from blastwall.evidence.hunt.query import compile_query
 from blastwall.evidence.hunt.scan import Found
 from blastwall.evidence.models import Hunt, HuntMatch
 from blastwall.evidence.schemas import HuntIn
-from blastwall.guard.names import tool_key
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.telemetry.models import Interaction
+from blastwall_guard.names import tool_key
 
 
 def create_hunt(session: Session, *, data: HuntIn, actor: Principal) -> Hunt:

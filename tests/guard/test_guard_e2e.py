@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from blastwall.guard import ApprovalRequired, Guard, Suspended, Unavailable
+from blastwall_guard import ApprovalRequired, Guard, Suspended, Unavailable
 from tests.conftest import ROOT
 from tests.containment_live import WAIT, Installation, wait_for
 

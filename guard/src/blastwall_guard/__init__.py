@@ -3,7 +3,8 @@ applies (suspension, tool revocation, approvals, version pins, input blocks, out
 quarantine, rate limits, manual fallback) from a local copy of the control state that the
 server keeps current over a push stream.
 
-Imports nothing of the server: only the standard library and httpx.
+Imports nothing of the server: only the standard library, httpx and httpx-sse
+(`pip install blastwall-guard`; the OpenFeature provider needs `blastwall-guard[openfeature]`).
 
     guard = Guard("refund-agent", "https://blastwall.internal", token, fail_mode="closed")
     guard.wait_ready()
@@ -11,8 +12,8 @@ Imports nothing of the server: only the standard library and httpx.
     decision = guard.check_tool("issue_refund", {"amount": 20})
 """
 
-from blastwall.guard.client import CallPlan, Guard, ToolDecision
-from blastwall.guard.errors import (
+from blastwall_guard.client import CallPlan, Guard, ToolDecision
+from blastwall_guard.errors import (
     ApprovalRequired,
     Blocked,
     GuardError,

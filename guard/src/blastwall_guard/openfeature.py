@@ -1,6 +1,6 @@
 """An OpenFeature provider that answers flags from a guard's control state, for applications
 that already evaluate feature flags (needs `openfeature-sdk`: `pip install
-blastwall[openfeature]`).
+'blastwall-guard[openfeature]'`).
 
 Flags, for the guard's system `<system>`:
 
@@ -28,8 +28,8 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
 from openfeature.provider import AbstractProvider, Metadata
 
-from blastwall.guard.client import Guard
-from blastwall.guard.state import View
+from blastwall_guard.client import Guard
+from blastwall_guard.state import View
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from blastwall.guard.names import tool_key
+from blastwall_guard.names import tool_key
 
 
 def _epoch(value: str | None) -> float | None:

@@ -3,7 +3,7 @@ the guard, the detectors, the retro-hunt and the affected report.
 
 Names are compared case-insensitively, with `_`, `-`, `.` and white space treated alike, so
 an inventory's `issue-refund` is an application's `issue_refund` and an instrumentation's
-`Issue Refund`. The guard imports this module, so it depends on the standard library only.
+`Issue Refund`. The server imports it from here, so guard and server share one definition.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +17,7 @@ import openai
 import pytest
 from openfeature import api as openfeature_api
 
-from blastwall.guard import (
+from blastwall_guard import (
     ApprovalRequired,
     Blocked,
     Guard,
@@ -25,9 +28,9 @@ from blastwall.guard import (
     ToolDenied,
     Unavailable,
 )
-from blastwall.guard.client import _events
-from blastwall.guard.openfeature import BlastwallProvider
-from tests.conftest import ROOT
+from blastwall_guard.openfeature import BlastwallProvider
+
+GUARD_SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def control(kind: str, action_id: int = 1, **params: Any) -> dict[str, Any]:
@@ -55,7 +58,8 @@ def state(*controls: dict[str, Any], revision: int = 1) -> dict[str, Any]:
 
 def guard(fail_mode: str = "closed", **options: Any) -> Guard:
     """A guard that is not connected: states are handed to it as the stream would."""
-    return Guard("refund-bot", "http://127.0.0.1:9", "t", fail_mode, start=False, **options)  # type: ignore[arg-type]
+    options.setdefault("start", False)
+    return Guard("refund-bot", "http://127.0.0.1:9", "t", fail_mode, **options)  # type: ignore[arg-type]
 
 
 def test_before_any_state_closed_refuses_and_open_allows() -> None:
@@ -132,7 +136,7 @@ def test_expired_controls_lapse_locally(monkeypatch: pytest.MonkeyPatch) -> None
     g._install(state(control("revoke_tool", 1, tool="issue_refund", expires_at=soon.isoformat())))
     assert g.check_tool("issue_refund").outcome == "deny"
     later = soon.timestamp() + 1
-    monkeypatch.setattr("blastwall.guard.client.time.time", lambda: later)
+    monkeypatch.setattr("blastwall_guard.client.time.time", lambda: later)
     assert g.check_tool("issue_refund").allowed
     assert g.current().next_expiry is None
 
@@ -189,21 +193,67 @@ def test_tool_decorator() -> None:
     assert lookup(order="A1") == "lookups are paused"
 
 
-def test_events_parser() -> None:
-    lines = [
-        "retry: 1000",
-        "id: 3",
-        "event: state",
-        'data: {"a":',
-        "data: 1}",
-        "",
-        ": keep-alive",
-        "",
-        "event: state",
-        "data: 2",
-        "",
-    ]
-    assert list(_events(iter(lines))) == [("state", '{"a":\n1}'), ("state", "2")]
+def test_the_stream_is_read_as_server_sent_events() -> None:
+    """Each `state` event is installed, its data lines joined; comments, other fields and
+    other events are passed over."""
+    first = json.dumps(state(control("revoke_tool", 1, tool="issue_refund")))
+    second = json.dumps(state(revision=2), indent=1).splitlines()
+    body = "\n".join(
+        [
+            "retry: 1000",
+            "id: 3",
+            "event: state",
+            f"data: {first}",
+            "",
+            ": keep-alive",
+            "",
+            "event: notice",
+            "data: not a state",
+            "",
+            "event: state",
+            *(f"data: {line}" for line in second),
+            "",
+            "",
+        ]
+    )
+
+    def server(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/controls/stream"
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, text=body)
+
+    seen: list[int] = []
+    both = threading.Event()
+
+    def installed(revision: int) -> None:
+        seen.append(revision)
+        if len(seen) >= 2:
+            both.set()
+
+    g = guard("open", transport=httpx.MockTransport(server), start=False)
+    g.add_listener(installed)
+    g._thread.start()
+    try:
+        assert both.wait(10)
+    finally:
+        g.close()
+    assert seen[:2] == [1, 2]
+
+
+def test_a_stream_that_is_not_server_sent_events_is_a_lost_stream() -> None:
+    def server(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"revision": 1})
+
+    g = guard("closed", transport=httpx.MockTransport(server), max_backoff=0.05, start=False)
+    g._thread.start()
+    try:
+        for _ in range(200):  # until the first answer was read (10 s at most)
+            if "text/event-stream" in g.check_tool("x").reason:
+                break
+            time.sleep(0.05)
+    finally:
+        g.close()
+    assert not g.wait_ready(0)
+    assert "got 'application/json'); failing closed" in g.check_tool("x").reason
 
 
 def _completion(request: httpx.Request) -> httpx.Response:
@@ -278,10 +328,11 @@ import sys
 class Refuse:
     def find_spec(self, name, path=None, target=None):
         if name.split('.')[0] in {'fastapi', 'sqlalchemy', 'pydantic', 'starlette', 'alembic',
-                                  'uvicorn', 'typer', 'psycopg', 'yaml', 'orjson'}:
+                                  'uvicorn', 'typer', 'psycopg', 'yaml', 'orjson',
+                                  'blastwall', 'numpy'}:
             raise ImportError('blocked: ' + name)
 sys.meta_path.insert(0, Refuse())
-from blastwall.guard import Guard
+from blastwall_guard import Guard
 g = Guard('s', 'http://127.0.0.1:9', 't', start=False)
 print(g.check_tool('x').outcome)
 """
@@ -290,7 +341,7 @@ print(g.check_tool('x').outcome)
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(GUARD_SRC), "PATH": "/usr/bin:/bin"},
         check=False,
     )
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from blastwall.guard.client import Guard
+    from blastwall_guard.client import Guard
 
 
 def _text(content: Any) -> str:

@@ -1,6 +1,6 @@
 """The guard: a local copy of one AI system's control state, kept current by the server's
 push stream, and the checks an application makes before a model call, a tool call, taking
-an input in and letting an output out."""
+an input in and letting an output out. The stream's events are read by httpx-sse."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import httpx
+from httpx_sse import EventSource
 
-from blastwall.guard.errors import (
+from blastwall_guard.errors import (
     ApprovalRequired,
     Blocked,
     ManualFallback,
@@ -30,9 +31,10 @@ from blastwall.guard.errors import (
     ToolDenied,
     Unavailable,
 )
-from blastwall.guard.names import tool_key
-from blastwall.guard.state import View, cite, compile_state, unreachable
+from blastwall_guard.names import tool_key
+from blastwall_guard.state import View, cite, compile_state, unreachable
 
+#: The guard's logger keeps its documented name, `blastwall.guard`, under any import name.
 log = logging.getLogger("blastwall.guard")
 
 #: Sent to the server on the control stream, which keeps the guards of each system in view
@@ -75,25 +77,6 @@ class CallPlan:
     prompt_hash: str | None = None
     model_id: str | None = None
     prompt_hashes: dict[str | None, str] = dataclasses.field(default_factory=dict)
-
-
-def _events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
-    """(event, data) of each server-sent event in `lines`."""
-    event, data = "message", list[str]()
-    for line in lines:
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        else:
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "event":
-                event = value
-            elif name == "data":
-                data.append(value)
 
 
 class Guard:
@@ -266,9 +249,9 @@ class Guard:
                         body = response.read().decode(errors="replace")[:300]
                         raise ConnectionError(f"HTTP {response.status_code}: {body}")
                     self._response = response
-                    for event, data in _events(response.iter_lines()):
-                        if event == "state":
-                            self._install(json.loads(data))
+                    for event in EventSource(response).iter_sse():
+                        if event.event == "state":
+                            self._install(json.loads(event.data))
                             backoff = 0.1
                     why = "the stream ended"
             except (httpx.HTTPError, ConnectionError, ValueError, KeyError) as exc:
@@ -580,6 +563,6 @@ class Guard:
 
     def wrap_openai(self, client: Any) -> Any:
         """An `openai` client whose chat completions go through this guard."""
-        from blastwall.guard.openai import GuardedOpenAI
+        from blastwall_guard.openai import GuardedOpenAI
 
         return GuardedOpenAI(client, self)
