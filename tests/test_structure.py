@@ -25,7 +25,6 @@ MAX_FUNCTION_LINES = 80
 # Not split yet: this list only shrinks. A module or function that is split comes off it
 # (the test fails while it is still listed), and nothing new goes on.
 LONG_MODULES = {
-    "api.py",
     "containment/affected.py",
     "containment/flows.py",
     "correlation/flows.py",

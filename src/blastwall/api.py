@@ -1,7 +1,6 @@
-"""The HTTP application: routers under /api/v1, errors as RFC 9457 problem+json, the audit log.
-
-Errors are mapped to HTTP here and nowhere else.
-"""
+"""The HTTP application: routers under /api/v1, the gate every request passes (authentication
+first, body limits, the write slot, the audit log), errors as RFC 9457 problem+json
+(`blastwall.problems`)."""
 
 from __future__ import annotations
 
@@ -12,21 +11,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import (
     get_redoc_html,
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from blastwall import __version__, wiring
+from blastwall import __version__, problems, wiring
 from blastwall.audit import service as audit_service
 from blastwall.audit.api import router as audit_router
 from blastwall.auth import service as auth_service
@@ -44,7 +40,7 @@ from blastwall.dependencies import audit_entry
 from blastwall.detection.api import router as detection_router
 from blastwall.detection.engine import DetectionEngine
 from blastwall.detection.workers import DetectionWorkers
-from blastwall.errors import AuthenticationRequired, BlastwallError, Unavailable, field_path
+from blastwall.errors import AuthenticationRequired, BlastwallError, Unavailable
 from blastwall.evidence.api import hunts_router
 from blastwall.evidence.api import router as evidence_router
 from blastwall.gate import (
@@ -72,95 +68,11 @@ from blastwall.triage.api import router as triage_router
 
 log = logging.getLogger("blastwall.api")
 
-PROBLEM = "application/problem+json"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 WORKER_SHUTDOWN_SECONDS = 30
 """How long a stopping server waits for the detection workers to finish their batches."""
 DOCS_ASSETS = "/docs/static"
 """Where the docs pages' scripts and styles are served from (src/blastwall/static)."""
-
-
-def problem(request: Request, status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        **extra,
-    }
-    return JSONResponse(
-        body,
-        status_code=status,
-        media_type=PROBLEM,
-        headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
-    )
-
-
-async def _blastwall_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BlastwallError)
-    answer = problem(request, exc.status_code, exc.title, exc.detail, **exc.extra())
-    if exc.status_code in (429, 503):
-        answer.headers["Retry-After"] = "1"
-    return answer
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": field_path(e["loc"]), "message": e["msg"], "type": e["type"]}
-        for e in exc.errors()
-    ]
-    fields = ", ".join(e["field"] for e in errors[:5])
-    return problem(
-        request,
-        422,
-        "Invalid input",
-        f"The request has {len(errors)} problem(s) ({fields}); fix them and retry.",
-        errors=errors,
-    )
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    hints = {
-        # FastAPI's answer to a body its JSON parser gives up on (a RecursionError included)
-        400: "The body could not be read as JSON (malformed, or nested too deeply); send a "
-        "JSON document as /openapi.json describes.",
-        404: "Check the URL; the API lives under /api/v1 and is described at /openapi.json.",
-        405: "This route does not take that method; see /openapi.json.",
-    }
-    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return problem(request, exc.status_code, detail, hints.get(exc.status_code, detail))
-
-
-async def _database_refused(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DBAPIError)
-    if isinstance(exc, IntegrityError):
-        return problem(
-            request,
-            409,
-            "Conflict",
-            "The change conflicts with stored data (a duplicate or a missing "
-            "reference); reload the object and retry. Nothing was changed.",
-        )
-    return problem(
-        request,
-        422,
-        "Invalid input",
-        "The database cannot store a value in this request (for example a NUL "
-        "character or a number out of range); remove it and retry.",
-    )
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem(
-        request,
-        500,
-        "Internal error",
-        "Blastwall failed on this request; the server log has the details. Nothing was changed.",
-    )
 
 
 class _Gate:
@@ -301,7 +213,7 @@ class _Gate:
     ) -> None:
         """Answer `exc` before the route runs, and close the connection: the body may be
         partly unread, and is not read further."""
-        response = await _blastwall_error(request, exc)
+        response = await problems.blastwall_error(request, exc)
         response.headers["Connection"] = "close"
         if audited and getattr(request.state, "principal", None) is not None:
             lock = self.blastwall.state.write_lock if self.serialise else None
@@ -426,12 +338,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     load_containment_policy(settings.containment_policy)  # nor on a containment policy
     playbook_library(settings.playbook_dir)  # nor on a bad playbook folder
 
-    app.add_exception_handler(BlastwallError, _blastwall_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(IntegrityError, _database_refused)
-    app.add_exception_handler(DataError, _database_refused)
-    app.add_exception_handler(Exception, _unexpected)
+    problems.answer_errors(app)
 
     api = APIRouter(prefix="/api/v1")
 
