@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ def get_db(request: Request) -> Database:
     return db
 
 
-def get_session(request: Request) -> Iterator[Session]:
+def get_session(request: Request, response: Response) -> Iterator[Session]:
     """The request's unit of work. A mutating request's changes are committed when its
     route returns, before the response is sent, together with its audit record (one
     transaction: both or neither); when the route raises, nothing is committed, and the
@@ -38,13 +38,15 @@ def get_session(request: Request) -> Iterator[Session]:
             return
         principal = getattr(request.state, "principal", None)
         if isinstance(principal, Principal):
-            audit_service.record(session, **audit_entry(request, principal, succeeded(request)))
+            status = response.status_code or succeeded(request)
+            audit_service.record(session, **audit_entry(request, principal, status))
             request.state.audited = True
         session.commit()
 
 
 def succeeded(request: Request) -> int:
-    """The status a route answers when it returns normally: its declared one."""
+    """The status a route answers when it returns normally and sets none of its own: its
+    declared one."""
     route = request.scope.get("route")
     status = getattr(route, "status_code", None)
     return status if isinstance(status, int) else 200
