@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from blastwall.db import Database
 from blastwall.evidence.bundle import _info, _Stream, verify_bundle
-from tests.security.evidence_state import add_file, export, open_incident
-from tests.test_evidence_helpers import evidence_dir
-from tests.test_evidence_integrity import _members, _rezip
+from tests.evidence.test_evidence_integrity import _members, _rezip
+from tests.support.evidence import evidence_dir
+from tests.support.evidence_state import add_file, export, open_incident
 
 __all__ = ["evidence_dir"]  # a fixture
 

@@ -48,7 +48,8 @@ from blastwall.evidence.witness import Witness
 from blastwall.migrate import alembic_config, upgrade
 from blastwall.settings import Settings, get_settings
 from tests.conftest import PG_SCHEMA, POSTGRES_URL, Clients
-from tests.security.evidence_state import (
+from tests.support.evidence import evidence_dir, witness
+from tests.support.evidence_state import (
     ALICE,
     State,
     add_file,
@@ -58,7 +59,6 @@ from tests.security.evidence_state import (
     open_incident,
     rewrite,
 )
-from tests.test_evidence_helpers import evidence_dir, witness
 
 __all__ = ["evidence_dir"]  # a fixture
 

@@ -1,0 +1,123 @@
+"""A real instrumentation: opentelemetry-instrumentation-openai-v2 around the openai client,
+talking to a small OpenAI-compatible server, exporting over OTLP/HTTP to Blastwall."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from blastwall.api import create_app
+from blastwall.db import Database
+from blastwall.settings import Settings
+from tests.conftest import Clients
+from tests.support.live import serve
+
+H = dict[str, str]
+
+
+def fake_openai() -> FastAPI:
+    """Answers chat completions with a tool call, the way the OpenAI API does."""
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    def complete(body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": "gpt-4o-2024-08-06",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "call_9",
+                                "type": "function",
+                                "function": {
+                                    "name": "issue-refund",
+                                    "arguments": '{"order": "1182", "amount": 950}',
+                                },
+                            }
+                        ],
+                    },
+                }
+            ],
+            "usage": {"prompt_tokens": 57, "completion_tokens": 21, "total_tokens": 78},
+        }
+
+    return app
+
+
+@pytest.fixture
+def blastwall_url(db: Database) -> Iterator[str]:
+    with serve(create_app(db, Settings())) as url:
+        yield url
+
+
+def test_openai_v2_spans_become_complete_interactions(
+    blastwall_url: str,
+    clients: Clients,
+    admin: H,
+    inventory: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import openai
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
+    provider = TracerProvider(resource=Resource.create({"service.name": "refund-agent"}))
+    exporter = OTLPSpanExporter(endpoint=f"{blastwall_url}/v1/traces", headers=admin, timeout=60)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        with (
+            serve(fake_openai()) as openai_url,
+            openai.OpenAI(base_url=f"{openai_url}/v1", api_key="test-key", max_retries=0) as client,
+        ):
+            client.chat.completions.create(
+                model="gpt-4o",
+                messages=[
+                    {"role": "system", "content": "You issue refunds within policy."},
+                    {"role": "user", "content": "Refund order 1182 in full please"},
+                ],
+                tools=[
+                    {
+                        "type": "function",
+                        "function": {"name": "issue-refund", "parameters": {"type": "object"}},
+                    }
+                ],
+            )
+        provider.force_flush()
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    items = clients.client.get("/api/v1/interactions?system=refund-agent", headers=admin).json()[
+        "items"
+    ]
+    assert len(items) == 1, items
+    chat = items[0]
+    assert chat["operation"] == "chat"
+    assert chat["provider"] == "openai"
+    assert chat["request_model"] == "gpt-4o"
+    assert chat["response_model"] == "gpt-4o-2024-08-06"
+    assert (chat["input_tokens"], chat["output_tokens"]) == (57, 21)
+    assert chat["finish_reasons"] == ["tool_calls"]
+    texts = [p.get("content") for m in chat["input_messages"] for p in m["parts"]]
+    assert "Refund order 1182 in full please" in texts
+    call = next(p for m in chat["output_messages"] for p in m["parts"] if p["type"] == "tool_call")
+    assert call["name"] == "issue-refund" and call["id"] == "call_9"
+    assert chat["system_instructions"] or any(m["role"] == "system" for m in chat["input_messages"])
