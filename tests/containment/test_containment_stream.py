@@ -4,7 +4,9 @@ keep-alives, changes made by other processes found by `tick`, and expiry."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import orjson
 from sqlalchemy import update
@@ -46,7 +48,7 @@ def _apply(db: Database, control: Control, **extra: object) -> ContainmentAction
         action, _ = flows.request_action(
             session,
             incident_id=incident.id,
-            data=ActionIn(control=control, reason="r", **extra),  # type: ignore[arg-type]
+            data=ActionIn(control=control, reason="r", **extra),
             actor=ADMIN,
             policy=load_policy(),
             snapshot_interactions=5,
@@ -59,7 +61,8 @@ def test_stream_state_changes_keepalive_and_expiry(db: Database, inventory: list
 
     async def scenario() -> None:
         hub = ControlHub(db, heartbeat=0.05, poll_interval=1, snapshot_interactions=5)
-        stream = hub.stream("refund-agent")
+        # An async generator, which the test closes.
+        stream = cast(AsyncGenerator[bytes, None], hub.stream("refund-agent"))
         first = await anext(stream)
         assert first.startswith(b"retry: 1000\n")
         assert _state(first)["revision"] == 0 and hub.subscribers == 1

@@ -43,7 +43,7 @@ def _incident(client: TestClient, headers: H, system: str = "refund-agent") -> i
     return int(answer.json()["id"])
 
 
-def _act(client: TestClient, incident: int, headers: H, **body: Any) -> httpx.Response:
+def _act(client: TestClient, incident: int, headers: H, **body: Any) -> Any:
     body.setdefault("reason", "refunds outside policy")
     return client.post(f"/api/v1/incidents/{incident}/actions", json=body, headers=headers)
 

@@ -20,7 +20,7 @@ def _detector(**settings: Any) -> RunawayDetector:
 
 def _call(
     time: float | None,
-    name: str = "search",
+    name: str | None = "search",
     arguments: Any = None,
     *,
     conversation: str | None = "c1",
@@ -72,7 +72,9 @@ def test_forty_tool_calls_in_a_minute_fire_once_at_the_thirty_first() -> None:
     assert finding.attributes["tool"] == "search"
     assert finding.rests_on is not None
     assert len(finding.rests_on) == 31
-    assert all(i.time is not None and i.time > items[30].time - 60 for i in finding.rests_on)
+    start = items[30].time
+    assert start is not None
+    assert all(i.time is not None and i.time > start - 60 for i in finding.rests_on)
 
 
 def test_steady_pace_under_the_limit_never_fires() -> None:
@@ -313,4 +315,4 @@ def test_config_is_checked() -> None:
     with pytest.raises(ValidationError):
         RunawayDetector.Config(loop_repeats=1)
     with pytest.raises(ValidationError):
-        RunawayDetector.Config(unknown=1)
+        RunawayDetector.Config(unknown=1)  # type: ignore[call-arg]  # the unknown field is the point

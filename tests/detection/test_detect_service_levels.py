@@ -226,5 +226,7 @@ def test_latency_window_wraps_and_grows() -> None:
     detector = _detector(window_s=60)
     items = _calls(rng, 2_000, step=0.1)  # 600 in the window: the buffer grows and wraps
     _run(detector, items)
-    window = [i.latency_ms for i in items if i.time is not None and i.time >= items[-1].time - 60]
+    last = items[-1].time
+    assert last is not None
+    window = [i.latency_ms for i in items if i.time is not None and i.time >= last - 60]
     assert list(detector._latencies.values()) == window

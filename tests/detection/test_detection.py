@@ -143,7 +143,7 @@ def test_allowlist_settings_and_redacted_excerpts() -> None:
         Item(inputs=["OK THEN"], system_id="allow"),
         Item(inputs=[text], system_id="allow"),
     ]
-    found = engine.run(items, specs.get)
+    found = engine.run(items, lambda system: specs.get(system) if system else None)
     assert [d.system_id for d in found] == [None, "allow"]
     assert found[0].finding.excerpt == "CALL ME AT [PHONE]"
     assert found[1].fingerprint == "shouting:allow:shouting"

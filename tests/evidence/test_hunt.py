@@ -94,7 +94,7 @@ def _corpus(session: Session, canary: str | None = None) -> dict[str, int]:
 
 def _run(db: Database, **query: object) -> Hunt:
     with db.session() as session:
-        row = hunt.create_hunt(session, data=HuntIn(**query), actor=ALICE)  # type: ignore[arg-type]
+        row = hunt.create_hunt(session, data=HuntIn(**query), actor=ALICE)
     return hunt.run_hunt(db, hunt_id=row.id, batch=64)
 
 

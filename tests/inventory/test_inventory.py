@@ -15,10 +15,11 @@ from blastwall.errors import InvalidInput
 from blastwall.inventory import service
 from blastwall.inventory.loader import load_path
 from blastwall.inventory.models import Change, System
+from blastwall.inventory.schemas import ApplyResult
 from tests.conftest import EXAMPLES, Clients
 
 
-def _apply(session: Session, path: Path) -> service.ApplyResult:
+def _apply(session: Session, path: Path) -> ApplyResult:
     return service.apply_specs(
         session, specs=[i.spec for i in load_path(path)], actor="tester", source=str(path)
     )

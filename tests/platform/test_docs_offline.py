@@ -69,11 +69,12 @@ def test_each_vendored_asset_has_its_licence_and_source_beside_it() -> None:
     assert "Apache License" in (STATIC / "swagger-ui" / "LICENSE").read_text()
     assert "MIT License" in (STATIC / "redoc" / "LICENSE").read_text()
     readme = (STATIC / "README.md").read_text()
-    digests = dict(
-        reversed(line.split("  ", 1))
-        for line in readme.splitlines()
-        if re.match(r"[0-9a-f]{64}  ", line)
-    )
+    digests = {
+        name: digest
+        for digest, name in (
+            line.split("  ", 1) for line in readme.splitlines() if re.match(r"[0-9a-f]{64}  ", line)
+        )
+    }
     shipped = {
         str(path.relative_to(STATIC)): path
         for path in STATIC.rglob("*")

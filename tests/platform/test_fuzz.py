@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 
 from blastwall.api import create_app
 from blastwall.auth import service as auth_service
@@ -58,6 +61,7 @@ def test_no_server_errors(fuzz_app: FastAPI) -> None:
     headers = {"Authorization": f"Bearer {TOKEN['value']}"}
     operations = 0
     for result in api_schema.get_all_operations():
+        assert isinstance(result, Ok), result
         operation = result.ok()
         operations += 1
 
@@ -65,9 +69,10 @@ def test_no_server_errors(fuzz_app: FastAPI) -> None:
         @settings(
             max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
         )
-        def call(case: schemathesis.Case) -> None:
+        def call(case: schemathesis.Case[Any]) -> None:
             stream = case.operation.path.endswith("/stream")
-            response = case.call(headers=headers, **({} if stream else {"timeout": READ_TIMEOUT}))
+            timeout: dict[str, Any] = {} if stream else {"timeout": READ_TIMEOUT}
+            response = case.call(headers=headers, **timeout)
             case.validate_response(response, checks=[not_a_server_error])
 
         call()

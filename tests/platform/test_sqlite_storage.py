@@ -79,12 +79,11 @@ def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> None:
     assert not thread.is_alive()
 
 
-_DATES = {"min_value": datetime(2, 1, 1), "max_value": datetime(9998, 12, 31)}
+_DATES = (datetime(2, 1, 1), datetime(9998, 12, 31))
 
 
 @given(
-    st.datetimes(timezones=st.just(UTC), **_DATES)
-    | st.datetimes(timezones=st.timezones(), **_DATES)
+    st.datetimes(*_DATES, timezones=st.just(UTC)) | st.datetimes(*_DATES, timezones=st.timezones())
 )
 def test_sqlite_time_is_the_text_sqlalchemy_reads_back(value: datetime) -> None:
     """The bulk writer's timestamp text, with its cache of whole seconds, is SQLAlchemy's

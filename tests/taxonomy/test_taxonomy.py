@@ -163,7 +163,11 @@ def test_taxonomy_api(clients: Clients, app_client: TestClient) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        params = {"framework": "atlas", "limit": 50, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {
+            "framework": "atlas",
+            "limit": 50,
+            **({"cursor": cursor} if cursor else {}),
+        }
         page = app_client.get("/api/v1/taxonomy", params=params, headers=viewer).json()
         seen += [e["id"] for e in page["items"]]
         cursor = page["next"]

@@ -263,7 +263,7 @@ def inventory_dir(cli: CliRunner) -> None:
 
 
 def test_seen_in_is_per_system() -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         {"system_id": "a", "operation": "chat", "input_messages": None, "output_messages": None,
          "system_instructions": None},
         {"system_id": "b", "operation": "chat", "input_messages": [1], "output_messages": None,

@@ -138,7 +138,7 @@ def _expected() -> DecodedSpan:
 
 def _to_json(request: ExportTraceServiceRequest, **options: Any) -> dict[str, Any]:
     """OTLP/JSON: the proto3 JSON mapping, except that trace and span ids are hex."""
-    document = MessageToDict(request, **options)
+    document: dict[str, Any] = MessageToDict(request, **options)
 
     def fix(node: Any) -> None:
         if isinstance(node, dict):
@@ -528,7 +528,20 @@ def test_fuzz_mutated_json_document(seed: int, count: int) -> None:
     """Replace random nodes of a valid OTLP/JSON document by random values."""
     rng = random.Random(seed)
     document = _to_json(VALID)
-    replacements = [None, 1, -1, "x", "", [], {}, True, 2**64, "NaN", [{}], {"values": 3}]
+    replacements: list[Any] = [
+        None,
+        1,
+        -1,
+        "x",
+        "",
+        [],
+        {},
+        True,
+        2**64,
+        "NaN",
+        [{}],
+        {"values": 3},
+    ]
     for _ in range(count):
         node: Any = document
         for _ in range(rng.randint(1, 12)):

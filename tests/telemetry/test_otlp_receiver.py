@@ -95,7 +95,7 @@ def make_spans(service_name: str, *, system_id: str | None = None) -> list[Reada
 
 def to_otlp_json(spans: list[ReadableSpan]) -> dict[str, Any]:
     """OTLP/JSON as the specification maps it: hex trace and span ids, not base64."""
-    document = MessageToDict(encode_spans(spans))
+    document: dict[str, Any] = MessageToDict(encode_spans(spans))
 
     def hexify(node: Any) -> None:
         if isinstance(node, dict):
