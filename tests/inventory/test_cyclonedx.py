@@ -378,7 +378,10 @@ def test_not_json_reports_the_line() -> None:
 def test_component_without_name_is_rejected() -> None:
     bom = json.loads(json.dumps(FOREIGN))
     del bom["metadata"]["component"]["name"]
-    _problems(json.dumps(bom))
+    error = _problems(json.dumps(bom))
+    assert [(p.location, p.message) for p in error.problems] == [
+        ("$.metadata.component", "'name' is a required property")
+    ]
 
 
 def test_bad_blastwall_values_are_reported_per_field() -> None:

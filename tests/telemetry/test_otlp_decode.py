@@ -168,7 +168,8 @@ def _to_json(request: ExportTraceServiceRequest, **options: Any) -> dict[str, An
 def test_protobuf_decodes_every_field() -> None:
     decoded = decode_protobuf(_request().SerializeToString())
     assert decoded == Decoded(spans=[_expected()], rejected=0, errors=[])
-    assert decoded.spans[0].resource is decoded.spans[0].resource  # shared per resource
+    two = decode_protobuf(_request([{}, {"span_id": b"\x03" * 8}]).SerializeToString())
+    assert two.spans[0].resource is two.spans[1].resource  # shared per resource
 
 
 def test_protobuf_empty_body_is_an_empty_export() -> None:

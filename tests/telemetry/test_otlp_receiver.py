@@ -141,7 +141,9 @@ def test_sdk_exporter_protobuf(
     assert chat["output_messages"][0]["parts"][0]["name"] == "lookup-order"
     assert (chat["input_tokens"], chat["output_tokens"]) == (31, 12)
     assert chat["system_instructions_hash"].startswith("sha256:")
-    assert chat["latency_ms"] >= 0
+    (sent,) = [s for s in spans if s.name == "chat gpt-4o"]
+    assert sent.start_time is not None and sent.end_time is not None
+    assert chat["latency_ms"] == pytest.approx((sent.end_time - sent.start_time) / 1e6)
     tool = by_op["execute_tool"]
     assert tool["tool_name"] == "lookup-order" and tool["tool_call_id"] == "call_1"
     trace_id = chat["trace_id"]
