@@ -12,12 +12,7 @@ from typer.testing import CliRunner
 
 from blastwall.cli import app, main
 from tests.conftest import EXAMPLES
-
-
-def run(cli: CliRunner, *args: str, code: int = 0) -> str:
-    result = cli.invoke(app, list(args))
-    assert result.exit_code == code, (args, result.output, result.exception)
-    return result.output
+from tests.support.cli import run
 
 
 def test_commands_refuse_an_uninitialised_database(cli: CliRunner) -> None:

@@ -428,8 +428,8 @@ def test_cli_parameters_are_typed_by_the_control() -> None:
 
 def test_cli_contain_pins_a_numeric_version(cli: Any, tmp_path: Any) -> None:
     from blastwall.cli import app
-    from tests.cli.test_cli import run
     from tests.conftest import EXAMPLES
+    from tests.support.cli import run
 
     run(cli, "init")
     run(cli, "inventory", "apply", str(EXAMPLES))

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.containment.test_refund_agent_e2e import EXAMPLE, Agent
 from tests.support.containment_live import Installation, wait_for
+from tests.support.refund_agent import EXAMPLE, Agent
 
 pytestmark = pytest.mark.slow
 

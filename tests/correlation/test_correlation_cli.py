@@ -16,15 +16,10 @@ from blastwall.settings import get_settings
 from blastwall.signals import service as signals
 from blastwall.signals.schemas import SignalCreate
 from tests.conftest import EXAMPLES, Clients
+from tests.support.cli import run
 from tests.support.otlp_json import chat, document, span, tool
 
 H = dict[str, str]
-
-
-def run(cli: CliRunner, *args: str, code: int = 0) -> str:
-    result = cli.invoke(app, list(args))
-    assert result.exit_code == code, (args, result.output, result.exception)
-    return result.output
 
 
 def test_findings_and_unregistered_services_reach_candidates_on_ingest(

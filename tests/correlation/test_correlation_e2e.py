@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.signals.test_alertmanager_e2e import (  # noqa: F401 (fixtures)
+from tests.support.alertmanager import (  # noqa: F401 (fixtures)
     WAIT,
     Alertmanager,
     Blastwall,
-    _rfc3339,
-    _wait_for,
     alertmanager,
     blastwall,
+    rfc3339,
+    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ def test_an_outage_on_two_systems_is_one_incident(
                 "vendor": "openai",
             },
             "annotations": {"summary": f"openai errors above 20% for {system}"},
-            "startsAt": _rfc3339(now),
+            "startsAt": rfc3339(now),
         }
         for system in ("support-chatbot", "refund-agent")
     ]
@@ -51,7 +51,7 @@ def test_an_outage_on_two_systems_is_one_incident(
         assert answer.status_code == 200, answer.text
         return answer.json()
 
-    firing = _wait_for(
+    firing = wait_for(
         "both alerts in Blastwall",
         lambda: len(s := get("/api/v1/signals", source="alertmanager")["items"]) == 2 and s,
         log=alertmanager.log,
@@ -66,10 +66,10 @@ def test_an_outage_on_two_systems_is_one_incident(
     assert sorted(incident["systems"]) == ["refund-agent", "support-chatbot"]
 
     for alert in alerts:  # resolved now, rather than by an end a few seconds on
-        alert["endsAt"] = _rfc3339(datetime.now(UTC))
+        alert["endsAt"] = rfc3339(datetime.now(UTC))
     posted = httpx.post(f"{alertmanager.url}/api/v2/alerts", json=alerts, timeout=WAIT)
     assert posted.status_code == 200, posted.text
-    _wait_for(
+    wait_for(
         "the resolutions in Blastwall",
         lambda: all(
             s["status"] == "resolved"

@@ -1,6 +1,6 @@
 """`blastwall workers`: the running server's detection workers, one by one, through
 `GET /api/v1/detection/workers` (admin). The workers open the database by its URL, so these
-tests use the committed database of tests/detection/test_detection_workers.py."""
+tests use the committed database of tests/support/workers.py."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from blastwall.detection import workers as workers_module
 from blastwall.detection.workers import DetectionWorkers
 from blastwall.errors import AuthenticationRequired, PermissionDenied, Unavailable
 from blastwall.settings import Settings
-from tests.detection.test_detection_workers import INJECTION, database, until
 from tests.support.live import serve
 from tests.support.otlp_json import document, span
+from tests.support.workers import INJECTION, database, until
 
 __all__ = ["database"]  # the fixture, shared
 

@@ -21,7 +21,7 @@ from blastwall.db import Database
 from blastwall.evidence import flows
 from blastwall.evidence.bundle import verify_bundle
 from tests.conftest import Clients
-from tests.evidence.test_evidence_integrity import _members, _rezip
+from tests.support.bundles import read_members, rezip
 from tests.support.evidence import evidence_dir, witness
 
 __all__ = ["evidence_dir"]  # a fixture
@@ -86,7 +86,7 @@ def test_the_bundle_holds_the_timeline_and_snapshots_and_verification_covers_the
     incident = _contained_incident(clients, admin)
     timeline = client.get(f"{API}/incidents/{incident}/timeline?limit=500", headers=admin).json()
     path = _export(clients, admin, incident, tmp_path)
-    members = dict(_members(path.read_bytes()))
+    members = dict(read_members(path.read_bytes()))
     manifest = json.loads(members["manifest.json"])
 
     # Every entry, with its author and time, as the API shows it.
@@ -132,9 +132,9 @@ def test_the_bundle_holds_the_timeline_and_snapshots_and_verification_covers_the
     assert (verdict.timeline_entries, verdict.snapshots) == (len(bundled), 2)
 
     def tampered(name: str, change: Any) -> list[str]:
-        altered = [(n, change(d) if n == name else d) for n, d in _members(path.read_bytes())]
+        altered = [(n, change(d) if n == name else d) for n, d in read_members(path.read_bytes())]
         out = tmp_path / f"tampered-{len(name)}.zip"
-        out.write_bytes(_rezip(altered))
+        out.write_bytes(rezip(altered))
         return verify_bundle(out).problems
 
     # An author changed on the timeline.
@@ -148,8 +148,8 @@ def test_the_bundle_holds_the_timeline_and_snapshots_and_verification_covers_the
         for p in problems
     ), problems
     # A snapshot taken out of the bundle.
-    without = [(n, d) for n, d in _members(path.read_bytes()) if n != first]
-    (tmp_path / "without.zip").write_bytes(_rezip(without))
+    without = [(n, d) for n, d in read_members(path.read_bytes()) if n != first]
+    (tmp_path / "without.zip").write_bytes(rezip(without))
     problems = verify_bundle(tmp_path / "without.zip").problems
     assert any(p.startswith(f"{first} (containment snapshot") and "missing" in p for p in problems)
     # The command line names it too and exits 1.

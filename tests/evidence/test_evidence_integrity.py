@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 from blastwall.auth.roles import Principal, Role
 from blastwall.db import Database
 from blastwall.evidence import flows, service, verify
-from blastwall.evidence.bundle import _add, verify_bundle
+from blastwall.evidence.bundle import verify_bundle
 from blastwall.evidence.models import LedgerRecord
 from blastwall.incidents import service as incidents
 from blastwall.incidents.schemas import IncidentCreate
 from blastwall.telemetry.models import Interaction
+from tests.support.bundles import read_members, rezip
 from tests.support.evidence import add, evidence_dir, interaction, signal, witness
 
 __all__ = ["evidence_dir"]
@@ -85,24 +86,8 @@ def _verify(tmp_path: Path, data: bytes) -> list[str]:
     return verify_bundle(path).problems
 
 
-def _members(data: bytes) -> list[tuple[str, bytes]]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return [(i.filename, archive.read(i)) for i in archive.infolist()]
-
-
-def _rezip(members: list[tuple[str, bytes]]) -> bytes:
-    """The members written back in the canonical layout: a well-formed zip."""
-    from blastwall.evidence.bundle import _Stream
-
-    out = io.BytesIO()
-    with zipfile.ZipFile(_Stream(out.write), "w", zipfile.ZIP_STORED) as archive:
-        for name, content in members:
-            _add(archive, name, [content], len(content))
-    return out.getvalue()
-
-
 def test_rezip_is_the_identity(bundle: bytes) -> None:
-    assert _rezip(_members(bundle)) == bundle
+    assert rezip(read_members(bundle)) == bundle
 
 
 @PROPERTY
@@ -137,14 +122,14 @@ def test_the_key_and_the_zip_directory_fail_without_raising(bundle: bytes, tmp_p
 def test_any_changed_byte_of_a_member_fails_naming_it(
     bundle: bytes, tmp_path: Path, data: st.DataObject, flip: int
 ) -> None:
-    members = _members(bundle)
+    members = read_members(bundle)
     index = data.draw(st.integers(0, len(members) - 1))
     name, content = members[index]
     at = data.draw(st.integers(0, len(content) - 1))
     changed = bytearray(content)
     changed[at] ^= flip
     members[index] = (name, bytes(changed))
-    problems = _verify(tmp_path, _rezip(members))
+    problems = _verify(tmp_path, rezip(members))
     assert problems
     if name not in ("manifest.json", "manifest.sig", "pubkey.pem"):
         assert any(name in p for p in problems), problems
@@ -155,10 +140,10 @@ def test_any_changed_byte_of_a_member_fails_naming_it(
 def test_a_missing_member_fails_naming_it(
     bundle: bytes, tmp_path: Path, data: st.DataObject
 ) -> None:
-    members = _members(bundle)
+    members = read_members(bundle)
     index = data.draw(st.integers(0, len(members) - 1))
     name = members.pop(index)[0]
-    problems = _verify(tmp_path, _rezip(members))
+    problems = _verify(tmp_path, rezip(members))
     assert any(name in p for p in problems), problems
 
 
@@ -171,9 +156,9 @@ def test_a_missing_member_fails_naming_it(
 def test_an_added_member_fails_naming_it(
     bundle: bytes, tmp_path: Path, name: str, content: bytes, where: float
 ) -> None:
-    members = _members(bundle)
+    members = read_members(bundle)
     members.insert(int(where * len(members)), (name, content))
-    problems = _verify(tmp_path, _rezip(members))
+    problems = _verify(tmp_path, rezip(members))
     assert any(name in p for p in problems), problems
 
 

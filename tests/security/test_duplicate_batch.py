@@ -35,7 +35,7 @@ from blastwall.telemetry.service import ingest
 from tests.conftest import EXAMPLES, POSTGRES_URL, Clients
 from tests.support.live import serve
 from tests.support.otlp_json import chat, document, span
-from tests.telemetry.test_otlp_receiver import make_spans, to_otlp_json
+from tests.support.sdk_spans import make_spans, to_otlp_json
 
 H = dict[str, str]
 PROTOBUF = "application/x-protobuf"

@@ -23,9 +23,9 @@ from blastwall.telemetry import capture
 from blastwall.telemetry.otlp import decode_json
 from blastwall.telemetry.service import ingest
 from tests.conftest import EXAMPLES, Clients
+from tests.support.fake_openai import fake_openai
 from tests.support.live import serve
 from tests.support.otlp_json import chat, document, span
-from tests.telemetry.test_openai_instrumentation import fake_openai
 
 H = dict[str, str]
 OPENAI_V2 = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=span_only"
