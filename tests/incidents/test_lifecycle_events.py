@@ -28,6 +28,7 @@ from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.schemas import StatusChange
 from blastwall.signals.models import Signal
 from tests.conftest import EXAMPLES, Clients
+from tests.support.incidents import open_refund_incident
 
 H = dict[str, str]
 API = "/api/v1/incidents"
@@ -37,20 +38,6 @@ ADMIN = Principal(name="ops", role=Role.admin)
 def _at(value: str | None) -> datetime:
     assert value is not None
     return datetime.fromisoformat(value)
-
-
-def _open(client: TestClient, headers: H, **fields: Any) -> dict[str, Any]:
-    body = {
-        "title": "Refund agent issues refunds nobody asked for",
-        "archetype": "agentic_misalignment",
-        "severity": "SEV2",
-        "severity_reason": "money leaves",
-        "systems": ["refund-agent"],
-        **fields,
-    }
-    answer = client.post(API, json=body, headers=headers)
-    assert answer.status_code == 201, answer.text
-    return dict(answer.json())
 
 
 def _act(client: TestClient, incident: int, headers: H, **body: Any) -> dict[str, Any]:
@@ -93,7 +80,9 @@ def test_time_to_contain_is_when_the_first_control_was_applied(
     someone types the status."""
     client = clients.client
     detected = datetime.now(UTC) - timedelta(hours=2)
-    incident = _open(client, admin, severity="SEV3", detected_at=detected.isoformat())["id"]
+    incident = open_refund_incident(
+        client, admin, severity="SEV3", detected_at=detected.isoformat()
+    )["id"]
     _status(client, incident, admin, "investigating")
     responder = clients.headers("responder", "rita")
     asked = _act(client, incident, responder, control="suspend")  # needs approval at SEV3
@@ -142,7 +131,7 @@ def test_a_control_moves_triage_to_contained(
     clients: Clients, admin: H, inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = _open(client, admin)["id"]
+    incident = open_refund_incident(client, admin)["id"]
     action = _act(client, incident, admin, control="rate_limit", params={"per_minute": 5})
     shown = _get(client, incident, admin)
     assert shown["status"] == "contained"
@@ -155,7 +144,7 @@ def test_lifting_every_control_means_no_longer_contained(
     clients: Clients, admin: H, inventory: list[str], db: Database
 ) -> None:
     client = clients.client
-    incident = _open(client, admin)["id"]
+    incident = open_refund_incident(client, admin)["id"]
     first = _act(client, incident, admin, control="revoke_tool", params={"tool": "issue-refund"})
     expires = datetime.now(UTC) + timedelta(hours=1)
     second = _act(
@@ -197,7 +186,7 @@ def test_lifting_controls_after_mitigation_keeps_the_milestone(
     clients: Clients, admin: H, inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = _open(client, admin)["id"]
+    incident = open_refund_incident(client, admin)["id"]
     action = _act(client, incident, admin, control="revoke_tool", params={"tool": "issue-refund"})
     _status(client, incident, admin, "recovering")
     _revert(client, incident, action["id"], admin)
@@ -211,7 +200,7 @@ def test_moving_back_clears_what_no_longer_holds(
     clients: Clients, admin: H, inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = _open(client, admin)["id"]
+    incident = open_refund_incident(client, admin)["id"]
     for status in ("investigating", "contained", "recovering"):
         _status(client, incident, admin, status)
     relapse = _status(client, incident, admin, "investigating")
@@ -234,7 +223,7 @@ def test_an_action_ticks_the_checklist_step_of_its_control(
     clients: Clients, admin: H, inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = _open(client, admin)["id"]  # SEV2 on the refund agent
+    incident = open_refund_incident(client, admin)["id"]  # SEV2 on the refund agent
     steps = client.post(f"{API}/{incident}/playbooks", json={}, headers=admin).json()
     revoke = next(s for s in steps if s["control"] == "revoke_tool")
     action = _act(client, incident, admin, control="revoke_tool", params={"tool": "issue-refund"})
@@ -257,7 +246,7 @@ def test_a_step_run_for_approval_is_ticked_when_approved(
     clients: Clients, admin: H, inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = _open(client, admin, severity="SEV3")["id"]
+    incident = open_refund_incident(client, admin, severity="SEV3")["id"]
     attached = client.post(
         f"{API}/{incident}/playbooks", json={"playbook": "model_manipulation"}, headers=admin
     ).json()
@@ -292,7 +281,7 @@ def test_steps_are_named_by_number_per_checklist_or_by_name(
     clients: Clients, admin: H, inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = _open(client, admin, severity="SEV3")["id"]
+    incident = open_refund_incident(client, admin, severity="SEV3")["id"]
     first = client.post(f"{API}/{incident}/playbooks", json={}, headers=admin).json()
     second = client.post(
         f"{API}/{incident}/playbooks", json={"playbook": "model_manipulation"}, headers=admin
@@ -364,7 +353,7 @@ def test_every_change_is_on_the_timeline_with_before_after_and_who(
     clients: Clients, admin: H, inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = _open(client, admin)["id"]
+    incident = open_refund_incident(client, admin)["id"]
     commander = clients.headers("commander", "carol")
     for person in ("bob", "dana"):  # participants are principals: they hold tokens
         clients.headers("responder", person)

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from blastwall.cli import app
@@ -19,23 +17,10 @@ from blastwall.incidents.schemas import Archetype
 from blastwall.playbooks.cacao import to_cacao
 from blastwall.playbooks.library import PlaybookError, library, load_folder, select_steps
 from tests.conftest import EXAMPLES, ROOT, Clients
+from tests.support.incidents import open_refund_incident
 
 H = dict[str, str]
 SHIPPED = library()
-
-
-def _open(client: TestClient, headers: H, **fields: Any) -> dict[str, Any]:
-    body = {
-        "title": "Refund agent issues refunds nobody asked for",
-        "archetype": "agentic_misalignment",
-        "severity": "SEV2",
-        "severity_reason": "money leaves",
-        "systems": ["refund-agent"],
-        **fields,
-    }
-    answer = client.post("/api/v1/incidents", json=body, headers=headers)
-    assert answer.status_code == 201, answer.text
-    return dict(answer.json())
 
 
 def test_the_shipped_playbooks_cover_the_archetypes() -> None:
@@ -167,7 +152,7 @@ def test_cacao_export_is_a_connected_workflow() -> None:
 
 def test_checklist_through_the_api(clients: Clients, admin: H, inventory: list[str]) -> None:
     client = clients.client
-    incident = _open(client, admin)
+    incident = open_refund_incident(client, admin)
     url = f"/api/v1/incidents/{incident['id']}"
     viewer, responder = clients.headers("viewer"), clients.headers("responder", "rita")
     assert client.post(f"{url}/playbooks", json={}, headers=viewer).status_code == 403
@@ -219,7 +204,7 @@ def test_restricted_incidents_keep_their_checklist_hidden(
     clients: Clients, admin: H, inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = _open(client, admin, visibility="restricted")
+    incident = open_refund_incident(client, admin, visibility="restricted")
     url = f"/api/v1/incidents/{incident['id']}"
     assert client.post(f"{url}/playbooks", json={}, headers=admin).status_code == 201
     outsider = clients.headers("responder", "otto")
@@ -288,7 +273,7 @@ def test_a_containment_step_runs_its_action(
     clients: Clients, admin: H, inventory: list[str]
 ) -> None:
     client = clients.client
-    incident = _open(client, admin)  # SEV2 on the refund agent
+    incident = open_refund_incident(client, admin)  # SEV2 on the refund agent
     url = f"/api/v1/incidents/{incident['id']}"
     steps = client.post(f"{url}/playbooks", json={}, headers=admin).json()
     revoke = next(s for s in steps if s["control"] == "revoke_tool")
