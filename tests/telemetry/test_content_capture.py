@@ -23,7 +23,7 @@ from blastwall.telemetry import capture
 from blastwall.telemetry.otlp import decode_json
 from blastwall.telemetry.service import ingest
 from tests.conftest import EXAMPLES, Clients
-from tests.support.fake_openai import fake_openai
+from tests.support.fake_openai import instrumented_openai
 from tests.support.live import serve
 from tests.support.otlp_json import chat, document, span
 
@@ -69,35 +69,15 @@ def blastwall_url(db: Database) -> Iterator[str]:
 def openai_calls(blastwall_url: str, admin: H, calls: int) -> None:
     """`calls` chat completions of refund-agent through the openai client, instrumented by
     openai-v2 with the environment as it is; each span is exported in a request of its own."""
-    import openai
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    provider = TracerProvider(resource=Resource.create({"service.name": "refund-agent"}))
-    exporter = OTLPSpanExporter(endpoint=f"{blastwall_url}/v1/traces", headers=admin, timeout=10)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        with (
-            serve(fake_openai()) as openai_url,
-            openai.OpenAI(base_url=f"{openai_url}/v1", api_key="test-key", max_retries=0) as client,
-        ):
-            for _ in range(calls):
-                client.chat.completions.create(
-                    model="gpt-4o",
-                    messages=[
-                        {"role": "system", "content": "You issue refunds within policy."},
-                        {"role": "user", "content": "Refund order 1182 in full please"},
-                    ],
-                )
-        provider.force_flush()
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
+    with instrumented_openai(blastwall_url, admin) as client:
+        for _ in range(calls):
+            client.chat.completions.create(
+                model="gpt-4o",
+                messages=[
+                    {"role": "system", "content": "You issue refunds within policy."},
+                    {"role": "user", "content": "Refund order 1182 in full please"},
+                ],
+            )
 
 
 def test_openai_v2_without_content_capture_is_off_with_one_warning(

@@ -11,7 +11,7 @@ from blastwall.api import create_app
 from blastwall.db import Database
 from blastwall.settings import Settings
 from tests.conftest import Clients
-from tests.support.fake_openai import fake_openai
+from tests.support.fake_openai import instrumented_openai
 from tests.support.live import serve
 
 H = dict[str, str]
@@ -30,42 +30,22 @@ def test_openai_v2_spans_become_complete_interactions(
     inventory: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import openai
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
-    provider = TracerProvider(resource=Resource.create({"service.name": "refund-agent"}))
-    exporter = OTLPSpanExporter(endpoint=f"{blastwall_url}/v1/traces", headers=admin, timeout=60)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        with (
-            serve(fake_openai()) as openai_url,
-            openai.OpenAI(base_url=f"{openai_url}/v1", api_key="test-key", max_retries=0) as client,
-        ):
-            client.chat.completions.create(
-                model="gpt-4o",
-                messages=[
-                    {"role": "system", "content": "You issue refunds within policy."},
-                    {"role": "user", "content": "Refund order 1182 in full please"},
-                ],
-                tools=[
-                    {
-                        "type": "function",
-                        "function": {"name": "issue-refund", "parameters": {"type": "object"}},
-                    }
-                ],
-            )
-        provider.force_flush()
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
+    with instrumented_openai(blastwall_url, admin) as client:
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[
+                {"role": "system", "content": "You issue refunds within policy."},
+                {"role": "user", "content": "Refund order 1182 in full please"},
+            ],
+            tools=[
+                {
+                    "type": "function",
+                    "function": {"name": "issue-refund", "parameters": {"type": "object"}},
+                }
+            ],
+        )
     items = clients.client.get("/api/v1/interactions?system=refund-agent", headers=admin).json()[
         "items"
     ]
