@@ -2,10 +2,11 @@
 """Hostile text: how long the sensitive-data detector and the redactor take on texts built
 to make a scanner slow, and how that time grows with the text.
 
-The texts are the tests' (`HOSTILE` in tests/test_detect_leakage.py and tests/test_redact.py),
-each at `--size` characters (default 200,000) and at half that. The tests check, by counting
-calls rather than by a clock, that twice the text costs at most twice the work; work inside
-one C call (a regular expression that backtracks) is not counted there, and shows here.
+The texts are the tests' (`HOSTILE` in tests/detection/test_detect_leakage.py and
+tests/telemetry/test_redact.py), each at `--size` characters (default 200,000) and at half
+that. The tests check, by counting calls rather than by a clock, that twice the text costs at
+most twice the work; work inside one C call (a regular expression that backtracks) is not
+counted there, and shows here.
 
 Figures are CPU seconds of this process (`time.process_time`), the best of `--repeat` runs;
 "x2" is the time at the full size over the time at half: about 2 for linear work, about 4

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "inventory"
 POSTGRES_URL = os.environ.get("BLASTWALL_TEST_POSTGRES_URL")
 # The tests' apps and servers run the detectors in the ingest request, so that a signal is
-# there when the request is answered; tests/test_detection_workers.py runs the workers.
+# there when the request is answered; tests/detection/test_detection_workers.py runs the workers.
 os.environ["BLASTWALL_DETECTION_WORKERS"] = "0"
 # Hypothesis without its clocks: no time limit on an example and no health check on the time
 # taken to make one. Both fail tests on a loaded machine (the suite runs one worker per core);

@@ -280,7 +280,11 @@ def _completion(request: httpx.Request) -> httpx.Response:
 
 def test_openai_wrapper() -> None:
     http = httpx.Client(transport=httpx.MockTransport(_completion))
-    client = openai.OpenAI(api_key="k", base_url="http://openai.test/v1", http_client=http)
+    client = openai.OpenAI(
+        api_key="k",
+        base_url="http://openai.test/v1",
+        http_client=http,  # type: ignore[arg-type]  # openai's stubs name its vendored httpx
+    )
     g = guard()
     wrapped = g.wrap_openai(client)
     messages = [{"role": "user", "content": "refund order A1"}]

@@ -16,11 +16,17 @@ import pytest
 
 from blastwall_guard import ApprovalRequired, Guard, Suspended, Unavailable
 from tests.conftest import ROOT
-from tests.containment_live import WAIT, Installation, wait_for
+from tests.support.containment_live import WAIT, Installation, wait_for
 
 pytestmark = pytest.mark.slow
 
 INVENTORY = ROOT / "examples" / "refund_agent" / "inventory.yaml"
+
+
+def _pending(api: httpx.Client, into: list[dict[str, Any]]) -> bool:
+    """Whether a tool call waits for approval; the waiting ones are added to `into`."""
+    into.extend(api.get("/api/v1/controls/approvals?pending=true").json()["items"])
+    return bool(into)
 
 
 def test_stream_fail_modes_and_resync(tmp_path: Path) -> None:
@@ -129,10 +135,7 @@ def test_stream_fail_modes_and_resync(tmp_path: Path) -> None:
             asked: list[dict[str, Any]] = []
             wait_for(
                 "the guard's request",
-                lambda: (
-                    asked.extend(api.get("/api/v1/controls/approvals?pending=true").json()["items"])
-                    or bool(asked)
-                ),
+                lambda: _pending(api, asked),
             )
             assert asked[0]["tool"] == "send_email"
             assert asked[0]["arguments"] == {"to": "c@example.com"}
@@ -156,12 +159,7 @@ def test_stream_fail_modes_and_resync(tmp_path: Path) -> None:
             waiting: list[dict[str, Any]] = []
             wait_for(
                 "the second request",
-                lambda: (
-                    waiting.extend(
-                        api.get("/api/v1/controls/approvals?pending=true").json()["items"]
-                    )
-                    or bool(waiting)
-                ),
+                lambda: _pending(api, waiting),
             )
             api.post(
                 f"/api/v1/controls/approvals/{waiting[0]['id']}/decide",

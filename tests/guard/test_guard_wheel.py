@@ -22,7 +22,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from tests.conftest import ROOT
-from tests.containment_live import WAIT, Installation, wait_for
+from tests.support.containment_live import WAIT, Installation, wait_for
 
 GUARD = ROOT / "guard"
 EXAMPLE = ROOT / "examples" / "refund_agent"

@@ -18,8 +18,8 @@ from blastwall.db import Database
 from blastwall.gate import route_limits
 from blastwall.settings import Settings
 from tests.conftest import Clients
-from tests.live import serve
-from tests.security.wire import (
+from tests.support.live import serve
+from tests.support.wire import (
     closed_by_server,
     read_answer,
     send_chunked_until_answered,

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from blastwall.db import Database
 from blastwall.evidence.bundle import _info, _Stream, verify_bundle
-from tests.security.evidence_state import add_file, export, open_incident
-from tests.test_evidence_helpers import evidence_dir
-from tests.test_evidence_integrity import _members, _rezip
+from tests.support.bundles import read_members, rezip
+from tests.support.evidence import evidence_dir
+from tests.support.evidence_state import add_file, export, open_incident
 
 __all__ = ["evidence_dir"]  # a fixture
 
@@ -39,16 +39,16 @@ def _problems(tmp_path: Path, data: bytes) -> list[str]:
 
 
 def test_the_canonical_layout_verifies(bundle: bytes, tmp_path: Path) -> None:
-    assert _rezip(_members(bundle)) == bundle
+    assert rezip(read_members(bundle)) == bundle
     assert _problems(tmp_path, bundle) == []
 
 
 def test_two_items_swapped_fail(bundle: bytes, tmp_path: Path) -> None:
-    members = _members(bundle)
+    members = read_members(bundle)
     items = [i for i, (name, _) in enumerate(members) if name.startswith("items/")]
     first, second = items[0], items[1]
     members[first], members[second] = members[second], members[first]
-    problems = _problems(tmp_path, _rezip(members))
+    problems = _problems(tmp_path, rezip(members))
     assert len(problems) == 1, problems
     assert "the members are not in the canonical order" in problems[0]
     assert f"({members[first][0]} where {members[second][0]} belongs)" in problems[0]
@@ -61,11 +61,11 @@ def test_two_items_swapped_fail(bundle: bytes, tmp_path: Path) -> None:
 )
 @given(data=st.data())
 def test_any_other_order_fails(bundle: bytes, tmp_path: Path, data: st.DataObject) -> None:
-    members = _members(bundle)
+    members = read_members(bundle)
     order = data.draw(st.permutations(range(len(members))))
     if order == sorted(order):
         return
-    problems = _problems(tmp_path, _rezip([members[i] for i in order]))
+    problems = _problems(tmp_path, rezip([members[i] for i in order]))
     assert any("not in the canonical order" in p for p in problems), problems
 
 
@@ -74,7 +74,7 @@ def test_a_changed_timestamp_fails(bundle: bytes, tmp_path: Path) -> None:
     the layout does not."""
     out = io.BytesIO()
     with zipfile.ZipFile(_Stream(out.write), "w", zipfile.ZIP_STORED) as archive:
-        for name, content in _members(bundle):
+        for name, content in read_members(bundle):
             info = _info(name, len(content))
             if name == "README.md":
                 info.date_time = (2030, 1, 1, 0, 0, 0)

@@ -33,9 +33,9 @@ from blastwall.telemetry.flows import ingest
 from blastwall.telemetry.models import ContextSpan, Interaction
 from blastwall.telemetry.otlp import decode_json
 from tests.conftest import EXAMPLES, POSTGRES_URL, Clients
-from tests.live import serve
-from tests.otlp_json import chat, document, span
-from tests.test_otlp_receiver import make_spans, to_otlp_json
+from tests.support.live import serve
+from tests.support.otlp_json import chat, document, span
+from tests.support.sdk_spans import make_spans, to_otlp_json
 
 H = dict[str, str]
 PROTOBUF = "application/x-protobuf"

@@ -16,16 +16,16 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from blastwall.cli import app
-from blastwall.db import Database, make_engine, utcnow
+from blastwall.db import Base, Database, make_engine, utcnow
 from blastwall.errors import LedgerBroken
 from blastwall.evidence import custody, schedule, service, verify
 from blastwall.evidence.ledger import (
@@ -48,7 +48,8 @@ from blastwall.evidence.witness import Witness
 from blastwall.migrate import alembic_config, upgrade
 from blastwall.settings import Settings, get_settings
 from tests.conftest import PG_SCHEMA, POSTGRES_URL, Clients
-from tests.security.evidence_state import (
+from tests.support.evidence import evidence_dir, witness
+from tests.support.evidence_state import (
     ALICE,
     State,
     add_file,
@@ -58,7 +59,6 @@ from tests.security.evidence_state import (
     open_incident,
     rewrite,
 )
-from tests.test_evidence_helpers import evidence_dir, witness
 
 __all__ = ["evidence_dir"]  # a fixture
 
@@ -99,7 +99,7 @@ def _expire_behind_the_ledger(session: Session, state: State) -> None:
     FileStore(get_settings().vault_dir).delete(row.sha256)
 
 
-CASES: dict[str, tuple[Callable[[Session, State], None], str]] = {
+CASES: dict[str, tuple[Callable[[Session, State], object], str]] = {
     "row deleted": (
         lambda s, st: s.execute(delete(EvidenceItem).where(EvidenceItem.id == st.sixth)),
         "the evidence table has no such row",
@@ -440,11 +440,16 @@ def own_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engin
     engine.dispose()
 
 
+def _table(model: type[Base]) -> Table:
+    """The table of `model` (declared as a FromClause; a mapped class has a Table)."""
+    return cast(Table, model.__table__)
+
+
 def _as_before(connection: Connection) -> None:
     """What the code before field binding wrote: records of version 1 without the item's
     row or the grant's id, removal, hold and grant times a moment apart from their records,
     checkpoints in the database only."""
-    records = LedgerRecord.__table__
+    records = _table(LedgerRecord)
     prev = "0" * 64
     for seq, body in connection.execute(
         select(records.c.seq, records.c.body).order_by(records.c.seq)
@@ -462,32 +467,32 @@ def _as_before(connection: Connection) -> None:
             .values(prev_hash=prev, body=text_, body_hash=digest, record_hash=hashed)
         )
         prev = hashed
-    connection.execute(update(LedgerHead.__table__).values(hash=prev))
+    connection.execute(update(_table(LedgerHead)).values(hash=prev))
     later = timedelta(milliseconds=1)
     for table, column in (
-        (EvidenceItem.__table__, "removed_at"),
-        (LegalHold.__table__, "placed_at"),
-        (FullViewGrant.__table__, "granted_at"),
+        (_table(EvidenceItem), "removed_at"),
+        (_table(LegalHold), "placed_at"),
+        (_table(FullViewGrant), "granted_at"),
     ):
         (key,) = table.primary_key.columns
         for row_key, value in connection.execute(select(key, table.c[column])).all():
             if value is not None:
                 moved = {column: value + later}
                 connection.execute(update(table).where(key == row_key).values(moved))
-    connection.execute(delete(Checkpoint.__table__))
-    head = connection.execute(select(LedgerHead.__table__)).one()
-    key = read_key(get_settings().signing_key_path)
+    connection.execute(delete(_table(Checkpoint)))
+    head = connection.execute(select(_table(LedgerHead))).one()
+    signing = read_key(get_settings().signing_key_path)
     at = utcnow()
     message = checkpoint_message(
-        seq=head.seq, head=head.hash, at=at.isoformat(), key=key.fingerprint
+        seq=head.seq, head=head.hash, at=at.isoformat(), key=signing.fingerprint
     )
     connection.execute(
-        insert(Checkpoint.__table__).values(
+        insert(_table(Checkpoint)).values(
             seq=head.seq,
             head_hash=head.hash,
             message=message,
-            signature=key.sign(message.encode()).hex(),
-            key_fingerprint=key.fingerprint,
+            signature=signing.sign(message.encode()).hex(),
+            key_fingerprint=signing.fingerprint,
             at=at,
         )
     )

@@ -27,8 +27,8 @@ from blastwall.evidence.models import (
     LedgerRecord,
     LegalHold,
 )
-from tests.security.evidence_state import State, build
-from tests.test_evidence_helpers import evidence_dir, witness
+from tests.support.evidence import evidence_dir, witness
+from tests.support.evidence_state import State, build
 
 __all__ = ["evidence_dir"]  # a fixture
 

@@ -20,8 +20,8 @@ from blastwall.incidents.models import Incident
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import ContextSpan, Interaction
 from tests.conftest import Clients
-from tests.otlp_json import chat, document, span
-from tests.test_otlp_receiver import make_spans
+from tests.support.otlp_json import chat, document, span
+from tests.support.sdk_spans import make_spans
 
 H = dict[str, str]
 NUL = "\x00"

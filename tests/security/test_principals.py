@@ -5,7 +5,7 @@ principals, and only a commander, legal or an admin widens a restricted incident
 from __future__ import annotations
 
 from tests.conftest import Clients
-from tests.security.restricted import restricted_incident
+from tests.support.restricted import restricted_incident
 
 
 def test_a_token_does_not_take_an_existing_principal_by_accident(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from blastwall.containment import service
 from blastwall.db import Database
 from tests.conftest import Clients
-from tests.security.restricted import restricted_incident
+from tests.support.restricted import restricted_incident
 
 SECRET = "SECRET-R-CONTAIN reason"
 

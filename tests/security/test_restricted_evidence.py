@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import Clients
-from tests.security.restricted import restricted_incident
-from tests.test_evidence_helpers import evidence_dir
+from tests.support.evidence import evidence_dir
+from tests.support.restricted import restricted_incident
 
 __all__ = ["evidence_dir"]  # a fixture
 

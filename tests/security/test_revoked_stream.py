@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLES
-from tests.containment_live import WAIT, Installation
+from tests.support.containment_live import WAIT, Installation
 
 pytestmark = pytest.mark.slow
 

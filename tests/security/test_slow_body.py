@@ -20,10 +20,10 @@ from blastwall.db import Database
 from blastwall.gate import HeaderTimeoutProtocol
 from blastwall.settings import Settings
 from tests.conftest import EXAMPLES
-from tests.containment_live import Installation
-from tests.live import free_port, serve, wait_until
-from tests.otlp_json import chat, document, span
-from tests.security.wire import (
+from tests.support.containment_live import Installation
+from tests.support.live import free_port, serve, wait_until
+from tests.support.otlp_json import chat, document, span
+from tests.support.wire import (
     WAIT,
     closed_by_server,
     connect,
