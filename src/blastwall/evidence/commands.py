@@ -439,7 +439,7 @@ def hunt_command(
                 workers=get_settings().hunt_workers,
                 progress=lambda n, total: bar.update(task, completed=n, total=total),
             )
-        with db.session() as session:
+        with db.transaction() as session:
             matches, _ = hunt.list_matches(
                 session, hunt_id=row.id, principal=operator(), limit=max(limit, 1)
             )
