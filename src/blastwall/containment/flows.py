@@ -32,7 +32,7 @@ from blastwall.incidents import flows as incident_flows
 from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.models import Incident
-from blastwall.incidents.schemas import Archetype, Severity
+from blastwall.incidents.schemas import Archetype
 from blastwall.inventory import versions
 from blastwall.inventory.schemas import Control
 from blastwall.inventory.service import get_system
@@ -288,7 +288,7 @@ def _apply(
     snapshot_id = _preserve(
         session, incident, action, purpose="apply", actor=actor, interactions=interactions
     )
-    action.state = ActionState.active.value
+    action.state = ActionState.active
     action.applied_at = utcnow()
     action.snapshot_id = snapshot_id
     action.verification = "pending"
@@ -335,7 +335,7 @@ def request_action(
     waiting for approval. Answers the action and a sentence saying which."""
     actor.require(Permission.write_incidents)
     incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
-    if Status(incident.status) in FINISHED:
+    if incident.status in FINISHED:
         raise Conflict(
             f"Incident {incident.id} is {incident.status}; containment acts under an active "
             "incident. Reopen it or open a new one."
@@ -383,19 +383,19 @@ def request_action(
     action = ContainmentAction(
         incident_id=incident.id,
         system_id=system_id,
-        control=data.control.value,
+        control=data.control,
         params=clean,
         reason=data.reason,
-        state=ActionState.pending_approval.value,
+        state=ActionState.pending_approval,
         requested_by=actor.name,
-        requested_role=actor.role.value,
+        requested_role=actor.role,
         requested_at=now,
         expires_at=data.expires_at.astimezone(UTC) if data.expires_at else None,
         grace_seconds=data.grace_seconds or grace_seconds,
     )
     session.add(action)
     session.flush()
-    severity = Severity(incident.severity)
+    severity = incident.severity
     if policy.preauthorised_for(actor.role, data.control, severity):
         _apply(
             session, incident, action, actor=actor, interactions=snapshot_interactions, note=note
@@ -442,13 +442,13 @@ def _pending(
             f"The role '{actor.role.value}' may not approve containment actions. Use a token "
             f"with one of these roles: {', '.join(r.value for r in policy.approvers)}."
         )
-    if action.state != ActionState.pending_approval.value:
+    if action.state != ActionState.pending_approval:
         raise Conflict(f"Action {action.id} is {action.state}, not waiting for approval.")
     return incident, action
 
 
 def _end(action: ContainmentAction, state: ActionState, actor: Principal, reason: str) -> None:
-    action.state = state.value
+    action.state = state
     action.ended_by = actor.name
     action.ended_at = utcnow()
     action.end_reason = reason or None
@@ -470,7 +470,7 @@ def approve_action(
     )
     if actor.name == action.requested_by:
         raise Conflict(f"{actor.name} asked for action {action.id}; a second person approves it.")
-    if Status(incident.status) in FINISHED:
+    if incident.status in FINISHED:
         raise Conflict(f"Incident {incident.id} is {incident.status}; reject the action instead.")
     _apply(session, incident, action, actor=actor, interactions=snapshot_interactions)
     if note:
@@ -556,7 +556,7 @@ def revert_action(
     actor.require(Permission.write_incidents)
     incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
     action = service.get_action(session, incident_id=incident.id, action_id=action_id)
-    if action.state == ActionState.pending_approval.value:
+    if action.state == ActionState.pending_approval:
         _end(action, ActionState.reverted, actor, reason)
         incidents.record_entry(
             session,
@@ -566,7 +566,7 @@ def revert_action(
             text=f"Withdrew the request for {action.describe()}: {reason}",
             data={"action_id": action.id},
         )
-    elif action.state == ActionState.active.value:
+    elif action.state == ActionState.active:
         _lift(
             session,
             incident,
@@ -589,7 +589,7 @@ def expire_action(
     any more). The caller gives each its own transaction: a connector that fails raises
     PluginError, and that action is tried again on the next round."""
     action = session.get(ContainmentAction, action_id)
-    if action is None or action.state != ActionState.active.value or action.expires_at is None:
+    if action is None or action.state != ActionState.active or action.expires_at is None:
         return None
     if action.expires_at > now:
         return None
@@ -637,7 +637,7 @@ def report_undeclared(
         kind=f"undeclared_{data.kind}",
         system_id=system.id,
         system_ref=system.id,
-        archetype=Archetype.unauthorised_use.value,
+        archetype=Archetype.unauthorised_use,
         severity="warning",
         status="firing",
         summary=(

@@ -141,9 +141,9 @@ def apply_specs(
         else:
             result.updated.append(spec.id)
         row.name = spec.name
-        row.type = spec.type.value
+        row.type = spec.type
         row.owner_team = spec.owner.team
-        row.risk_tier = spec.risk.tier.value
+        row.risk_tier = spec.risk.tier
         row.eu_ai_act_high_risk = spec.risk.eu_ai_act_high_risk
         row.spec = data
         row.updated_at = now
@@ -160,7 +160,7 @@ def apply_specs(
             session.add(
                 Change(
                     system_id=spec.id,
-                    kind=ChangeKind.inventory.value,
+                    kind=ChangeKind.inventory,
                     summary="system registered" if field == "(system)" else f"{field} changed",
                     field=None if field == "(system)" else field,
                     before=old,
@@ -245,7 +245,7 @@ def record_change(session: Session, *, change: ChangeIn, actor: str) -> Change:
     now = utcnow()
     row = Change(
         system_id=change.system_id,
-        kind=change.kind.value,
+        kind=change.kind,
         summary=change.summary,
         field=change.field,
         before=change.before,
