@@ -34,7 +34,7 @@ from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.models import Incident
 from blastwall.incidents.schemas import Archetype
 from blastwall.inventory import versions
-from blastwall.inventory.schemas import Control
+from blastwall.inventory.schemas import Control, SystemSpec
 from blastwall.inventory.service import get_system
 from blastwall.pipeline import SignalsRaised
 from blastwall.plugins import containment_connectors
@@ -85,7 +85,7 @@ def _first_signal_at(session: Session, incident: Incident) -> datetime:
 
 def _version(
     session: Session,
-    spec: dict[str, Any],
+    spec: SystemSpec,
     incident: Incident,
     params: dict[str, Any],
     *,
@@ -95,8 +95,8 @@ def _version(
     """Fill in the pinned version (and a prompt's content hash) from the versions the
     component has had; a roll-back takes the one current before the incident's first
     signal. Answers a sentence for the timeline, or the problems."""
-    declared = [c["id"] for c in spec.get("components", {}).get(versions.KINDS[kind], [])]
-    component, problems = _named(kind, params.get(kind), kind, declared, spec["id"])
+    declared = [c.id for c in versions.declared(spec, kind)]
+    component, problems = _named(kind, params.get(kind), kind, declared, spec.id)
     if component is None:
         return "", problems
     params[kind] = component
@@ -144,7 +144,7 @@ def _version(
             return "", [
                 Problem(
                     "body.params.version",
-                    f"{spec['id']} never had version '{params.get('version')}' of {kind} "
+                    f"{spec.id} never had version '{params.get('version')}' of {kind} "
                     f"'{component}'; known versions: {listed}. Record a {kind}_change with "
                     "its version first, or pin a known one.",
                 )
@@ -169,7 +169,7 @@ def _version(
 
 def _target(
     session: Session,
-    spec: dict[str, Any],
+    spec: SystemSpec,
     incident: Incident,
     control: Control,
     params: dict[str, Any],
@@ -188,12 +188,12 @@ def _target(
         return _version(session, spec, incident, params, kind="model", rollback=rollback)
     problems: list[Problem] = []
     if control in (Control.revoke_tool, Control.require_approval) and params.get("tool"):
-        tools = [t["name"] for t in spec.get("components", {}).get("tools", [])]
-        name, problems = _named("tool", params["tool"], "tool", tools, spec["id"])
+        tools = [t.name for t in spec.components.tools]
+        name, problems = _named("tool", params["tool"], "tool", tools, spec.id)
         params["tool"] = name
     elif control is Control.suspend and params.get("agent"):
-        agents = [a["name"] for a in spec.get("agents", [])]
-        name, problems = _named("agent", params["agent"], "agent", agents, spec["id"])
+        agents = [a.name for a in spec.agents]
+        name, problems = _named("agent", params["agent"], "agent", agents, spec.id)
         params["agent"] = name
     return "", problems
 
@@ -341,11 +341,11 @@ def request_action(
             "incident. Reopen it or open a new one."
         )
     system_id = _system_of(session, incident, data.system)
-    spec = get_system(session, system_id=system_id).spec
-    if data.control.value not in spec.get("controls", []):
+    spec = get_system(session, system_id=system_id).parsed
+    if data.control not in spec.controls:
         raise Conflict(
             f"{system_id} does not declare the control '{data.control.value}' in the "
-            f"inventory (it declares: {', '.join(spec.get('controls', [])) or 'none'}). "
+            f"inventory (it declares: {', '.join(spec.controls) or 'none'}). "
             "Add it under `controls` in the system's YAML and apply the inventory first."
         )
     try:
@@ -624,11 +624,11 @@ def report_undeclared(
     )
     if found is not None:
         return found, False
-    spec = system.spec
+    spec = system.parsed
     declared = (
-        [t["name"] for t in spec.get("components", {}).get("tools", [])]
+        [t.name for t in spec.components.tools]
         if data.kind == "tool"
-        else [a["name"] for a in spec.get("agents", [])]
+        else [a.name for a in spec.agents]
     )
     where = f" (agent {data.agent})" if data.agent and data.kind == "tool" else ""
     now = utcnow()

@@ -167,17 +167,17 @@ def control_state(
     incidents. `full`: everything, for evidence snapshots."""
     system = get_system(session, system_id=system_id)
     revision = revisions(session, system_ids=[system_id])[system_id]
-    spec = system.spec
+    spec = system.parsed
     actions = active_actions(session, system_id=system_id)
     ids = {a.incident_id for a in actions}
     seen = ids if full else _visible_incidents(session, ids, reader)
     return ControlState(
         system_id=system_id,
         revision=revision,
-        fallback=spec.get("fallback"),
+        fallback=spec.fallback,
         controls=[control_out(row, redacted=row.incident_id not in seen) for row in actions],
-        tools=[t["name"] for t in spec.get("components", {}).get("tools", [])],
-        agents=[a["name"] for a in spec["agents"]] if spec.get("agents") else None,
+        tools=[t.name for t in spec.components.tools],
+        agents=[a.name for a in spec.agents] if spec.agents else None,
     )
 
 

@@ -173,8 +173,7 @@ class _Run:
 
     def depends_on(self, system: str) -> list[str]:
         facts = self.facts(system)
-        found = facts.spec.get("depends_on") if facts else None
-        return [s for s in found or [] if isinstance(s, str)]
+        return list(facts.spec.depends_on) if facts else []
 
     def rate(self, signal: Signal) -> Assessment:
         """The severity the policy gives the signal alone, on its own system."""

@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from blastwall.db import Base, JSONType, UTCDateTime, enum_type, utcnow
-from blastwall.inventory.schemas import ChangeKind, RiskTier, SystemType
+from blastwall.inventory.schemas import ChangeKind, RiskTier, SystemSpec, SystemType
 
 
 class System(Base):
@@ -26,6 +26,16 @@ class System(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def parsed(self) -> SystemSpec:
+        """`spec` read through its model, validated once per value `spec` takes (a new
+        value is assigned, or loaded when the row is refreshed)."""
+        cached: tuple[dict[str, Any], SystemSpec] | None = self.__dict__.get("_parsed")
+        if cached is None or cached[0] is not self.spec:
+            cached = (self.spec, SystemSpec.model_validate(self.spec))
+            self.__dict__["_parsed"] = cached
+        return cached[1]
 
 
 class SystemComponent(Base):

@@ -80,10 +80,7 @@ def keep_prompt_texts(session: Session, spec: SystemSpec) -> SystemSpec:
     row = session.get(System, spec.id)
     if row is None or not spec.components.prompts:
         return spec
-    stored = {
-        (p.get("id"), p.get("content_hash")): p.get("content")
-        for p in (row.spec.get("components") or {}).get("prompts") or []
-    }
+    stored = {(p.id, p.content_hash): p.content for p in row.parsed.components.prompts}
     prompts = [
         p.model_copy(update={"content": stored.get((p.id, p.content_hash))})
         if p.content is None and stored.get((p.id, p.content_hash))
@@ -153,7 +150,7 @@ def apply_specs(
             SystemComponent(system_id=spec.id, kind=kind, key=key)
             for kind, key in component_keys(spec)
         )
-        versions.record_spec(session, spec=data, at=now, source=f"inventory applied by {actor}")
+        versions.record_spec(session, spec=spec, at=now, source=f"inventory applied by {actor}")
         if spec.id in result.created:
             differences = [("(system)", None, data)]
         for field, old, new in differences:
@@ -222,7 +219,7 @@ def _changed_version(system: System, change: ChangeIn) -> tuple[str, str] | None
             "Only a prompt_change or model_change carries a version.",
             [Problem("body.version", "leave it out, or set kind to prompt_change/model_change")],
         )
-    declared = [c["id"] for c in system.spec.get("components", {}).get(versions.KINDS[kind], [])]
+    declared = [c.id for c in versions.declared(system.parsed, kind)]
     component = change.component
     if component is None:
         if len(declared) != 1:

@@ -43,12 +43,12 @@ __all__ = [
 
 def system_types(session: Session, *, incident_id: int) -> list[str]:
     """The types (generative, agentic, predictive) of the incident's systems."""
-    rows = session.execute(
-        select(System.spec)
+    rows = session.scalars(
+        select(System.type)
         .join(IncidentSystem, IncidentSystem.system_id == System.id)
         .where(IncidentSystem.incident_id == incident_id)
     )
-    return sorted({str(spec.get("type")) for (spec,) in rows if spec.get("type")})
+    return sorted({t.value for t in rows})
 
 
 def attach(

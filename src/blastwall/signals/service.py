@@ -66,13 +66,9 @@ class SystemMatcher:
     def _names(self) -> dict[str, str]:
         if self._service_names is None:
             names: dict[str, str] = {}
-            for system_id, spec in self.session.execute(
-                select(System.id, System.spec).order_by(System.id)
-            ):
-                telemetry = spec.get("telemetry") if isinstance(spec, dict) else None
-                for name in (telemetry or {}).get("service_names") or []:
-                    if isinstance(name, str):
-                        names.setdefault(name.strip().lower(), system_id)
+            for row in self.session.scalars(select(System).order_by(System.id)):
+                for name in row.parsed.telemetry.service_names:
+                    names.setdefault(name.strip().lower(), row.id)
             self._service_names = names
         return self._service_names
 
