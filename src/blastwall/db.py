@@ -15,11 +15,21 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import orjson
-from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Engine,
+    Enum,
+    MetaData,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -58,6 +68,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def enum_type(enum: type[StrEnum], length: int) -> Enum:
+    """The column type of a `StrEnum`: its members' values (not their names) in a
+    VARCHAR(length) with no CHECK constraint, the schema of `String(length)`. Rows read back
+    as members; binding a string that is no member's value fails."""
+    return Enum(
+        enum,
+        native_enum=False,
+        values_callable=_values,
+        length=length,
+        validate_strings=True,
+    )
+
+
+def _values(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
 
 
 class Base(DeclarativeBase):

@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blastwall.db import Base, UTCDateTime, utcnow
+from blastwall.auth.roles import Role
+from blastwall.db import Base, UTCDateTime, enum_type, utcnow
 
 
 class ApiToken(Base):
@@ -15,7 +16,7 @@ class ApiToken(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
-    role: Mapped[str] = mapped_column(String(32))
+    role: Mapped[Role] = mapped_column(enum_type(Role, 32))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

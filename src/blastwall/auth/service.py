@@ -51,7 +51,7 @@ def create_token(
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         name=name,
-        role=role.value,
+        role=role,
         token_hash=hash_token(secret),
         prefix=secret[:10],
         created_by=created_by,
@@ -95,4 +95,4 @@ def authenticate(session: Session, *, token: str | None) -> Principal:
         raise AuthenticationRequired(
             "The token is unknown or revoked. Ask an admin for a valid token."
         )
-    return Principal(name=row.name, role=Role(row.role), token_id=row.id)
+    return Principal(name=row.name, role=row.role, token_id=row.id)

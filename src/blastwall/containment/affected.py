@@ -39,6 +39,7 @@ from blastwall.errors import InvalidInput, Problem
 from blastwall.evidence.service import kept_interactions
 from blastwall.incidents import service as incidents
 from blastwall.inventory.models import System
+from blastwall.inventory.schemas import Tool
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import Interaction
 from blastwall_guard.names import tool_key
@@ -98,13 +99,13 @@ class _Declared:
         return self.access != "read-only"
 
 
-def _declared(tool: dict[str, Any]) -> _Declared:
-    permissions = tuple(str(p) for p in tool.get("permissions") or ())
+def _declared(tool: Tool) -> _Declared:
+    permissions = tuple(tool.permissions)
     if not permissions:
         why = "the inventory declares no permissions for it: counted as writing"
-        return _Declared(tool["name"], "unknown", (), why)
+        return _Declared(tool.name, "unknown", (), why)
     writes = any(permission_writes(p) for p in permissions)
-    return _Declared(tool["name"], "writing" if writes else "read-only", permissions)
+    return _Declared(tool.name, "writing" if writes else "read-only", permissions)
 
 
 @dataclass
@@ -115,14 +116,11 @@ class _Inventory:
 
     @classmethod
     def load(cls, session: Session, systems: list[str]) -> _Inventory:
-        rows = session.execute(select(System.id, System.spec).where(System.id.in_(systems)))
+        rows = session.scalars(select(System).where(System.id.in_(systems)))
         return cls(
             {
-                system_id: {
-                    tool_key(t["name"]): _declared(t)
-                    for t in (spec.get("components") or {}).get("tools") or ()
-                }
-                for system_id, spec in rows
+                row.id: {tool_key(t.name): _declared(t) for t in row.parsed.components.tools}
+                for row in rows
             }
         )
 

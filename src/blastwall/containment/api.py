@@ -96,7 +96,7 @@ def request_action(
         grace_seconds=settings.containment_grace_seconds,
     )
     audit_object(request, f"incident:{incident_id}/action:{action.id}")
-    if action.state == ActionState.active.value:
+    if action.state == ActionState.active:
         notify_guards(request, session, action)
     else:
         response.status_code = 202

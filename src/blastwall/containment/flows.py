@@ -32,9 +32,9 @@ from blastwall.incidents import flows as incident_flows
 from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.models import Incident
-from blastwall.incidents.schemas import Archetype, Severity
+from blastwall.incidents.schemas import Archetype
 from blastwall.inventory import versions
-from blastwall.inventory.schemas import Control
+from blastwall.inventory.schemas import Control, SystemSpec
 from blastwall.inventory.service import get_system
 from blastwall.pipeline import SignalsRaised
 from blastwall.plugins import containment_connectors
@@ -85,7 +85,7 @@ def _first_signal_at(session: Session, incident: Incident) -> datetime:
 
 def _version(
     session: Session,
-    spec: dict[str, Any],
+    spec: SystemSpec,
     incident: Incident,
     params: dict[str, Any],
     *,
@@ -95,8 +95,8 @@ def _version(
     """Fill in the pinned version (and a prompt's content hash) from the versions the
     component has had; a roll-back takes the one current before the incident's first
     signal. Answers a sentence for the timeline, or the problems."""
-    declared = [c["id"] for c in spec.get("components", {}).get(versions.KINDS[kind], [])]
-    component, problems = _named(kind, params.get(kind), kind, declared, spec["id"])
+    declared = [c.id for c in versions.declared(spec, kind)]
+    component, problems = _named(kind, params.get(kind), kind, declared, spec.id)
     if component is None:
         return "", problems
     params[kind] = component
@@ -144,7 +144,7 @@ def _version(
             return "", [
                 Problem(
                     "body.params.version",
-                    f"{spec['id']} never had version '{params.get('version')}' of {kind} "
+                    f"{spec.id} never had version '{params.get('version')}' of {kind} "
                     f"'{component}'; known versions: {listed}. Record a {kind}_change with "
                     "its version first, or pin a known one.",
                 )
@@ -169,7 +169,7 @@ def _version(
 
 def _target(
     session: Session,
-    spec: dict[str, Any],
+    spec: SystemSpec,
     incident: Incident,
     control: Control,
     params: dict[str, Any],
@@ -188,12 +188,12 @@ def _target(
         return _version(session, spec, incident, params, kind="model", rollback=rollback)
     problems: list[Problem] = []
     if control in (Control.revoke_tool, Control.require_approval) and params.get("tool"):
-        tools = [t["name"] for t in spec.get("components", {}).get("tools", [])]
-        name, problems = _named("tool", params["tool"], "tool", tools, spec["id"])
+        tools = [t.name for t in spec.components.tools]
+        name, problems = _named("tool", params["tool"], "tool", tools, spec.id)
         params["tool"] = name
     elif control is Control.suspend and params.get("agent"):
-        agents = [a["name"] for a in spec.get("agents", [])]
-        name, problems = _named("agent", params["agent"], "agent", agents, spec["id"])
+        agents = [a.name for a in spec.agents]
+        name, problems = _named("agent", params["agent"], "agent", agents, spec.id)
         params["agent"] = name
     return "", problems
 
@@ -288,7 +288,7 @@ def _apply(
     snapshot_id = _preserve(
         session, incident, action, purpose="apply", actor=actor, interactions=interactions
     )
-    action.state = ActionState.active.value
+    action.state = ActionState.active
     action.applied_at = utcnow()
     action.snapshot_id = snapshot_id
     action.verification = "pending"
@@ -335,17 +335,17 @@ def request_action(
     waiting for approval. Answers the action and a sentence saying which."""
     actor.require(Permission.write_incidents)
     incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
-    if Status(incident.status) in FINISHED:
+    if incident.status in FINISHED:
         raise Conflict(
             f"Incident {incident.id} is {incident.status}; containment acts under an active "
             "incident. Reopen it or open a new one."
         )
     system_id = _system_of(session, incident, data.system)
-    spec = get_system(session, system_id=system_id).spec
-    if data.control.value not in spec.get("controls", []):
+    spec = get_system(session, system_id=system_id).parsed
+    if data.control not in spec.controls:
         raise Conflict(
             f"{system_id} does not declare the control '{data.control.value}' in the "
-            f"inventory (it declares: {', '.join(spec.get('controls', [])) or 'none'}). "
+            f"inventory (it declares: {', '.join(spec.controls) or 'none'}). "
             "Add it under `controls` in the system's YAML and apply the inventory first."
         )
     try:
@@ -383,19 +383,19 @@ def request_action(
     action = ContainmentAction(
         incident_id=incident.id,
         system_id=system_id,
-        control=data.control.value,
+        control=data.control,
         params=clean,
         reason=data.reason,
-        state=ActionState.pending_approval.value,
+        state=ActionState.pending_approval,
         requested_by=actor.name,
-        requested_role=actor.role.value,
+        requested_role=actor.role,
         requested_at=now,
         expires_at=data.expires_at.astimezone(UTC) if data.expires_at else None,
         grace_seconds=data.grace_seconds or grace_seconds,
     )
     session.add(action)
     session.flush()
-    severity = Severity(incident.severity)
+    severity = incident.severity
     if policy.preauthorised_for(actor.role, data.control, severity):
         _apply(
             session, incident, action, actor=actor, interactions=snapshot_interactions, note=note
@@ -442,13 +442,13 @@ def _pending(
             f"The role '{actor.role.value}' may not approve containment actions. Use a token "
             f"with one of these roles: {', '.join(r.value for r in policy.approvers)}."
         )
-    if action.state != ActionState.pending_approval.value:
+    if action.state != ActionState.pending_approval:
         raise Conflict(f"Action {action.id} is {action.state}, not waiting for approval.")
     return incident, action
 
 
 def _end(action: ContainmentAction, state: ActionState, actor: Principal, reason: str) -> None:
-    action.state = state.value
+    action.state = state
     action.ended_by = actor.name
     action.ended_at = utcnow()
     action.end_reason = reason or None
@@ -470,7 +470,7 @@ def approve_action(
     )
     if actor.name == action.requested_by:
         raise Conflict(f"{actor.name} asked for action {action.id}; a second person approves it.")
-    if Status(incident.status) in FINISHED:
+    if incident.status in FINISHED:
         raise Conflict(f"Incident {incident.id} is {incident.status}; reject the action instead.")
     _apply(session, incident, action, actor=actor, interactions=snapshot_interactions)
     if note:
@@ -556,7 +556,7 @@ def revert_action(
     actor.require(Permission.write_incidents)
     incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
     action = service.get_action(session, incident_id=incident.id, action_id=action_id)
-    if action.state == ActionState.pending_approval.value:
+    if action.state == ActionState.pending_approval:
         _end(action, ActionState.reverted, actor, reason)
         incidents.record_entry(
             session,
@@ -566,7 +566,7 @@ def revert_action(
             text=f"Withdrew the request for {action.describe()}: {reason}",
             data={"action_id": action.id},
         )
-    elif action.state == ActionState.active.value:
+    elif action.state == ActionState.active:
         _lift(
             session,
             incident,
@@ -589,7 +589,7 @@ def expire_action(
     any more). The caller gives each its own transaction: a connector that fails raises
     PluginError, and that action is tried again on the next round."""
     action = session.get(ContainmentAction, action_id)
-    if action is None or action.state != ActionState.active.value or action.expires_at is None:
+    if action is None or action.state != ActionState.active or action.expires_at is None:
         return None
     if action.expires_at > now:
         return None
@@ -624,11 +624,11 @@ def report_undeclared(
     )
     if found is not None:
         return found, False
-    spec = system.spec
+    spec = system.parsed
     declared = (
-        [t["name"] for t in spec.get("components", {}).get("tools", [])]
+        [t.name for t in spec.components.tools]
         if data.kind == "tool"
-        else [a["name"] for a in spec.get("agents", [])]
+        else [a.name for a in spec.agents]
     )
     where = f" (agent {data.agent})" if data.agent and data.kind == "tool" else ""
     now = utcnow()
@@ -637,7 +637,7 @@ def report_undeclared(
         kind=f"undeclared_{data.kind}",
         system_id=system.id,
         system_ref=system.id,
-        archetype=Archetype.unauthorised_use.value,
+        archetype=Archetype.unauthorised_use,
         severity="warning",
         status="firing",
         summary=(

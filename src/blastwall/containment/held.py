@@ -83,7 +83,7 @@ def to_out(row: HeldOutput, incident_id: int, *, full: bool) -> HeldOut:
 
 def _quarantine(session: Session, system_id: str) -> ContainmentAction | None:
     for action in service.active_actions(session, system_id=system_id):
-        if action.control == Control.quarantine_output.value:
+        if action.control == Control.quarantine_output:
             return action
     return None
 

@@ -9,7 +9,10 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blastwall.db import Base, JSONType, UTCDateTime, utcnow
+from blastwall.auth.roles import Role
+from blastwall.containment.schemas import ActionState
+from blastwall.db import Base, JSONType, UTCDateTime, enum_type, utcnow
+from blastwall.inventory.schemas import Control
 from blastwall.telemetry.models import BigId
 
 
@@ -27,12 +30,12 @@ class ContainmentAction(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
     system_id: Mapped[str] = mapped_column(ForeignKey("systems.id"))
-    control: Mapped[str] = mapped_column(String(40))
+    control: Mapped[Control] = mapped_column(enum_type(Control, 40))
     params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     reason: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[ActionState] = mapped_column(enum_type(ActionState, 20))
     requested_by: Mapped[str] = mapped_column(String(200))
-    requested_role: Mapped[str] = mapped_column(String(20))
+    requested_role: Mapped[Role] = mapped_column(enum_type(Role, 20))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     approved_by: Mapped[str | None] = mapped_column(String(200), default=None)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -95,7 +95,7 @@ def list_actions(
 def active_actions(session: Session, *, system_id: str) -> list[ContainmentAction]:
     query = select(ContainmentAction).where(
         ContainmentAction.system_id == system_id,
-        ContainmentAction.state == ActionState.active.value,
+        ContainmentAction.state == ActionState.active,
     )
     return list(session.scalars(query.order_by(ContainmentAction.id)))
 
@@ -133,7 +133,7 @@ def control_out(row: ContainmentAction, *, redacted: bool = False) -> ControlOut
     if redacted:
         return ControlOut(
             action_id=row.id,
-            control=Control(row.control),
+            control=row.control,
             params=row.params,
             incident_id=None,
             set_by=None,
@@ -146,7 +146,7 @@ def control_out(row: ContainmentAction, *, redacted: bool = False) -> ControlOut
         )
     return ControlOut(
         action_id=row.id,
-        control=Control(row.control),
+        control=row.control,
         params=row.params,
         incident_id=row.incident_id,
         set_by=row.approved_by or row.requested_by,
@@ -167,17 +167,17 @@ def control_state(
     incidents. `full`: everything, for evidence snapshots."""
     system = get_system(session, system_id=system_id)
     revision = revisions(session, system_ids=[system_id])[system_id]
-    spec = system.spec
+    spec = system.parsed
     actions = active_actions(session, system_id=system_id)
     ids = {a.incident_id for a in actions}
     seen = ids if full else _visible_incidents(session, ids, reader)
     return ControlState(
         system_id=system_id,
         revision=revision,
-        fallback=spec.get("fallback"),
+        fallback=spec.fallback,
         controls=[control_out(row, redacted=row.incident_id not in seen) for row in actions],
-        tools=[t["name"] for t in spec.get("components", {}).get("tools", [])],
-        agents=[a["name"] for a in spec["agents"]] if spec.get("agents") else None,
+        tools=[t.name for t in spec.components.tools],
+        agents=[a.name for a in spec.agents] if spec.agents else None,
     )
 
 
@@ -188,9 +188,7 @@ def _visible_incidents(
         return set()
     if reader is not None and reader.can(Permission.see_restricted):
         return incident_ids
-    where = (
-        visible_to(reader) if reader is not None else Incident.visibility == Visibility.open.value
-    )
+    where = visible_to(reader) if reader is not None else Incident.visibility == Visibility.open
     query = select(Incident.id).where(Incident.id.in_(incident_ids), where)
     return set(session.scalars(query))
 
@@ -262,7 +260,7 @@ def get_snapshot(session: Session, *, incident_id: int, snapshot_id: int) -> Con
 
 def due_for_expiry(session: Session, *, now: datetime) -> list[ContainmentAction]:
     query = select(ContainmentAction).where(
-        ContainmentAction.state == ActionState.active.value,
+        ContainmentAction.state == ActionState.active,
         ContainmentAction.expires_at.is_not(None),
         ContainmentAction.expires_at <= now,
     )
@@ -274,7 +272,7 @@ def next_expiry(session: Session) -> datetime | None:
     times = [
         session.scalar(
             select(func.min(ContainmentAction.expires_at)).where(
-                ContainmentAction.state == ActionState.active.value
+                ContainmentAction.state == ActionState.active
             )
         ),
         session.scalar(
@@ -326,7 +324,7 @@ def quarantined(session: Session, *, interaction_ids: Iterable[int]) -> set[int]
 def approval_action(session: Session, *, system_id: str, tool: str) -> ContainmentAction | None:
     """The active control that makes calls of `tool` on the system need approval, if any."""
     for action in active_actions(session, system_id=system_id):
-        if action.control == Control.require_approval.value and (
+        if action.control == Control.require_approval and (
             action.params.get("all") or same_name(action.params.get("tool") or "", tool)
         ):
             return action

@@ -96,7 +96,7 @@ def _breaches(
 ) -> list[Interaction]:
     """The rows among `rows` (of the action's system, after it settled) that the action's
     control should have stopped."""
-    control, params = Control(action.control), action.params
+    control, params = action.control, action.params
     if control is Control.revoke_tool:
         key = tool_key(params["tool"])
         return [
@@ -153,7 +153,7 @@ def likely_causes(
 ) -> list[str]:
     """Why the behaviour probably went on, most likely first."""
     causes: list[str] = []
-    if action.control in (Control.revoke_tool.value, Control.require_approval.value):
+    if action.control in (Control.revoke_tool, Control.require_approval):
         named = action.params.get("tool", "")
         other = sorted({r.tool_name for r in breaches if r.tool_name and r.tool_name != named})
         if other and all(same_name(n, named) for n in other):
@@ -318,7 +318,7 @@ def verify_action(
     """One look at the telemetry of an active action; answers the breach signal it raised."""
     assert action.applied_at is not None
     since = action.applied_at + timedelta(seconds=settle)
-    control = Control(action.control)
+    control = action.control
     if control not in WATCHED:
         why = (
             "an approval can be given inside the application"
@@ -356,7 +356,7 @@ def verify_action(
 def watched(session: Session) -> list[ContainmentAction]:
     """Active actions whose telemetry is still watched (not breached already)."""
     query = select(ContainmentAction).where(
-        ContainmentAction.state == ActionState.active.value,
+        ContainmentAction.state == ActionState.active,
         ContainmentAction.applied_at.is_not(None),
     )
     return [

@@ -151,22 +151,17 @@ def impact(
     now: datetime,
 ) -> Impact:
     """What the policy weighs: the systems' inventory facts and the evidence."""
-    specs: list[dict[str, Any]] = [f.spec for f in facts]
-    components = [s.get("components") or {} for s in specs]
+    components = [f.spec.components for f in facts]
     return Impact(
         top_signal_severity=top_signal_severity,
         affected=affected,
         systems=systems,
-        sensitivities=[
-            d.get("sensitivity", "") for c in components for d in c.get("data_sources") or []
-        ],
-        permissions=[
-            p for c in components for t in c.get("tools") or [] for p in t.get("permissions") or []
-        ],
+        sensitivities=[d.sensitivity.value for c in components for d in c.data_sources],
+        permissions=[p for c in components for t in c.tools for p in t.permissions],
         risk_tiers=[f.risk_tier for f in facts],
         high_risk=any(f.high_risk for f in facts),
         ongoing=ongoing,
-        controls=[c for s in specs for c in s.get("controls") or []],
+        controls=[c.value for f in facts for c in f.spec.controls],
         signals=signals,
         minutes=max((now - first).total_seconds() / 60, 0.0),
         baseline_per_hour=float(state.get("baseline_per_hour") or 0.0),
@@ -184,13 +179,10 @@ def owner_of(facts: list[SystemFacts], fallback: str) -> tuple[str, str]:
     """The triage owner of a candidate's systems: the on-call of the first that names one,
     else its owner's team, else `fallback`; and where it comes from."""
     for f in facts:
-        on_call = f.spec.get("on_call") or {}
-        if isinstance(on_call, dict) and isinstance(on_call.get("name"), str):
-            return on_call["name"], f"on-call of {f.id}"
-    for f in facts:
-        owner = f.spec.get("owner") or {}
-        if isinstance(owner, dict) and isinstance(owner.get("team"), str):
-            return owner["team"], f"owner of {f.id}"
+        if f.spec.on_call is not None:
+            return f.spec.on_call.name, f"on-call of {f.id}"
+    if facts:
+        return facts[0].spec.owner.team, f"owner of {facts[0].id}"
     return fallback, "the policy's escalation owner"
 
 

@@ -58,7 +58,7 @@ from blastwall.signals.models import Signal
 log = logging.getLogger("blastwall.correlation")
 CORRELATOR = Principal(name="blastwall:correlation", role=Role.admin)
 MAX_TRACKED = 1000  # conversations and users remembered per candidate
-WAITING = frozenset({CandidateStatus.pending.value, CandidateStatus.declined.value})
+WAITING = frozenset({CandidateStatus.pending, CandidateStatus.declined})
 
 __all__ = [
     "CORRELATOR",
@@ -173,8 +173,7 @@ class _Run:
 
     def depends_on(self, system: str) -> list[str]:
         facts = self.facts(system)
-        found = facts.spec.get("depends_on") if facts else None
-        return [s for s in found or [] if isinstance(s, str)]
+        return list(facts.spec.depends_on) if facts else []
 
     def rate(self, signal: Signal) -> Assessment:
         """The severity the policy gives the signal alone, on its own system."""
@@ -328,7 +327,7 @@ class _Run:
             component=key[2],
             archetype=signal.archetype,
             title=f"{title}: {signal.summary}"[:300],
-            status=CandidateStatus.pending.value,
+            status=CandidateStatus.pending,
             severity="SEV4",
             explanation=[],
             conversations=[],
@@ -494,9 +493,9 @@ class _Run:
                     },
                     actor=CORRELATOR,
                 )
-        elif candidate.status == CandidateStatus.pending.value and self.opens(candidate):
+        elif candidate.status == CandidateStatus.pending and self.opens(candidate):
             self.open(candidate, signal, before, assessed_before)
-        elif candidate.status == CandidateStatus.pending.value:
+        elif candidate.status == CandidateStatus.pending:
             self.escalate(candidate, systems)
 
     # -- evidence ---------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def find(
                 continue
             found = session.get(Candidate, other.candidate_id) if other.candidate_id else None
             candidate = live(found)
-            if candidate is not None and candidate.status != CandidateStatus.declined.value:
+            if candidate is not None and candidate.status != CandidateStatus.declined:
                 return Link(candidate, other, by, value)
     return None
 

@@ -12,7 +12,10 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blastwall.db import Base, JSONType, UTCDateTime, utcnow
+from blastwall.correlation.schemas import Basis, CandidateStatus, NoiseRuleKind
+from blastwall.db import Base, JSONType, UTCDateTime, enum_type, utcnow
+from blastwall.incidents.schemas import Archetype, Severity
+from blastwall.signals.schemas import SignalSeverity
 
 
 class Candidate(Base):
@@ -26,20 +29,22 @@ class Candidate(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(300))
-    basis: Mapped[str] = mapped_column(String(20))  # system, component or report
+    basis: Mapped[Basis] = mapped_column(enum_type(Basis, 20))  # system, component or report
     component: Mapped[str | None] = mapped_column(String(300), default=None)
-    archetype: Mapped[str | None] = mapped_column(String(40), default=None)
+    archetype: Mapped[Archetype | None] = mapped_column(enum_type(Archetype, 40), default=None)
     title: Mapped[str] = mapped_column(String(300))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[CandidateStatus] = mapped_column(enum_type(CandidateStatus, 20))
     incident_id: Mapped[int | None] = mapped_column(
         ForeignKey("incidents.id"), default=None, index=True
     )
-    severity: Mapped[str] = mapped_column(String(4))
+    severity: Mapped[Severity] = mapped_column(enum_type(Severity, 4))
     severity_points: Mapped[int] = mapped_column(Integer, default=0)
     explanation: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     signal_count: Mapped[int] = mapped_column(Integer, default=0)
     group_count: Mapped[int] = mapped_column(Integer, default=0)
-    top_signal_severity: Mapped[str] = mapped_column(String(20), default="info")
+    top_signal_severity: Mapped[SignalSeverity] = mapped_column(
+        enum_type(SignalSeverity, 20), default="info"
+    )
     conversations: Mapped[list[str]] = mapped_column(JSONType, default=list)
     users: Mapped[list[str]] = mapped_column(JSONType, default=list)
     reported_affected: Mapped[int] = mapped_column(Integer, default=0)
@@ -84,8 +89,8 @@ class SignalGroup(Base):
     source: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(200))
     system: Mapped[str | None] = mapped_column(String(200), default=None)
-    archetype: Mapped[str | None] = mapped_column(String(40), default=None)
-    severity: Mapped[str] = mapped_column(String(20))
+    archetype: Mapped[Archetype | None] = mapped_column(enum_type(Archetype, 40), default=None)
+    severity: Mapped[SignalSeverity] = mapped_column(enum_type(SignalSeverity, 20))
     summary: Mapped[str] = mapped_column(Text)
     count: Mapped[int] = mapped_column(Integer, default=1)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -109,7 +114,9 @@ class NoiseRule(Base):
     __table_args__ = (Index("ix_noise_rules_ends_at", "ends_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))  # snooze or maintenance
+    kind: Mapped[NoiseRuleKind] = mapped_column(
+        enum_type(NoiseRuleKind, 20)
+    )  # snooze or maintenance
     system_id: Mapped[str | None] = mapped_column(ForeignKey("systems.id"), default=None)
     match: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     reason: Mapped[str] = mapped_column(Text)

@@ -351,7 +351,7 @@ class Impact:
 
 @dataclass(frozen=True)
 class Assessment:
-    severity: str
+    severity: Severity
     points: int
     factors: list[dict[str, Any]]
     evidence: int = 0  # the points of the evidence factors
@@ -548,8 +548,8 @@ def assess(policy: SeverityPolicy, impact: Impact) -> Assessment:
             )
     total = sum(item["points"] for item in out)
     severity = next(
-        (s for s in ("SEV1", "SEV2", "SEV3") if total >= policy.levels[s]),
-        "SEV4",
+        (s for s in (Severity.SEV1, Severity.SEV2, Severity.SEV3) if total >= policy.levels[s]),
+        Severity.SEV4,
     )
     return Assessment(severity=severity, points=total, factors=out, evidence=evidence)
 

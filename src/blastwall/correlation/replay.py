@@ -28,6 +28,7 @@ from blastwall.incidents import service as incidents
 from blastwall.incidents.lifecycle import Status
 from blastwall.incidents.schemas import StatusChange
 from blastwall.signals.models import Signal
+from blastwall.signals.schemas import SignalStatus
 
 
 @dataclass(frozen=True)
@@ -96,14 +97,14 @@ def replay(
             if event.alert:
                 firing[event.alert] = row
             candidate = session.get(Candidate, row.candidate_id) if row.candidate_id else None
-            opened = candidate is not None and candidate.status == CandidateStatus.opened.value
+            opened = candidate is not None and candidate.status == CandidateStatus.opened
             escalated = candidate is not None and candidate.escalated_at is not None
             yield Replayed(
                 row.id, event.truth, event.at, took, row.candidate_id, opened, escalated, event.kind
             )
         elif event.action == "resolve" and event.alert in firing:
             row = firing.pop(event.alert)
-            row.status, row.ends_at = "resolved", now
+            row.status, row.ends_at = SignalStatus.resolved, now
             flows.resolve(session, [row], now=now)
             session.commit()
         elif event.action == "settle":

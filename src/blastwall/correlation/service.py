@@ -25,6 +25,7 @@ from blastwall.errors import Conflict, InvalidInput, NotFound, Problem
 from blastwall.incidents.models import Incident
 from blastwall.incidents.service import visible_to
 from blastwall.inventory.models import System, SystemComponent
+from blastwall.inventory.schemas import SystemSpec
 from blastwall.inventory.service import existing_system_ids
 from blastwall.pagination import decode_cursor, fetch_page
 from blastwall.signals.models import Signal
@@ -54,7 +55,7 @@ class SystemFacts:
     id: str
     risk_tier: str
     high_risk: bool
-    spec: dict[str, Any]
+    spec: SystemSpec
     components: frozenset[tuple[str, str]]
 
 
@@ -88,7 +89,7 @@ class InventoryFacts:
                     id=row.id,
                     risk_tier=row.risk_tier,
                     high_risk=row.eu_ai_act_high_risk,
-                    spec=row.spec or {},
+                    spec=row.parsed,
                     components=frozenset((kind, key) for kind, key in components),
                 )
             facts[system_id] = found

@@ -28,7 +28,7 @@ from blastwall.db import utcnow
 from blastwall.errors import Conflict, InvalidInput, Problem
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
-from blastwall.incidents.schemas import IncidentCreate, Severity
+from blastwall.incidents.schemas import IncidentCreate
 from blastwall.inventory.service import existing_system_ids
 from blastwall.pipeline import EvidenceWanted
 from blastwall.signals.models import Signal
@@ -36,7 +36,7 @@ from blastwall.signals.models import Signal
 __all__ = ["accept", "decide", "decline", "escalate", "incident_from", "merge"]
 
 log = logging.getLogger("blastwall.correlation")
-TRIAGE = frozenset({CandidateStatus.pending.value, CandidateStatus.declined.value})
+TRIAGE = frozenset({CandidateStatus.pending, CandidateStatus.declined})
 
 
 def incident_from(
@@ -60,7 +60,7 @@ def incident_from(
             summary=f"From candidate {candidate.id}: {candidate.signal_count} signal(s) in "
             f"{candidate.group_count} group(s) on {', '.join(systems) or 'no named system'}.",
             archetype=archetype,
-            severity=data.severity or Severity(candidate.severity),
+            severity=data.severity or candidate.severity,
             severity_reason=service.explain(candidate),
             systems=registered,
             visibility=data.visibility,
@@ -113,7 +113,7 @@ def collect_evidence(
 
 def decide(candidate: Candidate, status: CandidateStatus, actor: Principal, now: datetime) -> None:
     """Record a decision on the candidate: its new status, who and when."""
-    candidate.status = status.value
+    candidate.status = status
     candidate.decided_by = actor.name
     candidate.decided_at = candidate.updated_at = now
 
@@ -157,7 +157,7 @@ def _waiting(session: Session, candidate_id: int, actor: Principal, verb: str) -
             + (f" (incident {candidate.incident_id})" if candidate.incident_id else "")
             + f"; only pending or declined candidates can be {verb}."
         )
-    if candidate.status == CandidateStatus.declined.value:
+    if candidate.status == CandidateStatus.declined:
         # taken up after all: its signals are no longer snoozed
         service.end_snoozes_of(session, candidate_id=candidate.id, actor=actor)
     return candidate
@@ -194,7 +194,7 @@ def decline(
     for the policy's `decline_snooze`, with the same reason."""
     actor.require(Permission.write_incidents)
     candidate = service.get_candidate(session, candidate_id=candidate_id, principal=actor)
-    if candidate.status != CandidateStatus.pending.value:
+    if candidate.status != CandidateStatus.pending:
         raise Conflict(
             f"Candidate {candidate.id} is {candidate.status}"
             + (f" (incident {candidate.incident_id})" if candidate.incident_id else "")

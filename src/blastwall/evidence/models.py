@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blastwall.db import Base, JSONType, UTCDateTime, utcnow
+from blastwall.db import Base, JSONType, UTCDateTime, enum_type, utcnow
+from blastwall.evidence.schemas import HuntMode
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -125,7 +126,7 @@ class Hunt(Base):
     __tablename__ = "hunts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    mode: Mapped[str] = mapped_column(String(10))  # pattern, text, canary
+    mode: Mapped[HuntMode] = mapped_column(enum_type(HuntMode, 10))  # pattern, text, canary
     query: Mapped[str] = mapped_column(String(2000))
     system_id: Mapped[str | None] = mapped_column(String(100), default=None)
     since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

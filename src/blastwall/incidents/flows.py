@@ -63,7 +63,7 @@ def status_changed(
     target: Incident | None,
 ) -> None:
     """After `incident` moved from `before` to its status at `at`."""
-    after = Status(incident.status)
+    after = incident.status
     if after.value in service.ENDED:
         correlation.resolve_groups(session, incident_id=incident.id, at=at)
     elif (before, after) in REOPENED:
@@ -106,9 +106,9 @@ def _merge_target(
     if change.merged_into == incident.id:
         raise Conflict("An incident cannot be merged into itself; name another incident.")
     target = service.get_incident(session, incident_id=change.merged_into, principal=actor)
-    if Status(target.status) in (Status.merged, Status.closed, Status.declined):
+    if target.status in (Status.merged, Status.closed, Status.declined):
         raise Conflict(f"Incident {target.id} is {target.status}; merge into an active one.")
-    restricted = Visibility.restricted.value
+    restricted = Visibility.restricted
     if incident.visibility == restricted and target.visibility != restricted:
         raise Conflict(
             f"Incident {incident.id} is restricted and incident {target.id} is not: merging "
@@ -128,7 +128,7 @@ def change_status(
     back, and merging moves what is linked to the incident to the survivor."""
     actor.require(Permission.write_incidents)
     incident = service.get_incident(session, incident_id=incident_id, principal=actor)
-    current = Status(incident.status)
+    current = incident.status
     milestones = check_transition(current, change.status)
     if change.status in DECISIONS and not actor.can(Permission.decide_incidents):
         raise PermissionDenied(
@@ -147,7 +147,7 @@ def change_status(
     stamped = service.stamp(incident, milestones, now)
     if stamped:
         data["milestones"] = stamped
-    incident.status = change.status.value
+    incident.status = change.status
     incident.updated_at = now
     text = f"Status {current.value} → {change.status.value}"
     if target is not None:
@@ -193,13 +193,13 @@ def containment_changed(
     steps the action carries out are ticked. Lifted: when no control of the incident is in
     force any more, the timeline says the incident is no longer contained and, before it
     was mitigated, the `contained` milestone is cleared; the status is left to people."""
-    status = Status(incident.status)
+    status = incident.status
     now = utcnow()
     if action.state == "active" and action.applied_at is not None:
         applied = action.applied_at
         if status in (Status.triage, Status.investigating):
             stamped = service.stamp(incident, check_transition(status, Status.contained), applied)
-            incident.status = Status.contained.value
+            incident.status = Status.contained
             service.write_entry(
                 session,
                 incident,

@@ -8,7 +8,16 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blastwall.db import Base, JSONType, UTCDateTime, utcnow
+from blastwall.db import Base, JSONType, UTCDateTime, enum_type, utcnow
+from blastwall.incidents.lifecycle import Status
+from blastwall.incidents.schemas import (
+    Archetype,
+    IncidentRole,
+    Severity,
+    TaskKind,
+    TaskState,
+    Visibility,
+)
 
 
 class Incident(Base):
@@ -18,11 +27,11 @@ class Incident(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(300))
     summary: Mapped[str] = mapped_column(Text, default="")
-    archetype: Mapped[str] = mapped_column(String(40))
-    severity: Mapped[str] = mapped_column(String(4))
+    archetype: Mapped[Archetype] = mapped_column(enum_type(Archetype, 40))
+    severity: Mapped[Severity] = mapped_column(enum_type(Severity, 4))
     severity_reason: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20), index=True)
-    visibility: Mapped[str] = mapped_column(String(20))
+    status: Mapped[Status] = mapped_column(enum_type(Status, 20), index=True)
+    visibility: Mapped[Visibility] = mapped_column(enum_type(Visibility, 20))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), default=None)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -62,7 +71,7 @@ class RoleAssignment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
-    role: Mapped[str] = mapped_column(String(40))
+    role: Mapped[IncidentRole] = mapped_column(enum_type(IncidentRole, 40))
     assignee: Mapped[str] = mapped_column(String(200))
     assigned_by: Mapped[str] = mapped_column(String(200))
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -90,11 +99,11 @@ class Task(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[TaskKind] = mapped_column(enum_type(TaskKind, 20))
     title: Mapped[str] = mapped_column(String(500))
     owner: Mapped[str | None] = mapped_column(String(200), default=None)
     due: Mapped[date | None] = mapped_column(Date, default=None)
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[TaskState] = mapped_column(enum_type(TaskState, 20))
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -21,13 +21,13 @@ def assign_role(
     incident = get_incident(session, incident_id=incident_id, principal=actor)
     row = session.scalar(
         select(RoleAssignment).where(
-            RoleAssignment.incident_id == incident.id, RoleAssignment.role == assignment.role.value
+            RoleAssignment.incident_id == incident.id, RoleAssignment.role == assignment.role
         )
     )
     before = row.assignee if row else None
     now = utcnow()
     if row is None:
-        row = RoleAssignment(incident_id=incident.id, role=assignment.role.value)
+        row = RoleAssignment(incident_id=incident.id, role=assignment.role)
         session.add(row)
     row.assignee = assignment.assignee
     row.assigned_by = actor.name

@@ -127,7 +127,7 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
     participates = exists().where(
         Participant.incident_id == Incident.id, Participant.principal == principal.name
     )
-    return or_(Incident.visibility == Visibility.open.value, participates)
+    return or_(Incident.visibility == Visibility.open, participates)
 
 
 def create_incident(session: Session, *, data: IncidentCreate, actor: Principal) -> Incident:
@@ -139,11 +139,11 @@ def create_incident(session: Session, *, data: IncidentCreate, actor: Principal)
     incident = Incident(
         title=data.title,
         summary=data.summary,
-        archetype=data.archetype.value,
-        severity=data.severity.value,
+        archetype=data.archetype,
+        severity=data.severity,
         severity_reason=data.severity_reason,
-        status=Status.triage.value,
-        visibility=data.visibility.value,
+        status=Status.triage,
+        visibility=data.visibility,
         created_by=actor.name,
         created_at=now,
         updated_at=now,
@@ -195,7 +195,7 @@ def link_systems(session: Session, *, incident: Incident, system_ids: list[str])
     return added
 
 
-ENDED = frozenset({Status.resolved.value, Status.closed.value, Status.declined.value})
+ENDED = frozenset({Status.resolved, Status.closed, Status.declined})
 
 
 def active_incident(session: Session, *, incident_id: int) -> Incident | None:
@@ -206,7 +206,7 @@ def active_incident(session: Session, *, incident_id: int) -> Incident | None:
         if incident is None or incident.merged_into_id is None:
             break
         incident = session.get(Incident, incident.merged_into_id)
-    if incident is None or incident.status in ENDED or incident.status == Status.merged.value:
+    if incident is None or incident.status in ENDED or incident.status == Status.merged:
         return None
     return incident
 
@@ -406,7 +406,7 @@ def add_participants(
     new = [n for n in names if n not in before]
     if (
         new
-        and incident.visibility == Visibility.restricted.value
+        and incident.visibility == Visibility.restricted
         and not (actor.can(Permission.decide_incidents) or actor.can(Permission.see_restricted))
     ):
         raise PermissionDenied(

@@ -24,7 +24,7 @@ def create_task(session: Session, *, incident_id: int, task: TaskCreate, actor: 
     now = utcnow()
     row = Task(
         incident_id=incident.id,
-        kind=task.kind.value,
+        kind=task.kind,
         title=task.title,
         owner=task.owner,
         due=task.due,

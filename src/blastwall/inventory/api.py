@@ -73,7 +73,7 @@ CYCLONEDX = "application/vnd.cyclonedx+json"
 )
 def export_cyclonedx(system_id: str, session: SessionDep, principal: PrincipalDep) -> Response:
     """The system as a CycloneDX 1.6 ML-BOM (JSON)."""
-    spec = SystemSpec.model_validate(service.get_system(session, system_id=system_id).spec)
+    spec = service.get_system(session, system_id=system_id).parsed
     return Response(to_cyclonedx(spec), media_type=CYCLONEDX)
 
 

@@ -152,7 +152,7 @@ def export(
     from blastwall.inventory.cyclonedx import to_cyclonedx
 
     with session_scope() as session:
-        spec = SystemSpec.model_validate(service.get_system(session, system_id=system_id).spec)
+        spec = service.get_system(session, system_id=system_id).parsed
     document = to_cyclonedx(spec)
     if output is None:
         typer.echo(document)

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blastwall.db import Base, JSONType, UTCDateTime, utcnow
+from blastwall.db import Base, JSONType, UTCDateTime, enum_type, utcnow
+from blastwall.inventory.schemas import ChangeKind, RiskTier, SystemSpec, SystemType
 
 
 class System(Base):
@@ -18,13 +19,23 @@ class System(Base):
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     name: Mapped[str] = mapped_column(String(2000))
-    type: Mapped[str] = mapped_column(String(32))
+    type: Mapped[SystemType] = mapped_column(enum_type(SystemType, 32))
     owner_team: Mapped[str] = mapped_column(String(2000))
-    risk_tier: Mapped[str] = mapped_column(String(32))
+    risk_tier: Mapped[RiskTier] = mapped_column(enum_type(RiskTier, 32))
     eu_ai_act_high_risk: Mapped[bool] = mapped_column(Boolean, default=False)
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def parsed(self) -> SystemSpec:
+        """`spec` read through its model, validated once per value `spec` takes (a new
+        value is assigned, or loaded when the row is refreshed)."""
+        cached: tuple[dict[str, Any], SystemSpec] | None = self.__dict__.get("_parsed")
+        if cached is None or cached[0] is not self.spec:
+            cached = (self.spec, SystemSpec.model_validate(self.spec))
+            self.__dict__["_parsed"] = cached
+        return cached[1]
 
 
 class SystemComponent(Base):
@@ -48,7 +59,7 @@ class Change(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     system_id: Mapped[str] = mapped_column(ForeignKey("systems.id"))
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[ChangeKind] = mapped_column(enum_type(ChangeKind, 32))
     summary: Mapped[str] = mapped_column(Text)
     field: Mapped[str | None] = mapped_column(String(300), default=None)
     before: Mapped[Any] = mapped_column(JSONType, nullable=True, default=None)

@@ -80,10 +80,7 @@ def keep_prompt_texts(session: Session, spec: SystemSpec) -> SystemSpec:
     row = session.get(System, spec.id)
     if row is None or not spec.components.prompts:
         return spec
-    stored = {
-        (p.get("id"), p.get("content_hash")): p.get("content")
-        for p in (row.spec.get("components") or {}).get("prompts") or []
-    }
+    stored = {(p.id, p.content_hash): p.content for p in row.parsed.components.prompts}
     prompts = [
         p.model_copy(update={"content": stored.get((p.id, p.content_hash))})
         if p.content is None and stored.get((p.id, p.content_hash))
@@ -141,9 +138,9 @@ def apply_specs(
         else:
             result.updated.append(spec.id)
         row.name = spec.name
-        row.type = spec.type.value
+        row.type = spec.type
         row.owner_team = spec.owner.team
-        row.risk_tier = spec.risk.tier.value
+        row.risk_tier = spec.risk.tier
         row.eu_ai_act_high_risk = spec.risk.eu_ai_act_high_risk
         row.spec = data
         row.updated_at = now
@@ -153,14 +150,14 @@ def apply_specs(
             SystemComponent(system_id=spec.id, kind=kind, key=key)
             for kind, key in component_keys(spec)
         )
-        versions.record_spec(session, spec=data, at=now, source=f"inventory applied by {actor}")
+        versions.record_spec(session, spec=spec, at=now, source=f"inventory applied by {actor}")
         if spec.id in result.created:
             differences = [("(system)", None, data)]
         for field, old, new in differences:
             session.add(
                 Change(
                     system_id=spec.id,
-                    kind=ChangeKind.inventory.value,
+                    kind=ChangeKind.inventory,
                     summary="system registered" if field == "(system)" else f"{field} changed",
                     field=None if field == "(system)" else field,
                     before=old,
@@ -222,7 +219,7 @@ def _changed_version(system: System, change: ChangeIn) -> tuple[str, str] | None
             "Only a prompt_change or model_change carries a version.",
             [Problem("body.version", "leave it out, or set kind to prompt_change/model_change")],
         )
-    declared = [c["id"] for c in system.spec.get("components", {}).get(versions.KINDS[kind], [])]
+    declared = [c.id for c in versions.declared(system.parsed, kind)]
     component = change.component
     if component is None:
         if len(declared) != 1:
@@ -245,7 +242,7 @@ def record_change(session: Session, *, change: ChangeIn, actor: str) -> Change:
     now = utcnow()
     row = Change(
         system_id=change.system_id,
-        kind=change.kind.value,
+        kind=change.kind,
         summary=change.summary,
         field=change.field,
         before=change.before,

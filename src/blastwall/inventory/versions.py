@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from blastwall.inventory.models import ComponentVersion
+from blastwall.inventory.schemas import Model, Prompt, SystemSpec
 
 KINDS = {"prompt": "prompts", "model": "models"}
 
@@ -28,9 +28,13 @@ class Version:
     source: str
 
 
-def _declared(spec: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = spec.get("components", {}).get(KINDS[kind], [])
-    return items
+def declared(spec: SystemSpec, kind: str) -> list[Prompt] | list[Model]:
+    """The prompts (`kind` "prompt") or models ("model") the system declares."""
+    return spec.components.prompts if kind == "prompt" else spec.components.models
+
+
+def _hash(item: Prompt | Model) -> str | None:
+    return item.content_hash if isinstance(item, Prompt) else None
 
 
 def _latest(
@@ -80,42 +84,38 @@ def record(
     return row
 
 
-def record_spec(session: Session, *, spec: dict[str, Any], at: datetime, source: str) -> None:
+def record_spec(session: Session, *, spec: SystemSpec, at: datetime, source: str) -> None:
     """Record the prompt and model versions an applied inventory declares."""
     for kind in KINDS:
-        for item in _declared(spec, kind):
+        for item in declared(spec, kind):
             record(
                 session,
-                system_id=spec["id"],
+                system_id=spec.id,
                 kind=kind,
-                component_id=item["id"],
-                version=str(item["version"]),
-                content_hash=item.get("content_hash"),
+                component_id=item.id,
+                version=item.version,
+                content_hash=_hash(item),
                 since=at,
                 source=source,
             )
 
 
-def known(session: Session, *, spec: dict[str, Any], kind: str, component_id: str) -> list[Version]:
+def known(session: Session, *, spec: SystemSpec, kind: str, component_id: str) -> list[Version]:
     """Every version the component has had, oldest first; the inventory's current one is
     among them even where it was never recorded (a system applied before versions were)."""
     rows = session.scalars(
         select(ComponentVersion)
         .where(
-            ComponentVersion.system_id == spec["id"],
+            ComponentVersion.system_id == spec.id,
             ComponentVersion.kind == kind,
             ComponentVersion.component_id == component_id,
         )
         .order_by(ComponentVersion.since, ComponentVersion.id)
     )
     found = [Version(r.component_id, r.version, r.content_hash, r.since, r.source) for r in rows]
-    for item in _declared(spec, kind):
-        if item["id"] == component_id and not any(v.version == str(item["version"]) for v in found):
-            found.append(
-                Version(
-                    component_id, str(item["version"]), item.get("content_hash"), None, "inventory"
-                )
-            )
+    for item in declared(spec, kind):
+        if item.id == component_id and not any(v.version == item.version for v in found):
+            found.append(Version(component_id, item.version, _hash(item), None, "inventory"))
     return found
 
 

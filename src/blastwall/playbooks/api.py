@@ -167,7 +167,7 @@ def run_step(
         snapshot_interactions=settings.containment_snapshot_interactions,
     )
     audit_object(request, f"incident:{incident_id}/action:{action.id}")
-    if action.state == ActionState.active.value:
+    if action.state == ActionState.active:
         notify_guards(request, session, action)
     else:
         response.status_code = 202

@@ -13,7 +13,6 @@ from blastwall.containment.schemas import ActionIn
 from blastwall.errors import Conflict, InvalidInput, Problem
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
-from blastwall.inventory.schemas import Control
 from blastwall.pipeline import ContainmentChanged
 from blastwall.playbooks import service
 from blastwall.playbooks.library import StepKind
@@ -51,7 +50,7 @@ def run_containment(
     incident = incidents.get_incident(session, incident_id=incident_id, principal=actor)
     row = service.step_row(session, incident, item_id)
     name = service.label(row)
-    if row.kind != StepKind.containment.value or row.control is None:
+    if row.kind != StepKind.containment or row.control is None:
         raise InvalidInput(
             f"Step {name} is a {row.kind} step; only containment steps run an action.",
             problems=[Problem("step", "choose a containment step of the checklist")],
@@ -71,7 +70,7 @@ def run_containment(
             session,
             incident_id=incident.id,
             data=ActionIn(
-                control=Control(row.control),
+                control=row.control,
                 params=run.params,
                 reason=run.reason,
                 expires_at=run.expires_at,

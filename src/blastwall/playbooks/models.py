@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blastwall.db import Base, UTCDateTime, utcnow
+from blastwall.db import Base, UTCDateTime, enum_type, utcnow
+from blastwall.inventory.schemas import Control
+from blastwall.playbooks.library import StepKind
 
 
 class ChecklistStep(Base):
@@ -23,10 +25,10 @@ class ChecklistStep(Base):
     playbook_version: Mapped[int] = mapped_column(Integer)
     step_id: Mapped[str] = mapped_column(String(80))
     position: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[StepKind] = mapped_column(enum_type(StepKind, 20))
     title: Mapped[str] = mapped_column(String(300))
     detail: Mapped[str] = mapped_column(Text, default="")
-    control: Mapped[str | None] = mapped_column(String(40), default=None)
+    control: Mapped[Control | None] = mapped_column(enum_type(Control, 40), default=None)
     decided_by: Mapped[str | None] = mapped_column(String(40), default=None)
     options: Mapped[str | None] = mapped_column(Text, default=None)
     """The options of a decision, one per line."""

@@ -43,12 +43,12 @@ __all__ = [
 
 def system_types(session: Session, *, incident_id: int) -> list[str]:
     """The types (generative, agentic, predictive) of the incident's systems."""
-    rows = session.execute(
-        select(System.spec)
+    rows = session.scalars(
+        select(System.type)
         .join(IncidentSystem, IncidentSystem.system_id == System.id)
         .where(IncidentSystem.incident_id == incident_id)
     )
-    return sorted({str(spec.get("type")) for (spec,) in rows if spec.get("type")})
+    return sorted({t.value for t in rows})
 
 
 def attach(
@@ -86,10 +86,10 @@ def attach(
             playbook_version=playbook.version,
             step_id=step.id,
             position=position,
-            kind=step.kind.value,
+            kind=step.kind,
             title=step.title,
             detail=step.detail,
-            control=step.control.value if step.control else None,
+            control=step.control,
             decided_by=step.decided_by.value if step.decided_by else None,
             options="\n".join(step.options) or None,
             state="open",
@@ -242,7 +242,7 @@ def complete(
             f"{row.completed_at:%Y-%m-%d %H:%M}Z."
         )
     options = row.options.split("\n") if row.options else []
-    if row.kind == StepKind.decision.value and not completion.skip:
+    if row.kind == StepKind.decision and not completion.skip:
         if completion.outcome not in options:
             raise InvalidInput(
                 f"Step {label(row)} is a decision: give one of its options as the outcome.",
@@ -340,7 +340,7 @@ def tick_for_action(
         r
         for r in _steps(session, incident.id)
         if r.state == "open"
-        and r.kind == StepKind.containment.value
+        and r.kind == StepKind.containment
         and (r.action_id == action.id or r.control == action.control)
     ]
     if not rows:

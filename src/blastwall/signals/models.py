@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blastwall.db import Base, JSONType, UTCDateTime, utcnow
+from blastwall.db import Base, JSONType, UTCDateTime, enum_type, utcnow
+from blastwall.incidents.schemas import Archetype
+from blastwall.signals.schemas import SignalSeverity, SignalStatus
 
 
 class Signal(Base):
@@ -30,9 +32,9 @@ class Signal(Base):
     system_ref: Mapped[str | None] = mapped_column(
         String(200), default=None
     )  # the system as the sender named it, kept when it is not in the inventory
-    archetype: Mapped[str | None] = mapped_column(String(40), default=None)
-    severity: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20), default="firing")
+    archetype: Mapped[Archetype | None] = mapped_column(enum_type(Archetype, 40), default=None)
+    severity: Mapped[SignalSeverity] = mapped_column(enum_type(SignalSeverity, 20))
+    status: Mapped[SignalStatus] = mapped_column(enum_type(SignalStatus, 20), default="firing")
     summary: Mapped[str] = mapped_column(Text)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     trace_id: Mapped[str | None] = mapped_column(String(32), default=None)

@@ -66,13 +66,9 @@ class SystemMatcher:
     def _names(self) -> dict[str, str]:
         if self._service_names is None:
             names: dict[str, str] = {}
-            for system_id, spec in self.session.execute(
-                select(System.id, System.spec).order_by(System.id)
-            ):
-                telemetry = spec.get("telemetry") if isinstance(spec, dict) else None
-                for name in (telemetry or {}).get("service_names") or []:
-                    if isinstance(name, str):
-                        names.setdefault(name.strip().lower(), system_id)
+            for row in self.session.scalars(select(System).order_by(System.id)):
+                for name in row.parsed.telemetry.service_names:
+                    names.setdefault(name.strip().lower(), row.id)
             self._service_names = names
         return self._service_names
 
@@ -183,9 +179,9 @@ def create_signal(
         kind=data.kind,
         system_id=system_id,
         system_ref=data.system,
-        archetype=data.archetype.value if data.archetype else None,
-        severity=data.severity.value,
-        status=SignalStatus.firing.value,
+        archetype=data.archetype,
+        severity=data.severity,
+        status=SignalStatus.firing,
         summary=data.summary,
         attributes=data.attributes,
         trace_id=data.trace_id,
@@ -260,8 +256,8 @@ def create_report(
         kind=REPORT_KIND,
         system_id=system_id,
         system_ref=data.system,
-        severity=SignalSeverity.warning.value,
-        status=SignalStatus.firing.value,
+        severity=SignalSeverity.warning,
+        status=SignalStatus.firing,
         summary=_clip(data.what, REPORT_SUMMARY_LENGTH),
         attributes=attributes,
         conversation_id=data.conversation_id,
@@ -361,7 +357,7 @@ def ingest_alertmanager(
                 .limit(1)
             )
         starts_at = mapped.starts_at or now
-        if latest is not None and latest.status == SignalStatus.firing.value:
+        if latest is not None and latest.status == SignalStatus.firing:
             missed_resolution = (
                 mapped.starts_at is not None
                 and latest.starts_at is not None
@@ -370,7 +366,7 @@ def ingest_alertmanager(
             )
             if missed_resolution:
                 # It ended and started again while its resolution never reached Blastwall.
-                latest.status = SignalStatus.resolved.value
+                latest.status = SignalStatus.resolved
                 latest.ends_at = mapped.starts_at
                 latest.attributes = {**latest.attributes, "resolution_missed": True}
                 latest.updated_at = now
@@ -403,7 +399,7 @@ def ingest_alertmanager(
             continue
         row = Signal(
             source=alertmanager.SOURCE,
-            status=mapped.status.value,
+            status=mapped.status,
             fingerprint=mapped.fingerprint,
             starts_at=starts_at,
             ends_at=(mapped.ends_at or now) if mapped.status is SignalStatus.resolved else None,
@@ -415,7 +411,7 @@ def ingest_alertmanager(
         session.add(row)
         session.flush()
         created.append(row)
-        if row.status == SignalStatus.resolved.value:
+        if row.status == SignalStatus.resolved:
             resolved.append(row)
         result.created += 1
         result.signals.append(row.id)

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from blastwall import pipeline
 from blastwall.pipeline import SignalsRaised, SignalsResolved
 from blastwall.signals.models import Signal
+from blastwall.signals.schemas import SignalStatus
 from blastwall.telemetry.models import ContentCapture
 from blastwall.telemetry.schemas import ContentCaptureOut
 
@@ -227,7 +228,7 @@ def _warn(session: Session, *, system_id: str, policy: str, now: datetime) -> No
 def _clear(session: Session, *, system_id: str, now: datetime) -> None:
     firing = _firing(session, system_id)
     for signal in firing:
-        signal.status = "resolved"
+        signal.status = SignalStatus.resolved
         signal.ends_at = now
         signal.updated_at = now
     if firing:

@@ -84,13 +84,13 @@ def directory(session: Session) -> Directory:
         return cached
     names: dict[str, tuple[str, str]] = {}
     specs: dict[str, dict[str, Any]] = {}
-    for system_id, spec in session.execute(select(System.id, System.spec)):
-        specs[system_id] = spec
-        telemetry = spec.get("telemetry") or {}
-        entry = (system_id, telemetry.get("content_policy", "full"))
-        for name in telemetry.get("service_names", []):
+    for row in session.scalars(select(System)):
+        specs[row.id] = row.spec
+        telemetry = row.parsed.telemetry
+        entry = (row.id, telemetry.content_policy.value)
+        for name in telemetry.service_names:
             names.setdefault(name, entry)
-        names[system_id] = entry
+        names[row.id] = entry
     built = Directory(names=names, ids=frozenset(n[0] for n in names.values()), specs=specs)
     _directory_cache.clear()
     _directory_cache[key] = built

@@ -23,6 +23,7 @@ from blastwall.errors import NotFound
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, TimelineEntry
 from blastwall.inventory.models import Change, System, SystemComponent
+from blastwall.inventory.schemas import SystemSpec
 from blastwall.library import service as known
 from blastwall.playbooks.library import Library, StepKind, select_steps
 from blastwall.signals.models import Signal
@@ -255,18 +256,18 @@ def _external(session: Session, text: str, principal: Principal) -> list[Externa
 
 
 def _playbook(
-    incident: Incident, specs: dict[str, dict[str, Any]], library: Library
+    incident: Incident, specs: dict[str, SystemSpec], library: Library
 ) -> PlaybookSuggestion | None:
     try:
         playbook = library.for_archetype(incident.archetype)
     except NotFound:  # no playbook for this archetype: the pack says so by leaving it out
         return None
-    types = sorted({str(spec.get("type")) for spec in specs.values() if spec.get("type")})
+    types = sorted({spec.type.value for spec in specs.values()})
     steps = []
     for step in select_steps(playbook, severity=incident.severity, system_types=types):
         supported: bool | None = None
         if step.kind is StepKind.containment and step.control is not None and specs:
-            supported = all(step.control.value in (s.get("controls") or []) for s in specs.values())
+            supported = all(step.control in s.controls for s in specs.values())
         steps.append(
             PlaybookStepOut(
                 id=step.id,
@@ -281,35 +282,33 @@ def _playbook(
     return PlaybookSuggestion(id=playbook.id, name=playbook.name, steps=steps)
 
 
-def _owners(specs: dict[str, dict[str, Any]]) -> tuple[list[Contact], list[RoleSuggestion]]:
+def _owners(specs: dict[str, SystemSpec]) -> tuple[list[Contact], list[RoleSuggestion]]:
     owners: list[Contact] = []
     roles: list[RoleSuggestion] = []
     for system_id, spec in specs.items():
-        owner = spec.get("owner") or {}
-        on_call = spec.get("on_call")
+        owner, on_call = spec.owner, spec.on_call
         owners.append(
             Contact(
                 system_id=system_id,
-                team=str(owner.get("team", "")),
-                contacts=list(owner.get("contacts") or []),
-                on_call=on_call,
+                team=owner.team,
+                contacts=[c.model_dump(exclude_none=True) for c in owner.contacts],
+                on_call=on_call.model_dump(exclude_none=True) if on_call else None,
             )
         )
         if on_call and not any(r.role == "incident_commander" for r in roles):
             roles.append(
                 RoleSuggestion(
                     role="incident_commander",
-                    who=str(on_call.get("name")),
+                    who=on_call.name,
                     why=f"on call for {system_id}",
                 )
             )
-        contacts = owner.get("contacts") or []
-        if contacts and not any(r.role == "technical_lead" for r in roles):
+        if owner.contacts and not any(r.role == "technical_lead" for r in roles):
             roles.append(
                 RoleSuggestion(
                     role="technical_lead",
-                    who=str(contacts[0].get("name")),
-                    why=f"owner of {system_id} ({owner.get('team')})",
+                    who=owner.contacts[0].name,
+                    why=f"owner of {system_id} ({owner.team})",
                 )
             )
     return owners, roles
@@ -369,10 +368,8 @@ def triage_pack(
     first = _first_signal(session, incident.id)
     anchor = first or incident.created_at
     specs = {
-        system_id: spec
-        for system_id, spec in session.execute(
-            select(System.id, System.spec).where(System.id.in_(systems)).order_by(System.id)
-        )
+        row.id: row.parsed
+        for row in session.scalars(select(System).where(System.id.in_(systems)).order_by(System.id))
     }
     components = _components(session, systems)
     owners, roles = _owners(specs)

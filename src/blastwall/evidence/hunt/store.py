@@ -27,7 +27,7 @@ def create_hunt(session: Session, *, data: HuntIn, actor: Principal) -> Hunt:
         session, mode=data.mode.value, query=data.query, system_id=data.system, since=data.since
     )
     row = Hunt(
-        mode=data.mode.value,
+        mode=data.mode,
         query=data.query,
         system_id=data.system,
         since=data.since,
