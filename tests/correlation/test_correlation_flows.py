@@ -34,6 +34,7 @@ from blastwall.inventory.loader import load_path
 from blastwall.inventory.schemas import Vendor
 from blastwall.settings import Settings
 from blastwall.signals.models import Signal
+from blastwall.signals.schemas import SignalStatus
 from tests.conftest import EXAMPLES
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -64,7 +65,7 @@ def emit(session: Session, at: datetime, **fields: Any) -> Signal:
 
 
 def resolve(session: Session, row: Signal, at: datetime) -> None:
-    row.status, row.ends_at = "resolved", at
+    row.status, row.ends_at = SignalStatus.resolved, at
     flows.resolve(session, [row], now=at)
     session.commit()
 
