@@ -4,13 +4,13 @@ without a timeline entry each; reaching the cap is said once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from blastwall.settings import get_settings
+from blastwall.settings import Settings
+from blastwall.wiring import install as install_pipeline
 from tests.conftest import Clients
 from tests.support.otlp_json import document, span, tool
 
@@ -18,11 +18,10 @@ H = dict[str, str]
 
 
 @pytest.fixture
-def cap(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("BLASTWALL_EVIDENCE_REPEAT_CAP", "3")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+def cap() -> None:
+    """The pipeline's correlation step with an evidence cap of 3, as `create_app` would
+    subscribe it for a server with BLASTWALL_EVIDENCE_REPEAT_CAP=3."""
+    install_pipeline(Settings(evidence_repeat_cap=3))
 
 
 def _refunds(client: TestClient, headers: H, *amounts: int) -> None:
@@ -85,21 +84,17 @@ def test_repeats_add_their_interactions_up_to_the_cap(
 
 
 def test_no_evidence_from_repeats_at_a_cap_of_zero(
-    clients: Clients, admin: H, inventory: list[str], monkeypatch: pytest.MonkeyPatch
+    clients: Clients, admin: H, inventory: list[str]
 ) -> None:
-    monkeypatch.setenv("BLASTWALL_EVIDENCE_REPEAT_CAP", "0")
-    get_settings.cache_clear()
-    try:
-        client = clients.client
-        _refunds(client, admin, 900)
-        (first,) = _get(client, admin, "/api/v1/signals?detector=tool_policy")["items"]
-        candidate = _get(client, admin, f"/api/v1/candidates/{first['candidate_id']}")
-        evidence = f"/api/v1/incidents/{candidate['incident_id']}/evidence"
-        before = _get(client, admin, evidence)["items"]
-        _refunds(client, admin, 901)
-        assert _get(client, admin, evidence)["items"] == before
-    finally:
-        get_settings.cache_clear()
+    install_pipeline(Settings(evidence_repeat_cap=0))
+    client = clients.client
+    _refunds(client, admin, 900)
+    (first,) = _get(client, admin, "/api/v1/signals?detector=tool_policy")["items"]
+    candidate = _get(client, admin, f"/api/v1/candidates/{first['candidate_id']}")
+    evidence = f"/api/v1/incidents/{candidate['incident_id']}/evidence"
+    before = _get(client, admin, evidence)["items"]
+    _refunds(client, admin, 901)
+    assert _get(client, admin, evidence)["items"] == before
 
 
 def test_a_repeat_before_the_incident_is_left_to_its_opening(
