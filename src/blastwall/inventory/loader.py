@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from blastwall.detection.engine import validate_settings
 from blastwall.errors import InvalidInput, Problem, field_path
 from blastwall.inventory.schemas import SystemSpec
 
@@ -95,6 +96,16 @@ def parse_documents(text: str, filename: str) -> tuple[list[LoadedSystem], list[
                     Problem(f"{filename}: {_field(loc)}", error["msg"], _line_of(node, loc))
                 )
             continue
+        wrong = detection_problems(spec)
+        if wrong:
+            problems.append(
+                Problem(
+                    f"{filename}: detection",
+                    "; ".join(str(p) for p in wrong),
+                    _line_of(node, ("detection",)),
+                )
+            )
+            continue
         systems.append(LoadedSystem(spec, filename, _line_of(node, ()) or 1))
     return systems, problems
 
@@ -152,10 +163,27 @@ def check_references(systems: list[LoadedSystem], known_ids: set[str]) -> list[P
     return problems
 
 
+def detection_problems(spec: SystemSpec) -> list[Problem]:
+    """What is wrong with the system's `detection:` settings, checked against the detectors
+    installed (each detector's settings are its own), located within `detection`."""
+    if not spec.detection:
+        return []
+    try:
+        validate_settings(spec.detection)
+    except InvalidInput as exc:
+        return list(exc.problems)
+    return []
+
+
 def spec_from_mapping(document: Any, *, where: str = "body") -> SystemSpec:
     """Validate one system given as a mapping (from JSON), with field paths in the problems."""
     try:
-        return SystemSpec.model_validate(document)
+        spec = SystemSpec.model_validate(document)
     except ValidationError as exc:
         problems = [Problem(f"{where}.{_field(tuple(e['loc']))}", e["msg"]) for e in exc.errors()]
         raise InvalidInput("The system declaration is invalid.", problems) from exc
+    wrong = detection_problems(spec)
+    if wrong:
+        problems = [Problem(f"{where}.detection.{p.location}", p.message) for p in wrong]
+        raise InvalidInput("The system declaration is invalid.", problems)
+    return spec

@@ -10,9 +10,9 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from blastwall.db import utcnow
-from blastwall.detection.engine import validate_settings
 from blastwall.errors import InvalidInput, NotFound, Problem
 from blastwall.inventory import versions
+from blastwall.inventory.loader import detection_problems
 from blastwall.inventory.models import Change, System, SystemComponent
 from blastwall.inventory.schemas import ApplyResult, ChangeIn, ChangeKind, SystemSpec
 from blastwall.pagination import decode_cursor, fetch_page
@@ -91,20 +91,6 @@ def keep_prompt_texts(session: Session, spec: SystemSpec) -> SystemSpec:
     return spec.model_copy(update={"components": components})
 
 
-def _detection_problems(spec: SystemSpec) -> list[Problem]:
-    """What is wrong with the system's `detection:` settings, checked against the detectors
-    installed (a detector's settings are its own)."""
-    if not spec.detection:
-        return []
-    try:
-        validate_settings(spec.detection)
-    except InvalidInput as exc:
-        return [
-            Problem(f"{spec.id}.detection.{p.location}", p.message, p.line) for p in exc.problems
-        ]
-    return []
-
-
 def apply_specs(
     session: Session, *, specs: Iterable[SystemSpec], actor: str, source: str | None = None
 ) -> ApplyResult:
@@ -119,7 +105,11 @@ def apply_specs(
     ]
     if problems:
         raise InvalidInput("Unknown dependencies; nothing was applied.", problems)
-    problems = [p for spec in specs for p in _detection_problems(spec)]
+    problems = [
+        Problem(f"{spec.id}.detection.{p.location}", p.message)
+        for spec in specs
+        for p in detection_problems(spec)
+    ]
     if problems:
         raise InvalidInput("Invalid detection settings; nothing was applied.", problems)
     result = ApplyResult()
