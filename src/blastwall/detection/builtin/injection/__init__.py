@@ -1,6 +1,6 @@
 """Prompt injection, jailbreaks and exfiltration channels, from a rule pack.
 
-The rules live in `injection_rules.yaml` beside this module, grouped in families
+The rules live in `injection_rules.yaml` beside this package, grouped in families
 (instruction override, jailbreak persona, system prompt extraction, obfuscation, delimiter
 injection, exfiltration). Their patterns are compiled once, at import, into two Hyperscan
 databases: `RULE_SET` for what goes into the model (the user's input; retrieved documents and
@@ -63,6 +63,8 @@ DECODERS = frozenset({"tags", "invisible", "homoglyphs", "blobs", "leet", "rot13
 _CHANNELS = frozenset({"inputs", "context", "outputs"})
 _DEFAULT_CHANNELS = frozenset({"inputs", "context"})
 _MACRO = re.compile(r"\{\{(\w+)\}\}")
+RULES_FILE = resources.files("blastwall.detection.builtin").joinpath("injection_rules.yaml")
+"""The rule pack, beside the other built-in detectors."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +103,7 @@ def _python(pattern: str | None, macros: Mapping[str, str], wrap: str) -> re.Pat
 
 
 def _load_rules() -> tuple[dict[str, str], tuple[tuple[Rule, RuleInfo], ...]]:
-    text = resources.files(__package__).joinpath("injection_rules.yaml").read_text("utf-8")
-    pack = yaml.safe_load(text)
+    pack = yaml.safe_load(RULES_FILE.read_text("utf-8"))
     families: dict[str, str] = dict(pack["families"])
     macros: dict[str, str] = {k: str(v).strip() for k, v in pack.get("macros", {}).items()}
     rules: list[tuple[Rule, RuleInfo]] = []
