@@ -140,7 +140,7 @@ def _add(archive: zipfile.ZipFile, name: str, chunks: Iterable[bytes], size: int
 
 def _readme(incident_id: int) -> str:
     return (
-        (Path(__file__).parent / "bundle_readme.md")
+        (Path(__file__).parent.parent / "bundle_readme.md")
         .read_text()
         .replace("{incident}", str(incident_id))
     )
