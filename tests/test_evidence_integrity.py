@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from blastwall.auth.roles import Principal, Role
 from blastwall.db import Database
 from blastwall.evidence import flows, service, verify
-from blastwall.evidence.bundle import _add, verify_bundle
+from blastwall.evidence.bundle import verify_bundle
+from blastwall.evidence.bundle.layout import add_member
 from blastwall.evidence.models import LedgerRecord
 from blastwall.incidents import service as incidents
 from blastwall.incidents.schemas import IncidentCreate
@@ -92,12 +93,12 @@ def _members(data: bytes) -> list[tuple[str, bytes]]:
 
 def _rezip(members: list[tuple[str, bytes]]) -> bytes:
     """The members written back in the canonical layout: a well-formed zip."""
-    from blastwall.evidence.bundle import _Stream
+    from blastwall.evidence.bundle.layout import Stream
 
     out = io.BytesIO()
-    with zipfile.ZipFile(_Stream(out.write), "w", zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(Stream(out.write), "w", zipfile.ZIP_STORED) as archive:
         for name, content in members:
-            _add(archive, name, [content], len(content))
+            add_member(archive, name, [content], len(content))
     return out.getvalue()
 
 
