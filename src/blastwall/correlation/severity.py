@@ -23,6 +23,7 @@ from blastwall.correlation.policy import (
     Leaked,
     SeverityPolicy,
     Tier,
+    Volume,
 )
 
 INVENTORY_FACTORS = frozenset(
@@ -97,27 +98,31 @@ def leak_points(policy: Leaked, name: str, count: int) -> tuple[int, str]:
     return policy.types.get(name, policy.kinds.get(name, 0)), f"{name} ({count})"
 
 
+def _volume(v: Volume, impact: Impact, add: Add) -> None:
+    """How many signals against the systems' usual rate of such signals."""
+    hours = max(impact.minutes / 60, 1.0)
+    rate = max(impact.baseline_per_hour, v.baseline_floor)
+    times = impact.signals / (rate * hours) if rate else float(impact.signals)
+    points = next(
+        (
+            t.points
+            for t in sorted(v.tiers, key=lambda t: -t.times_baseline)
+            if times >= t.times_baseline
+        ),
+        0,
+    )
+    seen = f"{impact.signals} signals in {impact.minutes:.0f} min"
+    if impact.signals < v.at_least:
+        add("volume", 0, f"{seen}: fewer than {v.at_least}")
+    else:
+        add("volume", points, f"{seen}, {times:.1f}x the baseline of {rate:.2g}/h")
+
+
 def _evidence(f: Factors, impact: Impact, add: Add) -> None:
     """The factors of the evidence of the event; a factor the policy leaves out is not
     weighed."""
     if f.volume is not None:
-        v = f.volume
-        hours = max(impact.minutes / 60, 1.0)
-        rate = max(impact.baseline_per_hour, v.baseline_floor)
-        times = impact.signals / (rate * hours) if rate else float(impact.signals)
-        points = next(
-            (
-                t.points
-                for t in sorted(v.tiers, key=lambda t: -t.times_baseline)
-                if times >= t.times_baseline
-            ),
-            0,
-        )
-        seen = f"{impact.signals} signals in {impact.minutes:.0f} min"
-        if impact.signals < v.at_least:
-            add("volume", 0, f"{seen}: fewer than {v.at_least}")
-        else:
-            add("volume", points, f"{seen}, {times:.1f}x the baseline of {rate:.2g}/h")
+        _volume(f.volume, impact, add)
     if f.harm is not None:
         h = f.harm
         if not impact.reports:
