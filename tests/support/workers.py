@@ -43,7 +43,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[D
     engine = make_engine(url)
     upgrade(engine)
     db = Database(engine)
-    with db.session() as session:
+    with db.transaction() as session:
         specs = [loaded.spec for loaded in load_path(EXAMPLES)]
         inventory_service.apply_specs(session, specs=specs, actor="test")
     yield db, url
