@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from blastwall.correlation import evidence, flows
 from blastwall.correlation.models import Candidate
-from blastwall.correlation.policy import Impact, assess, leak_points, load_policy
+from blastwall.correlation.policy import load_policy
 from blastwall.correlation.scenarios import MINUTE, Event, campaign_convinced
+from blastwall.correlation.severity import Impact, assess, leak_points
 from blastwall.incidents.models import Incident, TimelineEntry
 from blastwall.signals.models import Signal
 from tests.conftest import Clients

@@ -25,36 +25,20 @@ MAX_FUNCTION_LINES = 80
 # Not split yet: this list only shrinks. A module or function that is split comes off it
 # (the test fails while it is still listed), and nothing new goes on.
 LONG_MODULES = {
-    "containment/affected.py",
     "containment/flows.py",
     "correlation/flows.py",
-    "correlation/policy.py",
-    "correlation/scenarios.py",
     "correlation/service.py",
-    "detection/builtin/injection.py",
-    "detection/builtin/leakage.py",
-    "evidence/bundle.py",
     "evidence/flows.py",
     "signals/service.py",
-    "telemetry/otlp.py",
 }
 LONG_FUNCTIONS = {
-    "containment/affected.py:find_affected",
     "containment/flows.py:_version",
     "containment/flows.py:request_action",
     "correlation/flows.py:absorb",
-    "correlation/policy.py:assess",
-    "detection/commands.py:workers",
-    "evidence/bundle.py:write_bundle",
-    "evidence/bundle.py:verify_bundle",
     "evidence/flows.py:export_incident",
     "incidents/merging.py:merge",
-    "inventory/cyclonedx.py:to_cyclonedx",
-    "inventory/cyclonedx.py:from_cyclonedx",
-    "playbooks/cacao.py:to_cacao",
     "signals/service.py:ingest_alertmanager",
     "telemetry/flows.py:ingest",
-    "triage/commands.py:triage",
 }
 
 

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blastwall.db import Database
-from blastwall.evidence.bundle import _info, _Stream, verify_bundle
+from blastwall.evidence.bundle import verify_bundle
+from blastwall.evidence.bundle.layout import Stream, member_info
 from tests.support.bundles import read_members, rezip
 from tests.support.evidence import evidence_dir
 from tests.support.evidence_state import add_file, export, open_incident
@@ -73,9 +74,9 @@ def test_a_changed_timestamp_fails(bundle: bytes, tmp_path: Path) -> None:
     """The members in their order, one written with another time: the contents all verify,
     the layout does not."""
     out = io.BytesIO()
-    with zipfile.ZipFile(_Stream(out.write), "w", zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(Stream(out.write), "w", zipfile.ZIP_STORED) as archive:
         for name, content in read_members(bundle):
-            info = _info(name, len(content))
+            info = member_info(name, len(content))
             if name == "README.md":
                 info.date_time = (2030, 1, 1, 0, 0, 0)
             with archive.open(info, "w") as member:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from blastwall.evidence.bundle import _add, _Stream
+from blastwall.evidence.bundle.layout import Stream, add_member
 
 
 def read_members(data: bytes) -> list[tuple[str, bytes]]:
@@ -18,7 +18,7 @@ def read_members(data: bytes) -> list[tuple[str, bytes]]:
 def rezip(members: list[tuple[str, bytes]]) -> bytes:
     """The members written back in the canonical layout: a well-formed zip."""
     out = io.BytesIO()
-    with zipfile.ZipFile(_Stream(out.write), "w", zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(Stream(out.write), "w", zipfile.ZIP_STORED) as archive:
         for name, content in members:
-            _add(archive, name, [content], len(content))
+            add_member(archive, name, [content], len(content))
     return out.getvalue()

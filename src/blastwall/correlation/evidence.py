@@ -21,8 +21,9 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from blastwall.correlation.policy import Impact, Leaked, Outcome, SeverityPolicy, leak_points
+from blastwall.correlation.policy import Leaked, Outcome, SeverityPolicy
 from blastwall.correlation.service import SystemFacts
+from blastwall.correlation.severity import Impact, leak_points
 from blastwall.signals.models import Signal
 
 MAX_LISTED = 1000  # conversations and traces remembered per list

@@ -34,20 +34,13 @@ from blastwall import pipeline
 from blastwall.auth.roles import Principal, Role
 from blastwall.correlation import evidence, links, matching, service, triage
 from blastwall.correlation.models import Candidate, NoiseRule, SignalGroup
-from blastwall.correlation.policy import (
-    Assessment,
-    Inhibition,
-    Policy,
-    assess,
-    at_or_above,
-    policy_in_force,
-    signal_rank,
-)
+from blastwall.correlation.policy import Inhibition, Policy, policy_in_force
 from blastwall.correlation.schemas import (
     Accept,
     CandidateStatus,
 )
 from blastwall.correlation.service import SystemFacts
+from blastwall.correlation.severity import Assessment, assess, at_or_above, signal_rank
 from blastwall.db import utcnow
 from blastwall.evidence.models import EvidenceItem
 from blastwall.incidents import service as incidents

@@ -21,8 +21,8 @@ from blastwall.auth.roles import Principal
 from blastwall.correlation import service
 from blastwall.correlation.matching import system_of
 from blastwall.correlation.models import Candidate
-from blastwall.correlation.policy import Assessment, at_or_above, signal_rank
 from blastwall.correlation.schemas import CandidateStatus
+from blastwall.correlation.severity import Assessment, at_or_above, signal_rank
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.signals.models import Signal

@@ -145,6 +145,15 @@ def workers(
             "makes one."
         )
     address = url.rstrip("/")
+    status = _workers_status(address, token)
+    if json:
+        print_json(status)
+        return
+    _print_workers(status, address)
+
+
+def _workers_status(address: str, token: str) -> dict[str, Any]:
+    """The server's answer to GET /api/v1/detection/workers; its errors as ours."""
     try:
         answer = httpx.get(
             f"{address}/api/v1/detection/workers",
@@ -167,9 +176,11 @@ def workers(
             f"The server at {address} answered {answer.status_code}: {detail}"
         )
     status: dict[str, Any] = answer.json()
-    if json:
-        print_json(status)
-        return
+    return status
+
+
+def _print_workers(status: dict[str, Any], address: str) -> None:
+    """The workers as a table, or the mode the server runs its detectors in."""
     if status["mode"] != "workers":
         where = "in the ingest request" if status["mode"] == "inline" else "nowhere (off)"
         out.print(

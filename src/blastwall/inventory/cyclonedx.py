@@ -122,6 +122,13 @@ def to_cyclonedx(spec: SystemSpec) -> str:
     bom.metadata.tools.components.add(
         Component(type=ComponentType.APPLICATION, name="blastwall", version=__version__)
     )
+    _add_parts(bom, spec, data)
+    bom.register_dependency(system, [*bom.components, *bom.services])
+    return make_outputter(bom, OutputFormat.JSON, SchemaVersion.V1_6).output_as_string(indent=2)
+
+
+def _add_parts(bom: Bom, spec: SystemSpec, data: dict[str, Any]) -> None:
+    """The system's models, prompts, data sources (components) and tools (services)."""
     parts = spec.components
     for i, m in enumerate(parts.models):
         provider = OrganizationalEntity(name=m.provider)
@@ -172,8 +179,6 @@ def to_cyclonedx(spec: SystemSpec) -> str:
                 ),
             )
         )
-    bom.register_dependency(system, [*bom.components, *bom.services])
-    return make_outputter(bom, OutputFormat.JSON, SchemaVersion.V1_6).output_as_string(indent=2)
 
 
 # ---------------------------------------------------------------------------------------- import
@@ -314,19 +319,7 @@ def _org(entity: OrganizationalEntity | None) -> str | None:
 
 def from_cyclonedx(text: str) -> SystemSpec:
     """The system a CycloneDX JSON BOM describes; `InvalidInput` says what is wrong with it."""
-    raw = _check_document(text)
-    try:
-        bom = cast(Any, Bom).from_json(raw)
-    except Exception as exc:  # the library raises many kinds on malformed input
-        raise _fail(
-            "cyclonedx-python-lib could not read the BOM. Check it against the CycloneDX "
-            f"schema and import it again; {_SCHEMA_HELP}.",
-            "$",
-            f"{type(exc).__name__}: {exc}",
-        ) from None
-    if not isinstance(bom, Bom) or bom.metadata.component is None:
-        raise _fail("The BOM has no metadata.component; add the system there.", "$", "missing")
-    root: Component = bom.metadata.component
+    bom, root = _read_bom(text)
     r, props, at = _Reader(), _props_of(root.properties), "$.metadata.component"
     team = (
         _org(root.supplier)
@@ -336,54 +329,8 @@ def from_cyclonedx(text: str) -> SystemSpec:
         or root.publisher
         or "unknown"
     )
-    models: list[dict[str, Any]] = []
-    prompts: list[dict[str, Any]] = []
-    data_sources: list[dict[str, Any]] = []
-    for c in _walk(bom.components):
-        ref, own = c.bom_ref.value, _props_of(c.properties)
-        if c.type is ComponentType.MACHINE_LEARNING_MODEL:
-            provider = (
-                _org(c.supplier) or c.publisher or _org(c.manufacturer) or c.group or "unknown"
-            )
-            model_id = r.ident(ref, "model", c.name)
-            version = c.version or "unknown"
-            models.append(
-                {"id": model_id, "provider": provider, "name": c.name, "version": version}
-            )
-        elif c.type is ComponentType.DATA and ref and ref.startswith("prompt:"):
-            sha = [h.content.lower() for h in c.hashes if h.alg is HashAlgorithm.SHA_256]
-            if not sha:
-                message = "a prompt needs a SHA-256 hash of its content in `hashes`"
-                r.problems.append(Problem(f"component {ref}", message))
-            prompts.append(
-                {
-                    "id": r.ident(ref, "prompt", c.name),
-                    "version": c.version or "unknown",
-                    "content_hash": f"sha256:{sha[0] if sha else ''}",
-                }
-            )
-        elif c.type is ComponentType.DATA:
-            source = {
-                "id": r.ident(ref, "data", c.name),
-                "kind": own.get("kind", "retrieval"),
-                "sensitivity": own.get("sensitivity", "internal"),
-            }
-            if c.description is not None:
-                source["description"] = c.description
-            data_sources.append(source)
-    tools: list[dict[str, Any]] = []
-    for s in _walk_services(bom.services):
-        ref, own, where = s.bom_ref.value, _props_of(s.properties), f"service {s.name}"
-        endpoints = [str(e) for e in s.endpoints]
-        tools.append(
-            {
-                "name": r.ident(ref, "tool", s.name),
-                "description": s.description,
-                "connector": own.get("connector", endpoints[0] if endpoints else None),
-                "permissions": r.decoded(where, own, "permissions", []),
-                "constraints": r.decoded(where, own, "constraints", {}),
-            }
-        )
+    models, prompts, data_sources = _components(r, bom)
+    tools = _tools(r, bom)
     spec: dict[str, Any] = {
         "id": r.ident(root.bom_ref.value, "system", root.name),
         "name": root.name,
@@ -416,6 +363,89 @@ def from_cyclonedx(text: str) -> SystemSpec:
             "The BOM's Blastwall properties cannot be read; fix them and import it again.",
             r.problems,
         )
+    return _validated(spec)
+
+
+def _read_bom(text: str) -> tuple[Bom, Component]:
+    """The BOM through the library's model, after the document's checks, and the system it
+    describes."""
+    raw = _check_document(text)
+    try:
+        bom = cast(Any, Bom).from_json(raw)
+    except Exception as exc:  # the library raises many kinds on malformed input
+        raise _fail(
+            "cyclonedx-python-lib could not read the BOM. Check it against the CycloneDX "
+            f"schema and import it again; {_SCHEMA_HELP}.",
+            "$",
+            f"{type(exc).__name__}: {exc}",
+        ) from None
+    if not isinstance(bom, Bom) or bom.metadata.component is None:
+        raise _fail("The BOM has no metadata.component; add the system there.", "$", "missing")
+    return bom, bom.metadata.component
+
+
+Part = dict[str, Any]
+
+
+def _components(r: _Reader, bom: Bom) -> tuple[list[Part], list[Part], list[Part]]:
+    """The models, prompts and data sources among the BOM's components (nested ones too)."""
+    models: list[Part] = []
+    prompts: list[Part] = []
+    data_sources: list[Part] = []
+    for c in _walk(bom.components):
+        ref, own = c.bom_ref.value, _props_of(c.properties)
+        if c.type is ComponentType.MACHINE_LEARNING_MODEL:
+            provider = (
+                _org(c.supplier) or c.publisher or _org(c.manufacturer) or c.group or "unknown"
+            )
+            model_id = r.ident(ref, "model", c.name)
+            version = c.version or "unknown"
+            models.append(
+                {"id": model_id, "provider": provider, "name": c.name, "version": version}
+            )
+        elif c.type is ComponentType.DATA and ref and ref.startswith("prompt:"):
+            sha = [h.content.lower() for h in c.hashes if h.alg is HashAlgorithm.SHA_256]
+            if not sha:
+                message = "a prompt needs a SHA-256 hash of its content in `hashes`"
+                r.problems.append(Problem(f"component {ref}", message))
+            prompts.append(
+                {
+                    "id": r.ident(ref, "prompt", c.name),
+                    "version": c.version or "unknown",
+                    "content_hash": f"sha256:{sha[0] if sha else ''}",
+                }
+            )
+        elif c.type is ComponentType.DATA:
+            source = {
+                "id": r.ident(ref, "data", c.name),
+                "kind": own.get("kind", "retrieval"),
+                "sensitivity": own.get("sensitivity", "internal"),
+            }
+            if c.description is not None:
+                source["description"] = c.description
+            data_sources.append(source)
+    return models, prompts, data_sources
+
+
+def _tools(r: _Reader, bom: Bom) -> list[Part]:
+    """The BOM's services as tools; the connector is the first endpoint if not given."""
+    tools: list[Part] = []
+    for s in _walk_services(bom.services):
+        ref, own, where = s.bom_ref.value, _props_of(s.properties), f"service {s.name}"
+        endpoints = [str(e) for e in s.endpoints]
+        tools.append(
+            {
+                "name": r.ident(ref, "tool", s.name),
+                "description": s.description,
+                "connector": own.get("connector", endpoints[0] if endpoints else None),
+                "permissions": r.decoded(where, own, "permissions", []),
+                "constraints": r.decoded(where, own, "constraints", {}),
+            }
+        )
+    return tools
+
+
+def _validated(spec: dict[str, Any]) -> SystemSpec:
     try:
         return SystemSpec.model_validate(spec)
     except ValidationError as exc:

@@ -51,6 +51,10 @@ def _variable(step: Step) -> str:
     return f"__{step.id.replace('-', '_')}_decision__"
 
 
+def _decider(step: Step) -> str:
+    return (step.decided_by.value if step.decided_by else "incident_commander").replace("_", " ")
+
+
 def to_cacao(playbook: Playbook, *, created: datetime | None = None) -> dict[str, Any]:
     """The CACAO 2.0 document of a playbook."""
     when = (created or datetime(2026, 1, 1, tzinfo=UTC)).astimezone(UTC)
@@ -67,41 +71,14 @@ def to_cacao(playbook: Playbook, *, created: datetime | None = None) -> dict[str
     for index, step in enumerate(playbook.steps):
         following = ids[index + 1] if index + 1 < len(ids) else end
         if step.kind is StepKind.decision:
-            variable = _variable(step)
-            decider = (step.decided_by.value if step.decided_by else "incident_commander").replace(
-                "_", " "
-            )
-            variables[variable] = {
+            variables[_variable(step)] = {
                 "type": "string",
                 "description": f"{step.title} Options: {', '.join(step.options)}. "
-                f"Decided by the {decider}.",
+                f"Decided by the {_decider(step)}.",
                 "constant": False,
                 "external": True,
             }
-            cases: dict[str, str] = {}
-            for option in step.options:
-                # Each case is a branch of its own: one step recording the decision, then
-                # an end step of the branch; the switch then goes on to the next step.
-                branch = _id("action", *key, step.id, "case", option)
-                branch_end = _id("end", *key, step.id, "case", option)
-                cases[option] = branch
-                workflow[branch] = {
-                    "type": "action",
-                    "name": f"{step.title} {option}",
-                    "description": f"The {decider} decided: {option}.",
-                    "commands": [{"type": "manual", "command": f"Record the decision: {option}"}],
-                    "agent": agent,
-                    "on_completion": branch_end,
-                }
-                workflow[branch_end] = {"type": "end", "name": f"{step.title} {option}: done"}
-            workflow[ids[index]] = {
-                "type": "switch-condition",
-                "name": step.title,
-                "description": _description(step),
-                "switch": variable,
-                "cases": cases,
-                "on_completion": following,
-            }
+            workflow.update(_switch(step, ids[index], following, key, agent))
             continue
         workflow[ids[index]] = {
             "type": "action",
@@ -112,6 +89,54 @@ def to_cacao(playbook: Playbook, *, created: datetime | None = None) -> dict[str
             "on_completion": following,
         }
     workflow[end] = {"type": "end", "name": "End"}
+    document = _document(playbook, key, stamp, start, workflow, agent)
+    if variables:
+        document["playbook_variables"] = variables
+    return document
+
+
+def _switch(
+    step: Step, step_id: str, following: str, key: tuple[str, int], agent: str
+) -> dict[str, Any]:
+    """The workflow steps of a decision: a branch per option (one step recording the
+    decision, then an end step of the branch), then the switch, which goes on to the next
+    step."""
+    workflow: dict[str, Any] = {}
+    decider = _decider(step)
+    cases: dict[str, str] = {}
+    for option in step.options:
+        branch = _id("action", *key, step.id, "case", option)
+        branch_end = _id("end", *key, step.id, "case", option)
+        cases[option] = branch
+        workflow[branch] = {
+            "type": "action",
+            "name": f"{step.title} {option}",
+            "description": f"The {decider} decided: {option}.",
+            "commands": [{"type": "manual", "command": f"Record the decision: {option}"}],
+            "agent": agent,
+            "on_completion": branch_end,
+        }
+        workflow[branch_end] = {"type": "end", "name": f"{step.title} {option}: done"}
+    workflow[step_id] = {
+        "type": "switch-condition",
+        "name": step.title,
+        "description": _description(step),
+        "switch": _variable(step),
+        "cases": cases,
+        "on_completion": following,
+    }
+    return workflow
+
+
+def _document(
+    playbook: Playbook,
+    key: tuple[str, int],
+    stamp: str,
+    start: str,
+    workflow: dict[str, Any],
+    agent: str,
+) -> dict[str, Any]:
+    """The document around the workflow: identity, kinds, labels, the responders' group."""
     kinds = sorted({_TYPES[s.kind] for s in playbook.steps})
     document: dict[str, Any] = {
         "type": "playbook",
@@ -141,6 +166,4 @@ def to_cacao(playbook: Playbook, *, created: datetime | None = None) -> dict[str
             }
         },
     }
-    if variables:
-        document["playbook_variables"] = variables
     return document

@@ -12,6 +12,7 @@ from blastwall.console import operator, out, print_json, print_table, session_sc
 from blastwall.playbooks.library import library
 from blastwall.settings import get_settings
 from blastwall.triage.graph import to_svg
+from blastwall.triage.schemas import TriagePack
 from blastwall.triage.service import triage_pack
 
 
@@ -36,6 +37,18 @@ def triage(
     if json:
         print_json(pack.model_dump(mode="json"))
         return
+    _print_pack(pack)
+
+
+def _print_pack(pack: TriagePack) -> None:
+    """The pack on the terminal: what happened, what it resembles, what to do."""
+    _print_events(pack)
+    _print_similar(pack)
+    _print_response(pack)
+
+
+def _print_events(pack: TriagePack) -> None:
+    """The incident's head, the changes before it, the top anomalies and the blast radius."""
     out.print(
         f"[bold]#{pack.incident_id} {escape(pack.title)}[/bold]  {pack.severity} "
         f"{pack.archetype} · {pack.status} · {pack.signals} signals · "
@@ -72,6 +85,10 @@ def triage(
         f"Blast radius: {', '.join(radius.systems) or '-'}; also exposed through shared "
         f"components: {', '.join(radius.exposed) or 'none'}"
     )
+
+
+def _print_similar(pack: TriagePack) -> None:
+    """Similar past incidents, here and in the public library."""
     if pack.similar:
         print_table(
             ["#", "title", "archetype", "status", "score", "what was done"],
@@ -99,6 +116,10 @@ def triage(
         )
         for attribution in dict.fromkeys(e.attribution for e in pack.similar_external):
             out.print(attribution)
+
+
+def _print_response(pack: TriagePack) -> None:
+    """The playbook's steps, the suggested roles and the classification."""
     if pack.playbook:
         print_table(
             ["step", "kind", "title", "control"],
