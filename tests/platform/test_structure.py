@@ -28,7 +28,6 @@ LONG_MODULES = {
     "containment/affected.py",
     "correlation/policy.py",
     "correlation/scenarios.py",
-    "correlation/service.py",
     "detection/builtin/injection.py",
     "detection/builtin/leakage.py",
     "evidence/bundle.py",
