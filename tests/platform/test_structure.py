@@ -31,7 +31,6 @@ LONG_MODULES = {
     "detection/builtin/injection.py",
     "detection/builtin/leakage.py",
     "evidence/bundle.py",
-    "evidence/flows.py",
     "signals/service.py",
     "telemetry/otlp.py",
 }
@@ -41,7 +40,6 @@ LONG_FUNCTIONS = {
     "detection/commands.py:workers",
     "evidence/bundle.py:write_bundle",
     "evidence/bundle.py:verify_bundle",
-    "evidence/flows.py:export_incident",
     "incidents/merging.py:merge",
     "inventory/cyclonedx.py:to_cyclonedx",
     "inventory/cyclonedx.py:from_cyclonedx",
