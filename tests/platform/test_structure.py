@@ -31,7 +31,6 @@ LONG_MODULES = {
     "detection/builtin/injection.py",
     "detection/builtin/leakage.py",
     "evidence/bundle.py",
-    "signals/service.py",
     "telemetry/otlp.py",
 }
 LONG_FUNCTIONS = {
@@ -44,7 +43,6 @@ LONG_FUNCTIONS = {
     "inventory/cyclonedx.py:to_cyclonedx",
     "inventory/cyclonedx.py:from_cyclonedx",
     "playbooks/cacao.py:to_cacao",
-    "signals/service.py:ingest_alertmanager",
     "telemetry/flows.py:ingest",
     "triage/commands.py:triage",
 }
