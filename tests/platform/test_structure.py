@@ -39,11 +39,9 @@ LONG_FUNCTIONS = {
     "detection/commands.py:workers",
     "evidence/bundle.py:write_bundle",
     "evidence/bundle.py:verify_bundle",
-    "incidents/merging.py:merge",
     "inventory/cyclonedx.py:to_cyclonedx",
     "inventory/cyclonedx.py:from_cyclonedx",
     "playbooks/cacao.py:to_cacao",
-    "telemetry/flows.py:ingest",
     "triage/commands.py:triage",
 }
 
