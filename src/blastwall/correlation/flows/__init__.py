@@ -20,10 +20,10 @@ incident may be raised. What each signal shows (reports, success, leaks, confide
 kept on the candidate by `evidence.py` for the policy's evidence factors. Triage by people
 (accept, decline, merge) and escalation are in `triage.py`.
 
-    run        a call's policy, time and lookups
-    grouping   a signal's group, noise rules, the candidate it joins or starts
-    deciding   a candidate takes the signal: assessment, incident, opening, escalation
-    collecting the evidence a joining signal adds to an incident
+    run         a call's policy, time and lookups
+    grouping    a signal's group, noise rules, the candidate it joins or starts
+    deciding    a candidate takes the signal: assessment, incident, opening, escalation
+    collecting  the evidence a joining signal adds to an incident
 """
 
 from __future__ import annotations
