@@ -34,12 +34,10 @@ def _ids(values: list[int]) -> str:
     return ", ".join(str(v) for v in values) or "none"
 
 
-def merge(session: Session, *, incident: Incident, target: Incident, actor: Principal) -> None:
-    """Move what is linked to `incident` (merged) to `target` (the survivor), and say so on
-    both timelines (the caller commits)."""
-    reason = f"incident {incident.id} merged into incident {target.id}"
-    session.flush()
-    figures_before = figures(session, incident=target)
+def _merge_systems(
+    session: Session, *, incident: Incident, target: Incident, actor: Principal
+) -> list[str]:
+    """The merged incident's systems join the survivor's; answers those added."""
     systems = service.systems_of(session, incident_ids=[incident.id, target.id])
     had = systems.get(target.id, [])
     added_systems = service.link_systems(
@@ -55,20 +53,12 @@ def merge(session: Session, *, incident: Incident, target: Incident, actor: Prin
             f"{', '.join(sorted([*had, *added_systems]))} (from incident {incident.id})",
             data={"field": "systems", "before": had, "after": sorted([*had, *added_systems])},
         )
-    added_people = service.add_participants(
-        session,
-        incident=target,
-        names=service.participants_of(session, incident_id=incident.id),
-        actor=actor,
-        why=f" (from incident {incident.id})",
-    )
-    candidates, signals = correlation.move_candidates(
-        session, from_incident=incident.id, to_incident=target.id
-    )
-    if target.status in service.ENDED:
-        correlation.resolve_groups(session, incident_id=target.id, at=target.updated_at)
-    items = evidence.move_items(session, source=incident, target=target, actor=actor, reason=reason)
-    hold = custody.carry_hold(session, source=incident, target=target, actor=actor)
+    return added_systems
+
+
+def _staying(session: Session, incident: Incident) -> tuple[list[Any], list[int], int]:
+    """What stays with the merged incident: its containment actions (id, state), its
+    snapshots and how many quarantined outputs."""
     actions = list(
         session.execute(
             select(ContainmentAction.id, ContainmentAction.state)
@@ -91,6 +81,56 @@ def merge(session: Session, *, incident: Incident, target: Incident, actor: Prin
         )
         or 0
     )
+    return actions, snapshots, quarantined
+
+
+def _record_figures(
+    session: Session,
+    *,
+    incident: Incident,
+    target: Incident,
+    actor: Principal,
+    before: dict[str, Any],
+) -> None:
+    """The survivor's triage figures computed again, before and after on its timeline."""
+    after = figures(session, incident=target)
+    service.record_entry(
+        session,
+        incident=target,
+        kind="triage_recomputed",
+        actor=actor,
+        text=f"Triage figures after the merge of incident {incident.id}: signals "
+        f"{before['signals']} → {after['signals']}, systems "
+        f"{', '.join(before['systems']) or 'none'} → "
+        f"{', '.join(after['systems']) or 'none'}, first signal "
+        f"{before['first_signal_at'] or 'none'} → "
+        f"{after['first_signal_at'] or 'none'}",
+        data={"before": before, "after": after},
+    )
+
+
+def merge(session: Session, *, incident: Incident, target: Incident, actor: Principal) -> None:
+    """Move what is linked to `incident` (merged) to `target` (the survivor), and say so on
+    both timelines (the caller commits)."""
+    reason = f"incident {incident.id} merged into incident {target.id}"
+    session.flush()
+    figures_before = figures(session, incident=target)
+    added_systems = _merge_systems(session, incident=incident, target=target, actor=actor)
+    added_people = service.add_participants(
+        session,
+        incident=target,
+        names=service.participants_of(session, incident_id=incident.id),
+        actor=actor,
+        why=f" (from incident {incident.id})",
+    )
+    candidates, signals = correlation.move_candidates(
+        session, from_incident=incident.id, to_incident=target.id
+    )
+    if target.status in service.ENDED:
+        correlation.resolve_groups(session, incident_id=target.id, at=target.updated_at)
+    items = evidence.move_items(session, source=incident, target=target, actor=actor, reason=reason)
+    hold = custody.carry_hold(session, source=incident, target=target, actor=actor)
+    actions, snapshots, quarantined = _staying(session, incident)
     in_force = [a for a, state in actions if state == "active"]
     moved: dict[str, Any] = {
         "from": incident.id,
@@ -141,17 +181,4 @@ def merge(session: Session, *, incident: Incident, target: Incident, actor: Prin
         text=f"Merged into incident {target.id} by {actor.name}: moved there {summary}; {stays}",
         data=moved,
     )
-    figures_after = figures(session, incident=target)
-    service.record_entry(
-        session,
-        incident=target,
-        kind="triage_recomputed",
-        actor=actor,
-        text=f"Triage figures after the merge of incident {incident.id}: signals "
-        f"{figures_before['signals']} → {figures_after['signals']}, systems "
-        f"{', '.join(figures_before['systems']) or 'none'} → "
-        f"{', '.join(figures_after['systems']) or 'none'}, first signal "
-        f"{figures_before['first_signal_at'] or 'none'} → "
-        f"{figures_after['first_signal_at'] or 'none'}",
-        data={"before": figures_before, "after": figures_after},
-    )
+    _record_figures(session, incident=incident, target=target, actor=actor, before=figures_before)

@@ -27,13 +27,46 @@ from blastwall.signals.models import Signal
 from blastwall.telemetry import capture, service
 from blastwall.telemetry.models import SPAN_KEY
 from blastwall.telemetry.normalise import normalise, trim_attributes
-from blastwall.telemetry.otlp import Decoded
+from blastwall.telemetry.otlp import Decoded, DecodedSpan
 from blastwall.telemetry.redact import apply_content_policy
 from blastwall.telemetry.store import insert_rows
 
 __all__ = ["ingest"]
 
 log = logging.getLogger("blastwall.telemetry")
+
+
+def _context_row(
+    span: DecodedSpan, *, system_id: str | None, named: str | None, now: datetime
+) -> dict[str, Any]:
+    """A span that is not a GenAI call, as a context span of its trace."""
+    return {
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "parent_span_id": span.parent_span_id,
+        "system_id": system_id,
+        "service_name": named,
+        "name": span.name[:500],
+        "kind": span.kind,
+        "status_code": span.status_code,
+        "start_time": service.ns(span.start_ns),
+        "end_time": service.ns(span.end_ns),
+        "attributes": trim_attributes(span.attributes),
+        "received_at": now,
+    }
+
+
+def _stored_row(
+    record: dict[str, Any], policy: str, *, named: str | None, now: datetime
+) -> dict[str, Any]:
+    """An interaction as stored: its content under the system's content policy."""
+    if policy != "full":
+        record = apply_content_policy(record, policy)
+    record["service_name"] = (record.get("service_name") or named or "")[:200] or None
+    record["name"] = record["name"][:500]
+    record["content_policy"] = policy
+    record["received_at"] = now
+    return record
 
 
 def ingest(
@@ -67,33 +100,11 @@ def ingest(
             result.unregistered.add(named or "(no service.name)")
         record = normalise(span)
         if record is None:
-            context.append(
-                {
-                    "trace_id": span.trace_id,
-                    "span_id": span.span_id,
-                    "parent_span_id": span.parent_span_id,
-                    "system_id": system_id,
-                    "service_name": named,
-                    "name": span.name[:500],
-                    "kind": span.kind,
-                    "status_code": span.status_code,
-                    "start_time": service.ns(span.start_ns),
-                    "end_time": service.ns(span.end_ns),
-                    "attributes": trim_attributes(span.attributes),
-                    "received_at": now,
-                }
-            )
+            context.append(_context_row(span, system_id=system_id, named=named, now=now))
             continue
         record["system_id"] = system_id
         sent.append(record)  # detectors read the content as sent; the policy makes a copy
-        policy = names.policy(system_id)
-        if policy != "full":
-            record = apply_content_policy(record, policy)
-        record["service_name"] = (record.get("service_name") or named or "")[:200] or None
-        record["name"] = record["name"][:500]
-        record["content_policy"] = policy
-        record["received_at"] = now
-        interactions.append(record)
+        interactions.append(_stored_row(record, names.policy(system_id), named=named, now=now))
     if mismatched:
         result.rejected += mismatched
         result.errors.append(

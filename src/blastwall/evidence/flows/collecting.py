@@ -1,32 +1,25 @@
-"""Collecting evidence from other domains: the interactions behind signals, trace trees,
-configuration snapshots, uploaded files and reproduction attempts.
+"""Collecting evidence from other domains: the interactions behind signals and their trace
+trees, configuration snapshots, uploaded files, reproduction attempts and hunt results.
 
-Collection functions add items and ledger records in the caller's transaction and write one
-timeline entry per batch; `collect_for_incident` does not commit (it runs inside the
-transaction that opens the incident), the others do.
-"""
+Collection adds items and ledger records in the caller's transaction and writes one
+timeline entry per batch."""
 
 from __future__ import annotations
 
-from functools import partial
-from typing import IO, Any
+from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
-from blastwall.containment.models import ControlSnapshot
 from blastwall.containment.service import control_state
-from blastwall.errors import Conflict, InvalidInput, LedgerBroken, Problem
-from blastwall.evidence import custody, service, verify
-from blastwall.evidence.bundle import BundleItem, BundleSnapshot, write_bundle
+from blastwall.errors import Conflict, InvalidInput, Problem
+from blastwall.evidence import service
 from blastwall.evidence.hunt import get_hunt
-from blastwall.evidence.models import EvidenceItem, HuntMatch, LedgerRecord
+from blastwall.evidence.models import EvidenceItem, HuntMatch
 from blastwall.evidence.schemas import ReproductionIn
-from blastwall.evidence.witness import Witness
 from blastwall.incidents import service as incidents
-from blastwall.incidents import timeline as incident_timeline
 from blastwall.incidents.models import Incident, IncidentSystem
 from blastwall.inventory.models import Change, System
 from blastwall.signals.models import Signal
@@ -314,164 +307,6 @@ def add_reproduction(
         text=f"Reproduction attempt on {attempt.model_version or 'unknown model'}: {verdict}",
         extra={"differed": attempt.differed},
     )
-
-
-def _timeline(session: Session, incident: Incident, actor: Principal) -> list[dict[str, Any]]:
-    """Every entry of the incident's timeline, oldest first, with its author and time."""
-    entries: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        rows, _, cursor = incident_timeline.list_timeline(
-            session, incident_id=incident.id, principal=actor, limit=500, cursor=cursor
-        )
-        entries += [
-            {
-                "id": e.id,
-                "kind": e.kind,
-                "at": e.at.isoformat(),
-                "actor": e.actor,
-                "text": e.text,
-                "data": e.data,
-                "ref_id": e.ref_id,
-            }
-            for e in rows
-        ]
-        if cursor is None:
-            return entries
-
-
-def _snapshots(session: Session, incident: Incident) -> list[BundleSnapshot]:
-    """The containment snapshots taken under the incident, each as the canonical JSON whose
-    SHA-256 was recorded (the options of `containment.service.take_snapshot`)."""
-
-    rows = session.scalars(
-        select(ControlSnapshot)
-        .where(ControlSnapshot.incident_id == incident.id)
-        .order_by(ControlSnapshot.id)
-    )
-    return [
-        BundleSnapshot(
-            meta={
-                "id": r.id,
-                "system_id": r.system_id,
-                "action_id": r.action_id,
-                "purpose": r.purpose,
-                "taken_by": r.taken_by,
-                "taken_at": r.taken_at.isoformat(),
-                "sha256": r.sha256,
-            },
-            data=orjson.dumps(r.content, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z),
-        )
-        for r in rows
-    ]
-
-
-def export_incident(
-    session: Session,
-    *,
-    incident_id: int,
-    out: IO[bytes],
-    reason: str,
-    actor: Principal,
-    witness: Witness,
-) -> dict[str, Any]:
-    """Write the incident's evidence bundle to `out`, with its timeline and containment
-    snapshots. The incident's stretch of the ledger, its checkpoints (against the `witness`
-    files) and its items, hold and grants are verified first: anything wrong raises
-    `LedgerBroken` with every problem, and nothing is written. Then the export is recorded
-    in the ledger and the ledger's head is signed, so the bundle carries its own export
-    record."""
-    actor.require(Permission.see_content)
-    incident = service.incident_for(session, incident_id=incident_id, principal=actor)
-    custody.require_full_view(session, incident_id=incident.id, principal=actor)
-    key = service.signing_key()
-    report = verify.verify_incident(session, incident_id=incident.id, witness=witness, key=key)
-    if not report.ok:
-        raise LedgerBroken(
-            f"Incident {incident.id}'s evidence does not verify against the ledger, so no "
-            "bundle was written. Run `blastwall evidence verify-ledger` and find out what "
-            "changed the database outside Blastwall before exporting.",
-            report.problems,
-        )
-    items = service.kept_items(session, incident_id=incident.id)
-    timeline = _timeline(session, incident, actor)
-    snapshots = _snapshots(session, incident)
-    record = service.append(
-        session,
-        action="exported",
-        actor=actor,
-        incident_id=incident.id,
-        details={
-            "reason": reason,
-            "items": [i.id for i in items],
-            "snapshots": [s.meta["id"] for s in snapshots],
-            "timeline_entries": len(timeline),
-        },
-    )
-    signed = service.checkpoint(session, key=key, witness=witness)
-    first = session.scalar(
-        select(func.min(LedgerRecord.seq)).where(LedgerRecord.incident_id == incident.id)
-    )
-    segment = [
-        service.as_row(r, with_body=r.incident_id == incident.id)
-        for r in session.scalars(
-            select(LedgerRecord)
-            .where(LedgerRecord.seq >= (first or record.seq), LedgerRecord.seq <= signed.seq)
-            .order_by(LedgerRecord.seq)
-        )
-    ]
-    manifest = write_bundle(
-        out,
-        incident={
-            "id": incident.id,
-            "title": incident.title,
-            "archetype": incident.archetype,
-            "severity": incident.severity,
-            "status": incident.status,
-        },
-        exported={
-            "by": actor.name,
-            "at": record.at.isoformat(),
-            "reason": reason,
-            "record": record.seq,
-        },
-        items=[
-            BundleItem(
-                meta={
-                    "id": i.id,
-                    "kind": i.kind,
-                    "name": i.name,
-                    "sha256": i.sha256,
-                    "size": i.size,
-                    "media_type": i.media_type,
-                    "source": i.source,
-                    "note": i.note,
-                    "collected_by": i.collected_by,
-                    "collected_at": i.collected_at.isoformat(),
-                    "record": i.record_seq,
-                },
-                read=partial(service.read_blob, i),
-            )
-            for i in items
-        ],
-        ledger=segment,
-        checkpoint_message=signed.message,
-        checkpoint_signature=bytes.fromhex(signed.signature),
-        key=key,
-        timeline=timeline,
-        snapshots=snapshots,
-    )
-    incidents.record_entry(
-        session,
-        incident=incident,
-        kind="evidence_exported",
-        actor=actor,
-        text=f"Evidence bundle exported ({len(items)} items, {len(timeline)} timeline entries, "
-        f"{len(snapshots)} containment snapshots): {reason}",
-        data={"items": [i.id for i in items], "record": record.seq},
-    )
-    session.flush()
-    return manifest
 
 
 def attach_hunt(
