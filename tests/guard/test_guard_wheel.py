@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,6 @@ import zipfile
 from collections.abc import Iterator
 from email.parser import HeaderParser
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,9 +21,9 @@ from packaging.requirements import Requirement
 
 from tests.conftest import ROOT
 from tests.support.containment_live import WAIT, Installation, wait_for
+from tests.support.refund_agent import EXAMPLE, Agent
 
 GUARD = ROOT / "guard"
-EXAMPLE = ROOT / "examples" / "refund_agent"
 SERVER_PARTS = {"blastwall", "fastapi", "sqlalchemy", "numpy", "scipy", "psycopg", "hyperscan"}
 
 
@@ -76,46 +74,6 @@ def test_the_wheel_holds_the_guard_and_requires_httpx_alone(wheel: Path) -> None
     assert "openfeature" in (metadata.get_all("Provides-Extra") or [])
 
 
-class Agent:
-    """The refund example in its own process, on the Python of `python`."""
-
-    def __init__(self, python: Path, url: str, token: str) -> None:
-        environment = {
-            k: v for k, v in os.environ.items() if not k.startswith(("BLASTWALL_", "PYTHON"))
-        }
-        self.proc = subprocess.Popen(
-            [str(python), str(EXAMPLE / "agent.py"), "--url", url, "--token", token],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=environment,
-            text=True,
-        )
-        self.selector = selectors.DefaultSelector()
-        assert self.proc.stdout is not None
-        self.selector.register(self.proc.stdout, selectors.EVENT_READ)
-
-    def ask(self, request: str) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(request + "\n")
-        self.proc.stdin.flush()
-        if not self.selector.select(timeout=WAIT):
-            raise AssertionError(f"the agent did not answer {request!r}")
-        answer: dict[str, Any] = json.loads(self.proc.stdout.readline())
-        return answer
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.selector.close()
-        self.proc.stdout.close()
-
-
 @pytest.fixture
 def guard_only(wheel: Path, tmp_path: Path) -> Iterator[Path]:
     """The Python of a new virtual environment with the wheel installed and nothing else."""
@@ -143,7 +101,12 @@ def test_the_installed_guard_alone_runs_the_refund_example(
         site.cli("inventory", "apply", str(EXAMPLE / "inventory.yaml"))
         admin = {"Authorization": f"Bearer {site.token('alice', 'admin')}"}
         site.start()
-        agent = Agent(guard_only, site.url, site.token("refund-bot", "viewer"))
+        environment = {
+            k: v for k, v in os.environ.items() if not k.startswith(("BLASTWALL_", "PYTHON"))
+        }
+        agent = Agent(
+            site.url, site.token("refund-bot", "viewer"), environment, python=str(guard_only)
+        )
         api = httpx.Client(base_url=site.url, headers=admin, timeout=WAIT)
         try:
             wait_for("the agent's guard", lambda: agent.ask("revision")["revision"] == 0)

@@ -16,9 +16,13 @@ EXAMPLE = ROOT / "examples" / "refund_agent"
 
 
 class Agent:
-    def __init__(self, url: str, token: str, env: dict[str, str], *extra: str) -> None:
+    """The agent, run by `python` (default: this interpreter)."""
+
+    def __init__(
+        self, url: str, token: str, env: dict[str, str], *extra: str, python: str = sys.executable
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(EXAMPLE / "agent.py"), "--url", url, "--token", token, *extra],
+            [python, str(EXAMPLE / "agent.py"), "--url", url, "--token", token, *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
