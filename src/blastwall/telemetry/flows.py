@@ -125,7 +125,8 @@ def ingest(
     if sent and detection is not None:
         found = pipeline.publish(session, SpansStored(records=sent, now=now, detection=detection))
         result.signals = sum(n for n in found if isinstance(n, int))
-    after_commit(session, lambda: capture.remember(session, captured))
+    if captured:  # most batches change no state: nothing to note after the commit
+        after_commit(session, lambda: capture.remember(session, captured))
     result.interactions = len(stored)
     result.context_spans = len(stored_context)
     result.accepted = len(interactions) + len(context)
