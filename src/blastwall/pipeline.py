@@ -4,6 +4,7 @@ subscribed to them.
     spans stored → detect → signals raised → correlate → evidence wanted → collect
                                                   ↳ signals resolved
     containment changed → playbook steps ticked
+    incident changed, update published, reminder due → notifications, status page
 
 Each step is a flow of its own domain, and none calls the next: it publishes an event, and
 the steps subscribed to that event's type run, at once, in the publisher's session and
@@ -33,10 +34,13 @@ from blastwall.signals.models import Signal
 __all__ = [
     "ContainmentChanged",
     "EvidenceWanted",
+    "IncidentChanged",
     "NotWired",
+    "ReminderDue",
     "SignalsRaised",
     "SignalsResolved",
     "SpansStored",
+    "UpdatePublished",
     "publish",
     "reset",
     "subscribe",
@@ -99,8 +103,89 @@ class ContainmentChanged:
     actor: Principal
 
 
-Event = SpansStored | SignalsRaised | SignalsResolved | EvidenceWanted | ContainmentChanged
-E = TypeVar("E", SpansStored, SignalsRaised, SignalsResolved, EvidenceWanted, ContainmentChanged)
+@dataclass(frozen=True)
+class IncidentChanged:
+    """Something happened to an incident that a notification may be declared for. `change`:
+    `opened`, `escalated` (severity raised), `severity_changed` (lowered), `status_changed`,
+    `resolved`, `containment_applied`, `containment_breached`. `detail` is one line that says
+    what, fit for responders (no prompts, no personal data)."""
+
+    incident_id: int
+    change: str
+    at: datetime
+    actor: str
+    severity: str
+    restricted: bool
+    system_ids: tuple[str, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class UpdatePublished:
+    """A status update was published to one audience. `body` and `sections` are the
+    audience's rendering, already redacted for it; `public` says the audience's channels are
+    public (the status page takes only public updates of incidents that are not restricted).
+    `phase` (investigating, identified, monitoring, resolved) and `impact` (none, minor,
+    major, critical) are the Statuspage vocabulary; `component_status` (operational,
+    degraded_performance, partial_outage, major_outage, under_maintenance) is what the
+    update says of the incident's systems."""
+
+    update_id: int
+    incident_id: int
+    audience: str
+    channels: tuple[str, ...]
+    public: bool
+    restricted: bool
+    system_ids: tuple[str, ...]
+    title: str
+    body: str
+    sections: dict[str, str]
+    phase: str
+    impact: str
+    component_status: str
+    published_at: datetime
+    published_by: str
+    next_update_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ReminderDue:
+    """An update to `audience` is due (`level` `due`) or overdue (`overdue`, then
+    `overdue_deputy`): `recipient` (a principal's name) is reminded, on the audience's
+    channels. `key` is unique per reminder, so that it is sent once even when the scheduler
+    fires it again after a restart."""
+
+    incident_id: int
+    audience: str
+    channels: tuple[str, ...]
+    level: str
+    recipient: str
+    due_at: datetime
+    key: str
+    restricted: bool
+
+
+Event = (
+    SpansStored
+    | SignalsRaised
+    | SignalsResolved
+    | EvidenceWanted
+    | ContainmentChanged
+    | IncidentChanged
+    | UpdatePublished
+    | ReminderDue
+)
+E = TypeVar(
+    "E",
+    SpansStored,
+    SignalsRaised,
+    SignalsResolved,
+    EvidenceWanted,
+    ContainmentChanged,
+    IncidentChanged,
+    UpdatePublished,
+    ReminderDue,
+)
 Step = Callable[[Session, Any], Any]
 
 _steps: dict[type, list[Step]] = {}

@@ -1,0 +1,1 @@
+"""Communications: api (one module per part: updates, notifications, status page)."""

@@ -1,0 +1,1 @@
+"""Communications: commands (one module per part: updates, notifications, status page)."""

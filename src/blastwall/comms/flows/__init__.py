@@ -1,0 +1,1 @@
+"""Communications: flows (one module per part: updates, notifications, status page)."""

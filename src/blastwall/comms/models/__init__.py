@@ -1,0 +1,1 @@
+"""Communications: models (one module per part: updates, notifications, status page)."""

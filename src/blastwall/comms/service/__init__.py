@@ -1,0 +1,1 @@
+"""Communications: service (one module per part: updates, notifications, status page)."""
