@@ -113,8 +113,16 @@ def inventory(db: Database) -> list[str]:
 
 
 @pytest.fixture
-def app_client(db: Database) -> Iterator[TestClient]:
-    app = create_app(db, Settings())
+def settings(tmp_path: Path) -> Settings:
+    """This test's settings: the environment's and the defaults, with a data dir of its own
+    (the vault, the signing key, the checkpoint file). One hunt thread: the SQLite test
+    database is one connection that every session shares."""
+    return Settings(data_dir=tmp_path / "data", hunt_workers=1)
+
+
+@pytest.fixture
+def app_client(db: Database, settings: Settings) -> Iterator[TestClient]:
+    app = create_app(db, settings)
     with TestClient(app) as client:
         yield client
 
@@ -182,7 +190,7 @@ def steps(work: Callable[[], object]) -> int:
 
 
 @pytest.fixture(autouse=True)
-def pipeline_wired() -> None:
-    """The pipeline's subscriptions with the default settings, as a process makes them when
+def pipeline_wired(settings: Settings) -> None:
+    """The pipeline's subscriptions with this test's settings, as a process makes them when
     it starts (an app created by a test makes them again with its own settings)."""
-    install_pipeline(Settings())
+    install_pipeline(settings)

@@ -16,6 +16,7 @@ from blastwall.containment.commands import affected, contain
 from blastwall.containment.commands import app as containment_app
 from blastwall.correlation.commands import app as candidates_app
 from blastwall.correlation.commands import noise_app
+from blastwall.db import dispose
 from blastwall.detection.commands import canary_app, detectors, scan, workers
 from blastwall.errors import BlastwallError, InvalidInput, Problem, field_path
 from blastwall.evidence.commands import app as evidence_app
@@ -85,7 +86,7 @@ def init() -> None:
     try:
         upgrade(engine)
     finally:
-        engine.dispose()
+        dispose(engine)
     url = engine.url.render_as_string(hide_password=True)
     out.print(f"data dir {settings.data_dir.resolve()}; database {url} is up to date")
     key, made = make_key(settings.signing_key_path)

@@ -32,7 +32,7 @@ from typer.core import TyperGroup
 from blastwall import pipeline, wiring
 from blastwall.audit import service as audit_service
 from blastwall.auth.roles import Principal, local_operator
-from blastwall.db import Database
+from blastwall.db import Database, dispose
 from blastwall.errors import BlastwallError, NotInitialised
 from blastwall.settings import get_settings
 
@@ -88,7 +88,7 @@ def session_scope() -> Iterator[Session]:
         with db.transaction() as session:
             yield session
     finally:
-        db.engine.dispose()
+        dispose(db.engine)
 
 
 def operator() -> Principal:
@@ -178,7 +178,7 @@ def audit_failure(command: str, error: BaseException) -> None:
     except Exception as exc:
         _unrecorded(exc)
     finally:
-        db.engine.dispose()
+        dispose(db.engine)
 
 
 class AuditedGroup(TyperGroup):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -139,6 +138,7 @@ class WalCheckpointer:
         self.path = path
         self.interval = interval
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -155,8 +155,13 @@ class WalCheckpointer:
         self._wake.set()
 
     def stop(self) -> None:
+        """End the thread, and wait for it to close its connection."""
         self._stopped = True
+        self._stop.set()
         self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def checkpoint(self, connection: sqlite3.Connection) -> None:
         """One PASSIVE checkpoint: as much of the log as no reader still needs, without
@@ -173,7 +178,7 @@ class WalCheckpointer:
                 self._wake.wait()
                 # The engine's "commit" event comes before the commit itself: by the end of
                 # this pause it has landed, and the commits meanwhile are taken along.
-                time.sleep(self.interval)
+                self._stop.wait(self.interval)
                 self._wake.clear()
                 if self._stopped:
                     return
@@ -226,6 +231,7 @@ def make_engine(url: str, **options: Any) -> Engine:
             checkpointer = WalCheckpointer(path)
             event.listen(engine, "commit", checkpointer.poke)
             weakref.finalize(engine, checkpointer.stop)
+            _checkpointers[engine] = checkpointer
         return engine
     options.setdefault("pool_size", 10)
     options.setdefault("max_overflow", 20)
@@ -239,6 +245,18 @@ def make_engine(url: str, **options: Any) -> Engine:
             "A PostgreSQL database needs psycopg, which is not installed: "
             "pip install 'blastwall[postgres]'."
         ) from None
+
+
+_checkpointers: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
+
+
+def dispose(engine: Engine) -> None:
+    """Close the engine's connections and end its SQLite checkpoint thread, so that nothing
+    holds the database's files open once a command is done with them."""
+    checkpointer = _checkpointers.pop(engine, None)
+    if checkpointer is not None:
+        checkpointer.stop()
+    engine.dispose()
 
 
 class Revocable(Protocol):
@@ -269,7 +287,7 @@ def revoke(session: Session, model: type[R], row_id: int, *, missing: str) -> R:
 _AFTER_COMMIT = "blastwall.after_commit"
 
 
-def after_commit(session: Session, action: Callable[[], None]) -> None:
+def after_commit(session: Session, action: Callable[[], object]) -> None:
     """Run `action` once the session's transaction has committed, never if it rolls back:
     for what must not happen before the work it follows is stored (waking a guard's stream
     to read a new control, handing stored spans to the detection workers). The actions run
@@ -278,7 +296,7 @@ def after_commit(session: Session, action: Callable[[], None]) -> None:
 
 
 def _run_after_commit(session: Session) -> None:
-    actions: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
+    actions: list[Callable[[], object]] = session.info.pop(_AFTER_COMMIT, [])
     for action in actions:
         try:
             action()

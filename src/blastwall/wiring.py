@@ -13,6 +13,7 @@ from blastwall.correlation import flows as correlation
 from blastwall.detection import flows as detection
 from blastwall.evidence import flows as evidence
 from blastwall.evidence.models import EvidenceItem
+from blastwall.evidence.store import Vault
 from blastwall.pipeline import (
     ContainmentChanged,
     EvidenceWanted,
@@ -26,11 +27,12 @@ from blastwall.settings import Settings, get_settings
 __all__ = ["install"]
 
 
-def _collect(session: Session, event: EvidenceWanted) -> list[EvidenceItem]:
+def _collect(session: Session, event: EvidenceWanted, *, vault: Vault) -> list[EvidenceItem]:
     return evidence.collect_for_incident(
         session,
         incident_id=event.incident_id,
         actor=event.actor,
+        vault=vault,
         signal_ids=list(event.signal_ids) or None,
         interaction_ids=list(event.interaction_ids),
         why=event.why,
@@ -46,8 +48,12 @@ def install(settings: Settings | None = None) -> None:
     pipeline.subscribe(SpansStored, detection.spans_stored)
     pipeline.subscribe(
         SignalsRaised,
-        partial(correlation.signals_raised, evidence_cap=settings.evidence_repeat_cap),
+        partial(
+            correlation.signals_raised,
+            policy_path=settings.correlation_policy,
+            evidence_cap=settings.evidence_repeat_cap,
+        ),
     )
     pipeline.subscribe(SignalsResolved, correlation.signals_resolved)
-    pipeline.subscribe(EvidenceWanted, _collect)
+    pipeline.subscribe(EvidenceWanted, partial(_collect, vault=Vault.of(settings)))
     pipeline.subscribe(ContainmentChanged, playbooks.containment_changed)

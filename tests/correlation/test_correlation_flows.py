@@ -412,7 +412,11 @@ def test_triage_decisions_follow_the_status_machine(
                 triage.accept(session, candidate_id=candidate.id, data=Accept(), actor=ADMIN)
             elif action == "decline":
                 triage.decline(
-                    session, candidate_id=candidate.id, data=Decline(reason="noise"), actor=ADMIN
+                    session,
+                    candidate_id=candidate.id,
+                    data=Decline(reason="noise"),
+                    actor=ADMIN,
+                    policy=POLICY,
                 )
             else:
                 triage.merge(

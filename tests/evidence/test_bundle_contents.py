@@ -22,7 +22,7 @@ from blastwall.evidence import flows
 from blastwall.evidence.bundle import verify_bundle
 from tests.conftest import Clients
 from tests.support.bundles import read_members, rezip
-from tests.support.evidence import evidence_dir, witness
+from tests.support.evidence import evidence_dir, vault, witness
 
 __all__ = ["evidence_dir"]  # a fixture
 
@@ -183,7 +183,8 @@ def test_a_snapshot_changed_in_the_database_is_refused_or_named(
                 out=io.BytesIO(),
                 reason="test",
                 actor=alice,
-                witness=witness(),
+                witness=witness(evidence_dir),
+                vault=vault(evidence_dir),
             )
         session.rollback()
         digest = hashlib.sha256(canonical).hexdigest()
@@ -197,7 +198,8 @@ def test_a_snapshot_changed_in_the_database_is_refused_or_named(
                 out=handle,
                 reason="test",
                 actor=alice,
-                witness=witness(),
+                witness=witness(evidence_dir),
+                vault=vault(evidence_dir),
             )
     problems = verify_bundle(path).problems
     assert len(problems) == 1, problems

@@ -19,7 +19,7 @@ from blastwall.evidence.bundle import verify_bundle
 from blastwall.evidence.vault import FileStore
 from blastwall.settings import Settings
 from tests.conftest import Clients
-from tests.support.evidence import add, evidence_dir, interaction, signal
+from tests.support.evidence import add, evidence_dir, interaction, signal, vault
 
 __all__ = ["evidence_dir"]
 
@@ -251,7 +251,11 @@ def test_legal_hold_blocks_deletion_and_expiry(
     with db.transaction() as session:
         later = utcnow() + timedelta(days=400)
         gone_now = custody.expire(
-            session, actor=Principal(name="alice", role=Role.admin), days=365, now=later
+            session,
+            actor=Principal(name="alice", role=Role.admin),
+            days=365,
+            now=later,
+            vault=vault(evidence_dir),
         )
     assert [i.incident_id for i in gone_now] == [free]
     assert all(i["state"] == "kept" for i in _items(clients, admin, held))

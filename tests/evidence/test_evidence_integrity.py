@@ -25,7 +25,7 @@ from blastwall.incidents import flows as incident_flows
 from blastwall.incidents.schemas import IncidentCreate
 from blastwall.telemetry.models import Interaction
 from tests.support.bundles import read_members, rezip
-from tests.support.evidence import add, evidence_dir, interaction, signal, witness
+from tests.support.evidence import add, evidence_dir, interaction, signal, vault, witness
 
 __all__ = ["evidence_dir"]
 
@@ -64,6 +64,7 @@ def bundle(db: Database, evidence_dir: Path, tmp_path: Path) -> bytes:
             media_type="text/plain",
             note="",
             actor=ALICE,
+            vault=vault(evidence_dir),
         )
         path = tmp_path / "b.zip"
         with path.open("wb") as handle:
@@ -73,7 +74,8 @@ def bundle(db: Database, evidence_dir: Path, tmp_path: Path) -> bytes:
                 out=handle,
                 reason="test",
                 actor=ALICE,
-                witness=witness(),
+                witness=witness(evidence_dir),
+                vault=vault(evidence_dir),
             )
     data = path.read_bytes()
     assert verify_bundle(path).ok
@@ -226,10 +228,12 @@ def ledger(db: Database, evidence_dir: Path) -> Database:
     with db.transaction() as session:
         first = _incident(session)
         _incident(session, "other")
-        service.checkpoint(session, witness=witness())
+        service.checkpoint(session, witness=witness(evidence_dir), key=vault(evidence_dir).key())
         session.commit()
-        flows.snapshot_config(session, incident_id=first, actor=ALICE)
-        assert verify.verify_ledger(session, witness=witness()).ok
+        flows.snapshot_config(session, incident_id=first, actor=ALICE, vault=vault(evidence_dir))
+        assert verify.verify_ledger(
+            session, vault=vault(evidence_dir), witness=witness(evidence_dir)
+        ).ok
     return db
 
 
@@ -249,7 +253,9 @@ def _mutated(value: object, column: str, at: float, flip: int) -> object:
 
 @PROPERTY
 @given(data=st.data(), flip=st.integers(1, 60))
-def test_any_changed_ledger_row_fails(ledger: Database, data: st.DataObject, flip: int) -> None:
+def test_any_changed_ledger_row_fails(
+    ledger: Database, evidence_dir: Path, data: st.DataObject, flip: int
+) -> None:
     with ledger.transaction() as session:
         seqs = list(session.scalars(select(LedgerRecord.seq).order_by(LedgerRecord.seq)))
         seq = data.draw(st.sampled_from(seqs))
@@ -263,28 +269,36 @@ def test_any_changed_ledger_row_fails(ledger: Database, data: st.DataObject, fli
             .where(LedgerRecord.seq == seq)
             .values({column: _mutated(value, column, at, flip)})
         )
-        report = verify.verify_ledger(session, witness=witness())
+        report = verify.verify_ledger(
+            session, vault=vault(evidence_dir), witness=witness(evidence_dir)
+        )
         savepoint.rollback()
         assert report.problems, f"record {seq}: {column} changed and not detected"
 
 
 @PROPERTY
 @given(data=st.data())
-def test_a_removed_ledger_row_fails(ledger: Database, data: st.DataObject) -> None:
+def test_a_removed_ledger_row_fails(
+    ledger: Database, evidence_dir: Path, data: st.DataObject
+) -> None:
     with ledger.transaction() as session:
         seqs = list(session.scalars(select(LedgerRecord.seq).order_by(LedgerRecord.seq)))
         seq = data.draw(st.sampled_from(seqs))
         savepoint = session.begin_nested()
         session.execute(delete(LedgerRecord).where(LedgerRecord.seq == seq))
-        report = verify.verify_ledger(session, witness=witness())
+        report = verify.verify_ledger(
+            session, vault=vault(evidence_dir), witness=witness(evidence_dir)
+        )
         savepoint.rollback()
         assert report.problems
 
 
-def test_a_forged_checkpoint_fails(ledger: Database) -> None:
+def test_a_forged_checkpoint_fails(ledger: Database, evidence_dir: Path) -> None:
     with ledger.transaction() as session:
         savepoint = session.begin_nested()
         session.execute(text("UPDATE evidence_checkpoints SET head_hash = :h"), {"h": "0" * 64})
-        report = verify.verify_ledger(session, witness=witness())
+        report = verify.verify_ledger(
+            session, vault=vault(evidence_dir), witness=witness(evidence_dir)
+        )
         savepoint.rollback()
     assert any("checkpoint" in p for p in report.problems)

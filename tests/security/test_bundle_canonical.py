@@ -28,8 +28,8 @@ def bundle(db: Database, evidence_dir: Path) -> bytes:
     with db.transaction() as session:
         incident = open_incident(session, "canonical")
         for n in range(3):
-            add_file(session, incident, f"file-{n}.txt", f"file {n}")
-        data = export(session, incident)
+            add_file(session, incident, f"file-{n}.txt", f"file {n}", data=evidence_dir)
+        data = export(session, incident, evidence_dir)
     return data
 
 

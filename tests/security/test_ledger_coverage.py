@@ -48,7 +48,7 @@ from blastwall.evidence.witness import Witness
 from blastwall.migrate import alembic_config, upgrade
 from blastwall.settings import Settings, get_settings
 from tests.conftest import PG_SCHEMA, POSTGRES_URL, Clients
-from tests.support.evidence import evidence_dir, witness
+from tests.support.evidence import evidence_dir, vault, witness
 from tests.support.evidence_state import (
     ALICE,
     State,
@@ -65,23 +65,27 @@ __all__ = ["evidence_dir"]  # a fixture
 
 @pytest.fixture
 def state(db: Database, evidence_dir: Path) -> State:
-    built = build(db)
+    built = build(db, evidence_dir)
     with db.transaction() as session:
-        report = verify.verify_ledger(session, witness=witness(), blobs=True)
+        report = verify.verify_ledger(
+            session, vault=vault(evidence_dir), witness=witness(evidence_dir), blobs=True
+        )
     assert report.ok, report.problems
     assert report.witnessed == report.checkpoints >= 2
     return built
 
 
-def _problems(session: Session, **options: Any) -> list[str]:
-    report = verify.verify_ledger(session, witness=witness(), **options)
+def _problems(session: Session, evidence_dir: Path, **options: Any) -> list[str]:
+    report = verify.verify_ledger(
+        session, vault=vault(evidence_dir), witness=witness(evidence_dir), **options
+    )
     assert not report.ok, "not detected"
     return report.problems
 
 
-def _refused(session: Session, incident: int) -> list[str]:
+def _refused(session: Session, incident: int, evidence_dir: Path) -> list[str]:
     with pytest.raises(LedgerBroken) as refused:
-        export(session, incident)
+        export(session, incident, evidence_dir)
     assert "no bundle was written" in str(refused.value)
     return refused.value.problems
 
@@ -96,7 +100,7 @@ def _expire_behind_the_ledger(session: Session, state: State) -> None:
         .where(EvidenceItem.id == state.sixth)
         .values(state="expired", removed_at=utcnow())
     )
-    FileStore(get_settings().vault_dir).delete(row.sha256)
+    vault(state.data).blobs.delete(row.sha256)
 
 
 CASES: dict[str, tuple[Callable[[Session, State], object], str]] = {
@@ -149,12 +153,14 @@ def test_an_item_changed_in_the_database_is_found_and_not_exported(
     with db.transaction() as session:
         tamper(session, state)
         session.commit()
-        problems = _problems(session, blobs=True)
+        problems = _problems(session, state.data, blobs=True)
         assert any(f"item {state.sixth}" in p and expected in p for p in problems), problems
-        refused = _refused(session, state.held)
+        refused = _refused(session, state.held, state.data)
         assert any(f"item {state.sixth}" in p for p in refused), refused
         if case == "moved to another incident":
-            assert any(f"item {state.sixth}" in p for p in _refused(session, state.free))
+            assert any(
+                f"item {state.sixth}" in p for p in _refused(session, state.free, state.data)
+            )
 
 
 def test_a_legal_hold_or_a_grant_removed_in_the_database_is_found(
@@ -163,13 +169,13 @@ def test_a_legal_hold_or_a_grant_removed_in_the_database_is_found(
     with db.transaction() as session:
         savepoint = session.begin_nested()
         session.execute(text("DELETE FROM evidence_holds"))
-        problems = _problems(session)
+        problems = _problems(session, state.data)
         assert any("placed a legal hold that no record lifted" in p for p in problems)
-        assert _refused(session, state.held)
+        assert _refused(session, state.held, state.data)
         savepoint.rollback()
         session.execute(text("DELETE FROM evidence_grants"))
         session.commit()
-        problems = _problems(session)
+        problems = _problems(session, state.data)
         assert any(f"granted {'gina'} the full view" in p for p in problems), problems
 
 
@@ -195,11 +201,13 @@ def test_checkpoints_deleted_and_the_chain_recomputed_are_found_by_the_file(
         rewrite(session, _viewed(session), _reword)
         session.commit()
         # Every hash, link and column holds: only the checkpoint file tells.
-        assert verify.verify_ledger(session, witness=Witness(file=tmp_path / "none")).ok
-        problems = _problems(session)
+        assert verify.verify_ledger(
+            session, vault=vault(state.data), witness=Witness(file=tmp_path / "none")
+        ).ok
+        problems = _problems(session, state.data)
         assert any("not in the database — checkpoints were removed" in p for p in problems)
         assert any("is not the record it signed" in p for p in problems), problems
-        assert _refused(session, state.held)
+        assert _refused(session, state.held, state.data)
 
 
 def test_the_copy_and_the_endpoint_find_it_when_the_file_is_cut_too(
@@ -223,12 +231,12 @@ def test_the_copy_and_the_endpoint_find_it_when_the_file_is_cut_too(
     thread.start()
     copy = tmp_path / "elsewhere" / "checkpoints.jsonl"
     everywhere = Witness(
-        file=witness().file, copy=copy, url=f"http://127.0.0.1:{server.server_port}/cp"
+        file=witness(evidence_dir).file, copy=copy, url=f"http://127.0.0.1:{server.server_port}/cp"
     )
     try:
         with db.transaction() as session:
-            build_state_with(session, everywhere)
-            assert verify.verify_ledger(session, witness=everywhere).ok
+            build_state_with(session, everywhere, evidence_dir)
+            assert verify.verify_ledger(session, vault=vault(evidence_dir), witness=everywhere).ok
     finally:
         server.shutdown()
         server.server_close()
@@ -244,23 +252,29 @@ def test_the_copy_and_the_endpoint_find_it_when_the_file_is_cut_too(
         session.commit()
         everywhere.file.write_text("")  # the data directory's file, emptied
         alone = Witness(file=everywhere.file)
-        assert verify.verify_ledger(session, witness=alone).ok  # the gap the copies close
+        assert verify.verify_ledger(
+            session, vault=vault(evidence_dir), witness=alone
+        ).ok  # the gap the copies close
         for found in (
-            verify.verify_ledger(session, witness=everywhere),
-            verify.verify_ledger(session, witness=alone, copies=[endpoint]),
+            verify.verify_ledger(session, vault=vault(evidence_dir), witness=everywhere),
+            verify.verify_ledger(
+                session, vault=vault(evidence_dir), witness=alone, copies=[endpoint]
+            ),
         ):
             assert any("is not the record it signed" in p for p in found.problems), found
 
 
-def build_state_with(session: Session, where: Witness) -> None:
+def build_state_with(session: Session, where: Witness, evidence_dir: Path) -> None:
     """A view and two checkpoints written to `where`."""
     incident = open_incident(session, "witnessed")
-    first = add_file(session, incident, "a.txt", "first")
-    service.checkpoint(session, witness=where)
+    first = add_file(session, incident, "a.txt", "first", data=evidence_dir)
+    service.checkpoint(session, witness=where, key=vault(evidence_dir).key())
     session.commit()
-    custody.read_item(session, item_id=first, principal=ALICE, reason="triage")
-    add_file(session, incident, "b.txt", "second")
-    service.checkpoint(session, witness=where)
+    custody.read_item(
+        session, vault=vault(evidence_dir), item_id=first, principal=ALICE, reason="triage"
+    )
+    add_file(session, incident, "b.txt", "second", data=evidence_dir)
+    service.checkpoint(session, witness=where, key=vault(evidence_dir).key())
     session.commit()
 
 
@@ -270,24 +284,36 @@ def test_the_tail_is_signed_by_the_server_and_then_cannot_be_cut_or_rewritten(
     """Records after the last checkpoint are covered once the server's periodic checkpoint
     signs them; cutting them off, or rewriting one, is then found."""
     with db.transaction() as session:
-        custody.read_item(session, item_id=state.sixth, principal=ALICE, reason="late view")
+        custody.read_item(
+            session,
+            vault=vault(state.data),
+            item_id=state.sixth,
+            principal=ALICE,
+            reason="late view",
+        )
         head = session.scalar(select(LedgerHead.seq))
-    key_path = get_settings().signing_key_path
-    signed = schedule.checkpoint_due(db, witness=witness(), key_path=key_path)
+    key_path = vault(state.data).key_path
+    signed = schedule.checkpoint_due(db, witness=witness(state.data), key_path=key_path)
     assert signed is not None and signed.seq == head
-    assert schedule.checkpoint_due(db, witness=witness(), key_path=key_path) is None
+    assert schedule.checkpoint_due(db, witness=witness(state.data), key_path=key_path) is None
     with db.transaction() as session:
         savepoint = session.begin_nested()
         last = session.get(LedgerRecord, head)
         assert last is not None
         session.execute(delete(LedgerRecord).where(LedgerRecord.seq == head))
         session.execute(update(LedgerHead).values(seq=head - 1, hash=last.prev_hash))
-        assert any(f"record {head} is not the record it signed" in p for p in _problems(session))
-        assert _refused(session, state.held)
+        assert any(
+            f"record {head} is not the record it signed" in p
+            for p in _problems(session, state.data)
+        )
+        assert _refused(session, state.held, state.data)
         savepoint.rollback()
         rewrite(session, head, _reword)
         session.commit()
-        assert any(f"record {head} is not the record it signed" in p for p in _problems(session))
+        assert any(
+            f"record {head} is not the record it signed" in p
+            for p in _problems(session, state.data)
+        )
 
 
 def test_the_server_loop_signs_only_when_there_is_something_new(db: Database, state: State) -> None:
@@ -300,14 +326,20 @@ def test_the_server_loop_signs_only_when_there_is_something_new(db: Database, st
 
     with db.transaction() as session:
         before = session.scalar(select(func.count()).select_from(Checkpoint))
-        custody.read_item(session, item_id=state.sixth, principal=ALICE, reason="late view")
+        custody.read_item(
+            session,
+            vault=vault(state.data),
+            item_id=state.sixth,
+            principal=ALICE,
+            reason="late view",
+        )
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(
             schedule.run_checkpoints(
                 db,
                 interval=300,
-                witness=witness(),
-                key_path=get_settings().signing_key_path,
+                witness=witness(state.data),
+                key_path=vault(state.data).key_path,
                 write_lock=asyncio.Lock(),
                 sleep=sleep,
             )
@@ -315,7 +347,9 @@ def test_the_server_loop_signs_only_when_there_is_something_new(db: Database, st
     assert rounds == [300, 300, 300, 300]
     with db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Checkpoint)) == (before or 0) + 1
-        assert verify.verify_ledger(session, witness=witness()).ok
+        assert verify.verify_ledger(
+            session, vault=vault(state.data), witness=witness(state.data)
+        ).ok
 
 
 # --- over the API, and on the command line as in the issue -------------------------------
@@ -445,7 +479,7 @@ def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-def _as_before(connection: Connection) -> None:
+def _as_before(connection: Connection, evidence_dir: Path) -> None:
     """What the code before field binding wrote: records of version 1 without the item's
     row or the grant's id, removal, hold and grant times a moment apart from their records,
     checkpoints in the database only."""
@@ -481,7 +515,7 @@ def _as_before(connection: Connection) -> None:
                 connection.execute(update(table).where(key == row_key).values(moved))
     connection.execute(delete(_table(Checkpoint)))
     head = connection.execute(select(_table(LedgerHead))).one()
-    signing = read_key(get_settings().signing_key_path)
+    signing = read_key(vault(evidence_dir).key_path)
     at = utcnow()
     message = checkpoint_message(
         seq=head.seq, head=head.hash, at=at.isoformat(), key=signing.fingerprint
@@ -505,16 +539,18 @@ def test_an_upgraded_installation_verifies(own_engine: Engine, evidence_dir: Pat
     old records hold is still found."""
     upgrade(own_engine)
     db = Database(own_engine)
-    state = build(db)
+    state = build(db, evidence_dir)
     config = alembic_config(own_engine)
     with own_engine.begin() as connection:
-        _as_before(connection)
+        _as_before(connection, evidence_dir)
         config.attributes["connection"] = connection
         command.downgrade(config, "0015")
-    witness().file.unlink()
+    witness(evidence_dir).file.unlink()
     upgrade(own_engine)
     with db.transaction() as session:
-        report = verify.verify_ledger(session, witness=witness(), blobs=True)
+        report = verify.verify_ledger(
+            session, vault=vault(evidence_dir), witness=witness(evidence_dir), blobs=True
+        )
         assert report.ok, report.problems
         assert report.checkpoints == 1 and report.witnessed == 0
         assert any("no checkpoint file yet" in n for n in report.notes)
@@ -527,17 +563,23 @@ def test_an_upgraded_installation_verifies(own_engine: Engine, evidence_dir: Pat
         assert None not in session.scalars(select(FullViewGrant.record_seq)).all()
         assert None not in session.scalars(select(LegalHold.record_seq)).all()
         # `blastwall evidence checkpoint` with nothing new to sign starts the file.
-        service.checkpoint(session, witness=witness())
+        service.checkpoint(session, witness=witness(evidence_dir), key=vault(evidence_dir).key())
         session.commit()
-        report = verify.verify_ledger(session, witness=witness())
+        report = verify.verify_ledger(
+            session, vault=vault(evidence_dir), witness=witness(evidence_dir)
+        )
         assert report.ok and report.checkpoints == report.witnessed == 1, report
-        custody.read_item(session, item_id=state.sixth, principal=ALICE, reason="after")
-        service.checkpoint(session, witness=witness())
+        custody.read_item(
+            session, vault=vault(evidence_dir), item_id=state.sixth, principal=ALICE, reason="after"
+        )
+        service.checkpoint(session, witness=witness(evidence_dir), key=vault(evidence_dir).key())
         session.commit()
-        report = verify.verify_ledger(session, witness=witness())
+        report = verify.verify_ledger(
+            session, vault=vault(evidence_dir), witness=witness(evidence_dir)
+        )
         assert report.ok and report.checkpoints == report.witnessed == 2, report
         session.execute(
             update(EvidenceItem).where(EvidenceItem.id == state.sixth).values(note="other")
         )
         session.commit()
-        assert any("note of its row differ" in p for p in _problems(session))
+        assert any("note of its row differ" in p for p in _problems(session, evidence_dir))

@@ -27,7 +27,7 @@ from blastwall.evidence.models import (
     LedgerRecord,
     LegalHold,
 )
-from tests.support.evidence import evidence_dir, witness
+from tests.support.evidence import evidence_dir, vault, witness
 from tests.support.evidence_state import State, build
 
 __all__ = ["evidence_dir"]  # a fixture
@@ -47,9 +47,11 @@ STATES = ("kept", "deleted", "expired")
 
 @pytest.fixture
 def installation(db: Database, evidence_dir: Path) -> tuple[Database, State]:
-    state = build(db)
+    state = build(db, evidence_dir)
     with db.transaction() as session:
-        report = verify.verify_ledger(session, witness=witness())
+        report = verify.verify_ledger(
+            session, vault=vault(evidence_dir), witness=witness(evidence_dir)
+        )
         assert report.ok, report.problems
     return db, state
 
@@ -103,14 +105,16 @@ def _changed(
     return value[:at] + replacement + value[at + 1 :]
 
 
-def _found(session: Session, incidents: set[int], table: str) -> None:
+def _found(session: Session, incidents: set[int], table: str, evidence_dir: Path) -> None:
     """Whatever was changed, verification finds it; and so does the export's check, for the
     incident(s) an item, hold or grant row was of or is now of."""
     session.expunge_all()
-    report = verify.verify_ledger(session, witness=witness())
+    report = verify.verify_ledger(session, vault=vault(evidence_dir), witness=witness(evidence_dir))
     assert report.problems, "not found by verify_ledger"
     for incident in sorted(incidents) if table in OF_AN_INCIDENT else []:
-        scoped = verify.verify_incident(session, incident_id=incident, witness=witness())
+        scoped = verify.verify_incident(
+            session, vault=vault(evidence_dir), incident_id=incident, witness=witness(evidence_dir)
+        )
         assert scoped.problems, f"not found by the export of incident {incident}"
 
 
@@ -131,7 +135,7 @@ def test_any_changed_row_is_found(
         session.execute(update(table).where(key == row[key.name]).values({column.name: value}))
         incidents = {row.get("incident_id"), value if column.name == "incident_id" else None}
         try:
-            _found(session, {i for i in incidents if isinstance(i, int)}, name)
+            _found(session, {i for i in incidents if isinstance(i, int)}, name, state.data)
         finally:
             savepoint.rollback()
 
@@ -141,7 +145,7 @@ def test_any_changed_row_is_found(
 def test_any_deleted_row_is_found(
     installation: tuple[Database, State], data: st.DataObject
 ) -> None:
-    db, _ = installation
+    db, state = installation
     name = data.draw(st.sampled_from(sorted(TABLES)), label="table")
     table = TABLES[name]
     with db.transaction() as session:
@@ -150,7 +154,9 @@ def test_any_deleted_row_is_found(
         key = _key(table)
         session.execute(delete(table).where(key == row[key.name]))
         try:
-            _found(session, {row["incident_id"]} if "incident_id" in row else set(), name)
+            _found(
+                session, {row["incident_id"]} if "incident_id" in row else set(), name, state.data
+            )
         finally:
             savepoint.rollback()
 
@@ -196,6 +202,8 @@ def test_any_inserted_row_is_found(
         new = _inserted(session, state, name, row)
         session.execute(insert(table).values(new))
         try:
-            _found(session, {new["incident_id"]} if "incident_id" in new else set(), name)
+            _found(
+                session, {new["incident_id"]} if "incident_id" in new else set(), name, state.data
+            )
         finally:
             savepoint.rollback()

@@ -3,7 +3,6 @@ are written outside the database, stored interactions, signals."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from blastwall.evidence.ledger import make_key
+from blastwall.evidence.store import Vault
 from blastwall.evidence.witness import Witness
-from blastwall.settings import get_settings
+from blastwall.settings import Settings
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import Interaction
 
@@ -21,22 +21,21 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def evidence_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A data dir of this test's own, with a signing key, seen by the settings."""
-    data = tmp_path / "data"
-    monkeypatch.setenv("BLASTWALL_DATA_DIR", str(data))
-    # The test database is one connection shared by every session: one hunt thread.
-    monkeypatch.setenv("BLASTWALL_HUNT_WORKERS", "1")
-    get_settings.cache_clear()
-    make_key(get_settings().signing_key_path)
-    yield data
-    get_settings.cache_clear()
+def evidence_dir(settings: Settings) -> Path:
+    """The test's data dir (`settings`), with a signing key."""
+    make_key(settings.signing_key_path)
+    return settings.data_dir
 
 
-def witness() -> Witness:
-    """Where checkpoints go outside the database: the checkpoint file of the data dir that
-    `evidence_dir` set up."""
-    return Witness.of(get_settings())
+def witness(data: Path) -> Witness:
+    """Where checkpoints go outside the database: the checkpoint file of the data dir
+    `data` (the `evidence_dir`)."""
+    return Witness.of(Settings(data_dir=data))
+
+
+def vault(data: Path) -> Vault:
+    """The vault and signing key of the data dir `data` (the `evidence_dir`)."""
+    return Vault.of(Settings(data_dir=data))
 
 
 def message(role: str, text: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -24,7 +25,7 @@ from blastwall.incidents import flows as incident_flows
 from blastwall.incidents.models import Incident
 from blastwall.incidents.schemas import IncidentCreate
 from blastwall.telemetry.models import Interaction
-from tests.support.evidence import add, interaction, signal, witness
+from tests.support.evidence import add, interaction, signal, vault, witness
 
 ALICE = Principal(name="alice", role=Role.admin)
 GRANTEE = "gina"
@@ -43,6 +44,8 @@ class State:
     """The incident merged into `other`: its item moved there."""
     sixth: int
     """The sixth item of `held`."""
+    data: Path
+    """The data dir: the vault, the signing key and the checkpoint file."""
 
 
 def open_incident(session: Session, title: str, signals: list[int] | None = None) -> int:
@@ -52,9 +55,10 @@ def open_incident(session: Session, title: str, signals: list[int] | None = None
     return incident_flows.open_incident(session, data=data, actor=ALICE).id
 
 
-def add_file(session: Session, incident: int, name: str, note: str = "") -> int:
+def add_file(session: Session, incident: int, name: str, note: str = "", *, data: Path) -> int:
     item = flows.add_file(
         session,
+        vault=vault(data),
         incident_id=incident,
         data=f"{name}: {note}\n".encode(),
         name=name,
@@ -65,26 +69,32 @@ def add_file(session: Session, incident: int, name: str, note: str = "") -> int:
     return item.id
 
 
-def build(db: Database) -> State:
-    """The state above; the checkpoint file is that of `evidence_dir`."""
+def build(db: Database, data: Path) -> State:
+    """The state above, in the data dir `data` (the `evidence_dir`)."""
     with db.transaction() as session:
         auth_service.create_token(session, name=GRANTEE, role=Role.responder, created_by="test")
         held = open_incident(session, "held")
-        files = [add_file(session, held, f"note-{n}.txt", f"note {n}") for n in range(1, 7)]
+        files = [
+            add_file(session, held, f"note-{n}.txt", f"note {n}", data=data) for n in range(1, 7)
+        ]
         custody.place_hold(session, incident_id=held, reason="litigation", actor=ALICE)
         free = open_incident(session, "free")
-        add_file(session, free, "old.log")
-        expired = custody.expire(session, actor=ALICE, days=365, now=utcnow() + timedelta(days=400))
+        add_file(session, free, "old.log", data=data)
+        expired = custody.expire(
+            session, vault=vault(data), actor=ALICE, days=365, now=utcnow() + timedelta(days=400)
+        )
         assert [i.incident_id for i in expired] == [free]
         start = session.scalar(select(func.count()).select_from(Interaction)) or 0
         ids = add(session, [interaction(start + n, prompt=f"prompt {n}") for n in range(2)])
         other = open_incident(session, "other", [signal(session, ids)])
         first = service.kept_items(session, incident_id=other)[0]
-        custody.delete_item(session, item_id=first.id, reason="not needed", actor=ALICE)
+        custody.delete_item(
+            session, vault=vault(data), item_id=first.id, reason="not needed", actor=ALICE
+        )
         custody.place_hold(session, incident_id=other, reason="a letter", actor=ALICE)
         custody.release_hold(session, incident_id=other, reason="withdrawn", actor=ALICE)
         merged = open_incident(session, "merged")
-        add_file(session, merged, "screenshot.png", "from the customer")
+        add_file(session, merged, "screenshot.png", "from the customer", data=data)
         source, target = session.get(Incident, merged), session.get(Incident, other)
         assert source is not None and target is not None
         service.move_items(session, source=source, target=target, actor=ALICE, reason="dup")
@@ -92,18 +102,28 @@ def build(db: Database) -> State:
         custody.grant_full_view(
             session, incident_id=held, to=GRANTEE, reason="counsel", actor=ALICE
         )
-        custody.read_item(session, item_id=files[0], principal=ALICE, reason="triage")
-        export(session, held)
-        custody.read_item(session, item_id=files[1], principal=ALICE, reason="again")
-        service.checkpoint(session, witness=witness())
+        custody.read_item(
+            session, vault=vault(data), item_id=files[0], principal=ALICE, reason="triage"
+        )
+        export(session, held, data)
+        custody.read_item(
+            session, vault=vault(data), item_id=files[1], principal=ALICE, reason="again"
+        )
+        service.checkpoint(session, witness=witness(data), key=vault(data).key())
         session.commit()
-    return State(held=held, other=other, free=free, merged=merged, sixth=files[5])
+    return State(held=held, other=other, free=free, merged=merged, sixth=files[5], data=data)
 
 
-def export(session: Session, incident: int) -> bytes:
+def export(session: Session, incident: int, data: Path) -> bytes:
     out = io.BytesIO()
     flows.export_incident(
-        session, incident_id=incident, out=out, reason="for counsel", actor=ALICE, witness=witness()
+        session,
+        incident_id=incident,
+        out=out,
+        reason="for counsel",
+        actor=ALICE,
+        witness=witness(data),
+        vault=vault(data),
     )
     return out.getvalue()
 

@@ -22,7 +22,7 @@ from blastwall.correlation.schemas import (
     NoiseRuleOut,
     SnoozeCreate,
 )
-from blastwall.dependencies import PageDep, PrincipalDep, SessionDep, audit_object
+from blastwall.dependencies import PageDep, PrincipalDep, SessionDep, SettingsDep, audit_object
 from blastwall.incidents.schemas import Archetype, Severity
 from blastwall.pagination import Page
 from blastwall.signals import service as signals
@@ -128,10 +128,14 @@ def decline(
     body: Decline,
     session: SessionDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
 ) -> CandidateOut:
     """Record that a candidate is no incident, and why; its signals are snoozed unless
     `snooze` is false."""
-    row = triage.decline(session, candidate_id=candidate_id, data=body, actor=principal)
+    policy = flows.policy_in_force(settings.correlation_policy)
+    row = triage.decline(
+        session, candidate_id=candidate_id, data=body, actor=principal, policy=policy
+    )
     return _decided(request, session, row)
 
 
@@ -210,15 +214,15 @@ def end_rule(
 
 
 @router.get("/inhibitions", response_model=Page[InhibitionOut])
-def list_inhibitions(principal: PrincipalDep) -> Page[InhibitionOut]:
+def list_inhibitions(principal: PrincipalDep, settings: SettingsDep) -> Page[InhibitionOut]:
     """The inhibition rules of the policy in force, all on one page (they are few)."""
     principal.require(Permission.read)
-    rules = flows.policy_in_force().inhibitions
+    rules = flows.policy_in_force(settings.correlation_policy).inhibitions
     return Page(items=[InhibitionOut.model_validate(rule.model_dump()) for rule in rules])
 
 
 @router.get("/correlation-policy")
-def get_policy(principal: PrincipalDep) -> dict[str, Any]:
+def get_policy(principal: PrincipalDep, settings: SettingsDep) -> dict[str, Any]:
     """The correlation and severity policy in force; durations in ISO 8601 (`PT15M`)."""
     principal.require(Permission.read)
-    return flows.policy_in_force().model_dump(mode="json")
+    return flows.policy_in_force(settings.correlation_policy).model_dump(mode="json")

@@ -29,6 +29,7 @@ from blastwall.correlation.schemas import (
     SnoozeCreate,
 )
 from blastwall.incidents.schemas import Archetype, Severity, Visibility
+from blastwall.settings import get_settings
 from blastwall.signals import service as signals
 
 app = typer.Typer(
@@ -182,7 +183,10 @@ def accept(
     _triage(
         "accept",
         lambda session: triage.accept(
-            session, candidate_id=candidate_id, data=data, actor=operator()
+            session,
+            candidate_id=candidate_id,
+            data=data,
+            actor=operator(),
         ),
         json,
     )
@@ -202,7 +206,11 @@ def decline(
     _triage(
         "decline",
         lambda session: triage.decline(
-            session, candidate_id=candidate_id, data=data, actor=operator()
+            session,
+            candidate_id=candidate_id,
+            data=data,
+            actor=operator(),
+            policy=flows.policy_in_force(get_settings().correlation_policy),
         ),
         json,
     )
@@ -249,7 +257,7 @@ def policy(
         load_policy(check)
         out.print(f"{check}: valid", highlight=False)
         return
-    print_json(flows.policy_in_force())
+    print_json(flows.policy_in_force(get_settings().correlation_policy))
 
 
 # --- noise ----------------------------------------------------------------------------------
@@ -272,7 +280,7 @@ def list_rules(
             kind=kind.value if kind else None,
         )
         items = [service.rule_out(r) for r in rows]
-    inhibitions = flows.policy_in_force().inhibitions
+    inhibitions = flows.policy_in_force(get_settings().correlation_policy).inhibitions
     if json:
         print_json({"rules": items, "inhibitions": inhibitions})
         return

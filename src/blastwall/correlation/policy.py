@@ -20,7 +20,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from blastwall.errors import InvalidInput, Problem, field_path
 from blastwall.incidents.schemas import Archetype, Severity
-from blastwall.settings import get_settings
 
 log = logging.getLogger("blastwall.correlation")
 DEFAULT_PATH = Path(__file__).with_name("severity_policy.yaml")
@@ -302,6 +301,7 @@ def current_policy(path: Path | None) -> Policy:
     return policy
 
 
-def policy_in_force() -> Policy:
-    """The policy the settings name (`correlation_policy`), or the defaults."""
-    return current_policy(get_settings().correlation_policy)
+def policy_in_force(path: Path | None) -> Policy:
+    """The policy in the file the settings name (`correlation_policy`, given as `path`), or
+    the defaults."""
+    return current_policy(path)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from blastwall.auth.roles import Principal
 from blastwall.correlation import flows, service
 from blastwall.correlation.models import Candidate
-from blastwall.correlation.policy import Policy
+from blastwall.correlation.policy import Policy, load_policy
 from blastwall.correlation.scenarios import Event, Scenario
 from blastwall.correlation.schemas import CandidateStatus, MaintenanceCreate, Match, SnoozeCreate
 from blastwall.incidents import flows as incident_flows
@@ -78,7 +78,7 @@ def replay(
     policy: Policy | None = None,
 ) -> Iterator[Replayed]:
     """Feed the scenario's events to the correlator in order, scenario time from `start`."""
-    policy = policy or flows.policy_in_force()
+    policy = policy or load_policy()
     truth_of: dict[int, str | None] = {}
     firing: dict[str, Signal] = {}
     for event in scenario.events:

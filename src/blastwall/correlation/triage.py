@@ -15,7 +15,7 @@ from blastwall import pipeline
 from blastwall.auth.roles import Permission, Principal
 from blastwall.correlation import service
 from blastwall.correlation.models import Candidate
-from blastwall.correlation.policy import Policy, policy_in_force
+from blastwall.correlation.policy import Policy
 from blastwall.correlation.schemas import (
     Accept,
     CandidateStatus,
@@ -188,10 +188,10 @@ def decline(
     candidate_id: int,
     data: Decline,
     actor: Principal,
-    policy: Policy | None = None,
+    policy: Policy,
 ) -> Candidate:
     """Record that a candidate is no incident, and why; by default its signals are snoozed
-    for the policy's `decline_snooze`, with the same reason."""
+    for the `decline_snooze` of the policy in force (`policy`), with the same reason."""
     actor.require(Permission.write_incidents)
     candidate = service.get_candidate(session, candidate_id=candidate_id, principal=actor)
     if candidate.status != CandidateStatus.pending:
@@ -204,7 +204,7 @@ def decline(
     decide(candidate, CandidateStatus.declined, actor, now)
     candidate.decision_reason = data.reason
     if data.snooze:
-        until = now + (policy or policy_in_force()).grouping.decline_snooze
+        until = now + policy.grouping.decline_snooze
         groups, _ = service.list_groups(
             session, principal=actor, candidate_id=candidate.id, limit=100
         )

@@ -23,6 +23,7 @@ from blastwall.console import (
     print_table,
     session_scope,
 )
+from blastwall.db import dispose
 from blastwall.detection import service
 from blastwall.detection.engine import Detection, DetectionEngine
 from blastwall.detection.items import item_from_line
@@ -265,7 +266,7 @@ class _Specs:
                 service.refresh_canaries(session, engine)
             self.source = url.render_as_string(hide_password=True)
         finally:
-            db.engine.dispose()
+            dispose(db.engine)
 
     def get(self, system_id: str | None) -> dict[str, Any] | None:
         return self.specs.get(system_id) if system_id else None

@@ -42,7 +42,7 @@ import orjson
 from sqlalchemy.exc import OperationalError
 
 from blastwall import pipeline
-from blastwall.db import Database
+from blastwall.db import Database, dispose
 from blastwall.detection.base import Detector
 from blastwall.detection.engine import DetectionEngine, detector_classes
 from blastwall.detection.items import item_from_record
@@ -175,7 +175,7 @@ def _work(
             else:
                 continue
         if data is None or data == STOP:
-            db.engine.dispose()
+            dispose(db.engine)
             return
         records: list[dict[str, Any]] = []
         signals = 0

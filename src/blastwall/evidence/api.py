@@ -42,10 +42,10 @@ from blastwall.evidence.schemas import (
     ReproductionIn,
     SnapshotIn,
 )
+from blastwall.evidence.store import Vault
 from blastwall.evidence.witness import Witness
 from blastwall.gate import too_large
 from blastwall.pagination import Page
-from blastwall.settings import get_settings
 
 log = logging.getLogger("blastwall.evidence")
 
@@ -69,14 +69,18 @@ def _item(row: EvidenceItem) -> ItemOut:
     return ItemOut.model_validate(row)
 
 
-def _witness() -> Witness:
-    """Where checkpoints are written outside the database. From the process's settings,
-    like the signing key and the vault (`service.signing_key`, `service.vault`): the three
-    live in one data directory and must agree."""
-    return Witness.of(get_settings())
+def _witness(settings: SettingsDep) -> Witness:
+    """Where checkpoints are written outside the database."""
+    return Witness.of(settings)
+
+
+def _vault(settings: SettingsDep) -> Vault:
+    """The blob store and the signing key."""
+    return Vault.of(settings)
 
 
 WitnessDep = Annotated[Witness, Depends(_witness)]
+VaultDep = Annotated[Vault, Depends(_vault)]
 
 
 # --- ledger ---------------------------------------------------------------------------------
@@ -86,6 +90,7 @@ WitnessDep = Annotated[Witness, Depends(_witness)]
 def verify_ledger(
     session: SessionDep,
     principal: PrincipalDep,
+    vault: VaultDep,
     witness: WitnessDep,
     blobs: Annotated[
         bool, Query(description="Also read every kept item's bytes and check their hash.")
@@ -95,7 +100,7 @@ def verify_ledger(
     checkpoint files outside the database too), and the items, legal holds and grants
     against the records; with `blobs`, every kept item's bytes in the vault too."""
     principal.require(Permission.read_audit)
-    report = verify.verify_ledger(session, witness=witness, blobs=blobs)
+    report = verify.verify_ledger(session, vault=vault, witness=witness, blobs=blobs)
     return LedgerReportOut(
         ok=report.ok,
         records=report.records,
@@ -109,16 +114,18 @@ def verify_ledger(
 
 
 @router.get("/evidence/pubkey", response_class=PlainTextResponse)
-def pubkey(principal: PrincipalDep) -> str:
+def pubkey(principal: PrincipalDep, vault: VaultDep) -> str:
     """The public key that verifies checkpoints and bundles (PEM)."""
-    return service.signing_key().public_pem()
+    return vault.key().public_pem()
 
 
 @router.post("/evidence/expire", response_model=list[ItemOut])
-def expire(session: SessionDep, principal: PrincipalDep, settings: SettingsDep) -> list[ItemOut]:
+def expire(
+    session: SessionDep, principal: PrincipalDep, vault: VaultDep, settings: SettingsDep
+) -> list[ItemOut]:
     """Expire evidence past the retention period whose incident is not on legal hold."""
     days = settings.evidence_retention_days
-    return [_item(i) for i in custody.expire(session, actor=principal, days=days)]
+    return [_item(i) for i in custody.expire(session, vault=vault, actor=principal, days=days)]
 
 
 # --- items ----------------------------------------------------------------------------------
@@ -167,6 +174,7 @@ async def add_file(
     media = request.headers.get("content-type", "application/octet-stream")[:100]
     item = flows.add_file(
         session,
+        vault=Vault.of(settings),
         incident_id=incident_id,
         data=data,
         name=name,
@@ -180,11 +188,16 @@ async def add_file(
 
 @router.post("/incidents/{incident_id}/evidence/collect", response_model=list[ItemOut])
 def collect(
-    incident_id: IncidentId, body: CollectIn, session: SessionDep, principal: PrincipalDep
+    incident_id: IncidentId,
+    body: CollectIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+    vault: VaultDep,
 ) -> list[ItemOut]:
     """Preserve the interactions behind signals (a later signal, say), or named directly."""
     items = flows.collect(
         session,
+        vault=vault,
         incident_id=incident_id,
         actor=principal,
         signal_ids=body.signals,
@@ -200,9 +213,12 @@ def snapshot(
     body: SnapshotIn,
     session: SessionDep,
     principal: PrincipalDep,
+    vault: VaultDep,
 ) -> ItemOut:
     """Preserve the inventory state of the incident's systems and their recent changes."""
-    item = flows.snapshot_config(session, incident_id=incident_id, actor=principal, note=body.note)
+    item = flows.snapshot_config(
+        session, vault=vault, incident_id=incident_id, actor=principal, note=body.note
+    )
     audit_object(request, f"evidence:{item.id}")
     return _item(item)
 
@@ -216,9 +232,12 @@ def add_reproduction(
     body: ReproductionIn,
     session: SessionDep,
     principal: PrincipalDep,
+    vault: VaultDep,
 ) -> ItemOut:
     """Record a reproduction attempt."""
-    item = flows.add_reproduction(session, incident_id=incident_id, attempt=body, actor=principal)
+    item = flows.add_reproduction(
+        session, vault=vault, incident_id=incident_id, attempt=body, actor=principal
+    )
     audit_object(request, f"evidence:{item.id}")
     return _item(item)
 
@@ -229,6 +248,7 @@ def export(
     body: AccessIn,
     session: SessionDep,
     principal: PrincipalDep,
+    vault: VaultDep,
     witness: WitnessDep,
 ) -> Response:
     """The incident's evidence bundle (a zip); `blastwall evidence verify` checks it. The
@@ -238,6 +258,7 @@ def export(
     try:
         flows.export_incident(
             session,
+            vault=vault,
             incident_id=incident_id,
             out=spool,
             reason=body.reason,
@@ -306,12 +327,12 @@ def get_item(item_id: ItemId, session: SessionDep, principal: PrincipalDep) -> I
 
 @router.post("/evidence/{item_id}/view", response_model=ContentOut)
 def view(
-    item_id: ItemId, body: AccessIn, session: SessionDep, principal: PrincipalDep
+    item_id: ItemId, body: AccessIn, session: SessionDep, principal: PrincipalDep, vault: VaultDep
 ) -> ContentOut:
     """Read an item's content; the view, and why, is recorded in its chain of custody.
     Without the full view, personal data and secrets are masked."""
     item, data, full = custody.read_item(
-        session, item_id=item_id, principal=principal, reason=body.reason
+        session, vault=vault, item_id=item_id, principal=principal, reason=body.reason
     )
     content, withheld = custody.render(item, data, full=full)
     return ContentOut(
@@ -321,11 +342,16 @@ def view(
 
 @router.post("/evidence/{item_id}/download")
 def download(
-    item_id: ItemId, body: AccessIn, session: SessionDep, principal: PrincipalDep
+    item_id: ItemId, body: AccessIn, session: SessionDep, principal: PrincipalDep, vault: VaultDep
 ) -> Response:
     """The item's original bytes (needs the full view); the download is recorded."""
     item, data, _ = custody.read_item(
-        session, item_id=item_id, principal=principal, reason=body.reason, download=True
+        session,
+        vault=vault,
+        item_id=item_id,
+        principal=principal,
+        reason=body.reason,
+        download=True,
     )
     return Response(
         data,
@@ -347,10 +373,14 @@ def item_custody(
 
 @router.post("/evidence/{item_id}/delete", response_model=ItemOut)
 def delete_item(
-    item_id: ItemId, body: AccessIn, session: SessionDep, principal: PrincipalDep
+    item_id: ItemId, body: AccessIn, session: SessionDep, principal: PrincipalDep, vault: VaultDep
 ) -> ItemOut:
     """Delete an item's bytes (admin; refused under legal hold). The record stays."""
-    return _item(custody.delete_item(session, item_id=item_id, reason=body.reason, actor=principal))
+    return _item(
+        custody.delete_item(
+            session, vault=vault, item_id=item_id, reason=body.reason, actor=principal
+        )
+    )
 
 
 # --- hunts ----------------------------------------------------------------------------------
@@ -411,12 +441,12 @@ def list_matches(
 
 @hunts_router.post("/{hunt_id}/attach", response_model=AttachOut)
 def attach(
-    hunt_id: ItemId, body: AttachIn, session: SessionDep, principal: PrincipalDep
+    hunt_id: ItemId, body: AttachIn, session: SessionDep, principal: PrincipalDep, vault: VaultDep
 ) -> AttachOut:
     """Attach a finished hunt to an incident: its matches become evidence, and the affected
     conversations and users go on the timeline."""
     items, conversations, users = flows.attach_hunt(
-        session, hunt_id=hunt_id, incident_id=body.incident, actor=principal
+        session, vault=vault, hunt_id=hunt_id, incident_id=body.incident, actor=principal
     )
     return AttachOut(
         incident_id=body.incident,

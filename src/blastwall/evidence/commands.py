@@ -22,6 +22,7 @@ from blastwall.console import (
     print_table,
     session_scope,
 )
+from blastwall.db import dispose
 from blastwall.errors import InvalidInput, KeyFileError, Problem
 from blastwall.evidence import custody, flows, hunt, service
 from blastwall.evidence import verify as verification
@@ -35,6 +36,7 @@ from blastwall.evidence.schemas import (
     RecordOut,
     ReproductionIn,
 )
+from blastwall.evidence.store import Vault
 from blastwall.evidence.witness import Witness
 from blastwall.settings import get_settings
 
@@ -92,6 +94,7 @@ def add(
     with session_scope() as session:
         item = flows.add_file(
             session,
+            vault=Vault.of(get_settings()),
             incident_id=incident_id,
             data=file.read_bytes(),
             name=file.name,
@@ -120,6 +123,7 @@ def collect(
     with session_scope() as session:
         items = flows.collect(
             session,
+            vault=Vault.of(get_settings()),
             incident_id=incident_id,
             actor=operator(),
             signal_ids=signal or [],
@@ -134,7 +138,13 @@ def collect(
 def snapshot(incident_id: IncidentArg, note: str = "", json: JsonOpt = False) -> None:
     """Preserve the inventory state of the incident's systems and their recent changes."""
     with session_scope() as session:
-        item = flows.snapshot_config(session, incident_id=incident_id, actor=operator(), note=note)
+        item = flows.snapshot_config(
+            session,
+            vault=Vault.of(get_settings()),
+            incident_id=incident_id,
+            actor=operator(),
+            note=note,
+        )
         audit(session, command="evidence snapshot", object=f"evidence:{item.id}")
         shown = ItemOut.model_validate(item)
     _items([shown], json)
@@ -162,7 +172,11 @@ def reproduce(
     )
     with session_scope() as session:
         item = flows.add_reproduction(
-            session, incident_id=incident_id, attempt=attempt, actor=operator()
+            session,
+            vault=Vault.of(get_settings()),
+            incident_id=incident_id,
+            attempt=attempt,
+            actor=operator(),
         )
         audit(session, command="evidence reproduce", object=f"evidence:{item.id}")
         out.print(f"evidence {item.id}: reproduction attempt recorded")
@@ -173,7 +187,11 @@ def show(item_id: ItemArg, reason: ReasonOpt, json: JsonOpt = False) -> None:
     """Show an item's content (masked without the full view); the view is recorded."""
     with session_scope() as session:
         item, data, full = custody.read_item(
-            session, item_id=item_id, principal=operator(), reason=reason
+            session,
+            vault=Vault.of(get_settings()),
+            item_id=item_id,
+            principal=operator(),
+            reason=reason,
         )
         content, withheld = custody.render(item, data, full=full)
         described = ItemOut.model_validate(item)
@@ -198,7 +216,12 @@ def get(
     """Write an item's original bytes to a file (needs the full view); recorded."""
     with session_scope() as session:
         item, data, _ = custody.read_item(
-            session, item_id=item_id, principal=operator(), reason=reason, download=True
+            session,
+            vault=Vault.of(get_settings()),
+            item_id=item_id,
+            principal=operator(),
+            reason=reason,
+            download=True,
         )
     output.write_bytes(data)
     out.print(f"{output}: {len(data)} bytes, sha256 {item.sha256}")
@@ -235,6 +258,7 @@ def export(
         with session_scope() as session, temp.open("wb") as handle:
             manifest = flows.export_incident(
                 session,
+                vault=Vault.of(get_settings()),
                 incident_id=incident_id,
                 out=handle,
                 reason=reason,
@@ -300,6 +324,7 @@ def verify_ledger(
     with session_scope() as session:
         report = verification.verify_ledger(
             session,
+            vault=Vault.of(get_settings()),
             witness=Witness.of(get_settings()),
             blobs=blobs,
             copies=checkpoints or [],
@@ -322,7 +347,10 @@ def checkpoint() -> None:
     """Sign the ledger's current head; the checkpoint goes to the checkpoint file (and the
     copy and endpoint configured) too."""
     with session_scope() as session:
-        row = service.checkpoint(session, witness=Witness.of(get_settings()))
+        settings = get_settings()
+        row = service.checkpoint(
+            session, witness=Witness.of(settings), key=Vault.of(settings).key()
+        )
         out.print(f"checkpoint {row.id}: record {row.seq} {row.head_hash}")
 
 
@@ -373,7 +401,13 @@ def grant(
 def delete(item_id: ItemArg, reason: Annotated[str, typer.Option(help="Why.")]) -> None:
     """Delete an item's bytes (refused under legal hold); its records stay."""
     with session_scope() as session:
-        custody.delete_item(session, item_id=item_id, reason=reason, actor=operator())
+        custody.delete_item(
+            session,
+            vault=Vault.of(get_settings()),
+            item_id=item_id,
+            reason=reason,
+            actor=operator(),
+        )
         audit(session, command="evidence delete", object=f"evidence:{item_id}")
     out.print(f"evidence {item_id} deleted")
 
@@ -384,7 +418,10 @@ def expire() -> None:
     its incident is on legal hold."""
     with session_scope() as session:
         gone = custody.expire(
-            session, actor=operator(), days=get_settings().evidence_retention_days
+            session,
+            vault=Vault.of(get_settings()),
+            actor=operator(),
+            days=get_settings().evidence_retention_days,
         )
         audit(session, command="evidence expire", object=None)
     out.print(f"{len(gone)} items expired")
@@ -446,9 +483,15 @@ def hunt_command(
             shown = [HuntMatchOut.model_validate(m) for m in matches][:limit]
             result = HuntOut.model_validate(done)
             if incident is not None:
-                flows.attach_hunt(session, hunt_id=row.id, incident_id=incident, actor=operator())
+                flows.attach_hunt(
+                    session,
+                    vault=Vault.of(get_settings()),
+                    hunt_id=row.id,
+                    incident_id=incident,
+                    actor=operator(),
+                )
     finally:
-        db.engine.dispose()
+        dispose(db.engine)
     if json:
         print_json({"hunt": result, "matches": shown})
         return

@@ -8,6 +8,7 @@ in the incident or hold a full-view grant; the grant is itself a ledger record.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -16,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from blastwall.auth import principals
 from blastwall.auth.roles import Permission, Principal, Role
-from blastwall.db import utcnow
+from blastwall.db import after_commit, utcnow
 from blastwall.errors import Conflict, InvalidInput, PermissionDenied, Problem
 from blastwall.evidence.models import EvidenceItem, FullViewGrant, LedgerRecord, LegalHold
-from blastwall.evidence.service import append, get_item, incident_for, read_blob, vault
+from blastwall.evidence.service import append, get_item, incident_for
+from blastwall.evidence.store import Vault
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, Participant
 from blastwall.pagination import decode_cursor, fetch_page
@@ -111,7 +113,13 @@ def grant_full_view(
 
 
 def read_item(
-    session: Session, *, item_id: int, principal: Principal, reason: str, download: bool = False
+    session: Session,
+    *,
+    item_id: int,
+    principal: Principal,
+    reason: str,
+    vault: Vault,
+    download: bool = False,
 ) -> tuple[EvidenceItem, bytes, bool]:
     """The item's bytes and whether the caller may see them whole; the access is recorded.
     A download is of the original bytes and needs the full view."""
@@ -124,7 +132,7 @@ def read_item(
     full = has_full_view(session, incident_id=item.incident_id, principal=principal)
     if download and not full:
         require_full_view(session, incident_id=item.incident_id, principal=principal)
-    data = read_blob(item)
+    data = vault.read(item)
     append(
         session,
         action="downloaded" if download else "viewed",
@@ -265,10 +273,17 @@ def release_hold(session: Session, *, incident_id: int, reason: str, actor: Prin
 
 
 def _remove(
-    session: Session, item: EvidenceItem, *, state: str, actor: Principal, reason: str
+    session: Session,
+    item: EvidenceItem,
+    *,
+    state: str,
+    actor: Principal,
+    reason: str,
+    vault: Vault,
 ) -> None:
     """Remove an item's bytes: its row keeps the `deleted` or `expired` record that did it,
-    and that record's time."""
+    and that record's time. The bytes go once the removal is committed (a rolled-back
+    removal keeps them)."""
     record = append(
         session,
         action=state,
@@ -283,10 +298,12 @@ def _remove(
         select(exists().where(EvidenceItem.sha256 == item.sha256, EvidenceItem.state == "kept"))
     )
     if not still_used:
-        vault().delete(item.sha256)
+        after_commit(session, partial(vault.blobs.delete, item.sha256))
 
 
-def delete_item(session: Session, *, item_id: int, reason: str, actor: Principal) -> EvidenceItem:
+def delete_item(
+    session: Session, *, item_id: int, reason: str, actor: Principal, vault: Vault
+) -> EvidenceItem:
     if actor.role is not Role.admin:
         raise PermissionDenied("Only an admin may delete evidence; the deletion is recorded.")
     item = get_item(session, item_id=item_id, principal=actor)
@@ -297,13 +314,18 @@ def delete_item(session: Session, *, item_id: int, reason: str, actor: Principal
             f"Incident {item.incident_id} is on legal hold: its evidence cannot be deleted "
             "until legal lifts the hold."
         )
-    _remove(session, item, state="deleted", actor=actor, reason=reason)
+    _remove(session, item, state="deleted", actor=actor, reason=reason, vault=vault)
     session.flush()
     return item
 
 
 def expire(
-    session: Session, *, actor: Principal, days: int, now: datetime | None = None
+    session: Session,
+    *,
+    actor: Principal,
+    days: int,
+    vault: Vault,
+    now: datetime | None = None,
 ) -> list[EvidenceItem]:
     """Expire every kept item older than `days` (the retention period) whose incident is
     not held."""
@@ -323,7 +345,14 @@ def expire(
         )
     )
     for item in due:
-        _remove(session, item, state="expired", actor=actor, reason=f"retention of {days} days")
+        _remove(
+            session,
+            item,
+            state="expired",
+            actor=actor,
+            reason=f"retention of {days} days",
+            vault=vault,
+        )
     session.flush()
     return due
 

@@ -18,13 +18,10 @@ from sqlalchemy.orm import Session
 from blastwall.auth.roles import Principal
 from blastwall.db import utcnow
 from blastwall.errors import (
-    BlobMissing,
     InvalidInput,
-    KeyFileError,
     NotFound,
     Problem,
     ServerError,
-    SigningKeyMissing,
 )
 from blastwall.evidence.coverage import item_fields
 from blastwall.evidence.ledger import (
@@ -33,7 +30,6 @@ from blastwall.evidence.ledger import (
     body_hash,
     canonical,
     checkpoint_message,
-    read_key,
     record_hash,
 )
 from blastwall.evidence.models import (
@@ -42,48 +38,18 @@ from blastwall.evidence.models import (
     LedgerHead,
     LedgerRecord,
 )
-from blastwall.evidence.vault import FileStore
+from blastwall.evidence.store import Vault
 from blastwall.evidence.witness import Witness, line, witness_on_commit
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.pagination import decode_cursor, fetch_page
-from blastwall.settings import get_settings
 
 KINDS = ("interaction", "trace_tree", "config_snapshot", "file", "reproduction", "hunt_result")
-
-
-def vault() -> FileStore:
-    """The installation's blob store."""
-    return FileStore(get_settings().vault_dir)
 
 
 #: The version of the records this code writes: 2 binds each row (a `collected` record holds
 #: every field of its item's row; a removal, hold or grant row carries its record's time).
 RECORD_VERSION = 2
-
-
-def signing_key() -> Keypair:
-    path = get_settings().signing_key_path
-    try:
-        return read_key(path)
-    except KeyFileError as exc:
-        raise SigningKeyMissing(
-            f"The evidence signing key cannot be read ({exc}). An administrator must run "
-            "`blastwall init` on the server to make it, or set BLASTWALL_EVIDENCE_KEY_FILE to "
-            "the existing key."
-        ) from None
-
-
-def read_blob(item: EvidenceItem) -> bytes:
-    """An item's bytes from the vault, checked against its hash."""
-    try:
-        return vault().get(item.sha256)
-    except BlobMissing as exc:
-        raise ServerError(
-            f"Evidence item {item.id}: {exc}. The vault at {get_settings().vault_dir} was "
-            "changed outside Blastwall; restore it from backup (`blastwall evidence "
-            "verify-ledger` checks the ledger, not the vault's files)."
-        ) from None
 
 
 # --- the ledger ---------------------------------------------------------------------------
@@ -141,11 +107,10 @@ def append(
     return row
 
 
-def checkpoint(session: Session, *, witness: Witness, key: Keypair | None = None) -> Checkpoint:
+def checkpoint(session: Session, *, witness: Witness, key: Keypair) -> Checkpoint:
     """Sign the ledger's current head (a new checkpoint unless the last one names it). The
     head row is locked, so checkpoints and appends take turns; once the transaction commits,
     the checkpoint is written to the `witness` files and endpoint (`witness.py`)."""
-    key = key or signing_key()
     head = session.scalar(select(LedgerHead).where(LedgerHead.id == 1).with_for_update())
     if head is None:
         raise ServerError("The evidence ledger has no head row; run `blastwall init`.")
@@ -242,10 +207,11 @@ def store_item(
     name: str,
     source: str,
     actor: Principal,
+    vault: Vault,
     note: str = "",
 ) -> EvidenceItem:
     """Put bytes in the vault and record them as an item of the incident (no commit)."""
-    digest = vault().put(data)
+    digest = vault.blobs.put(data)
     item = EvidenceItem(
         incident_id=incident.id,
         kind=kind,

@@ -37,7 +37,8 @@ from blastwall.evidence.models import (
     LedgerRecord,
     LegalHold,
 )
-from blastwall.evidence.service import as_row, iter_records, signing_key, vault
+from blastwall.evidence.service import as_row, iter_records
+from blastwall.evidence.store import Vault
 from blastwall.evidence.witness import Witness
 
 __all__ = ["LedgerReport", "verify_incident", "verify_ledger"]
@@ -66,12 +67,13 @@ class LedgerReport:
 class _Key:
     """The signing key, read when first needed (a ledger without checkpoints needs none)."""
 
-    def __init__(self, key: Keypair | None) -> None:
+    def __init__(self, vault: Vault, key: Keypair | None = None) -> None:
+        self._vault = vault
         self._key = key
 
     def get(self) -> Keypair:
         if self._key is None:
-            self._key = signing_key()
+            self._key = self._vault.key()
         return self._key
 
 
@@ -79,7 +81,7 @@ def verify_ledger(
     session: Session,
     *,
     witness: Witness,
-    key: Keypair | None = None,
+    vault: Vault,
     blobs: bool = False,
     copies: Sequence[Path] = (),
 ) -> LedgerReport:
@@ -91,10 +93,10 @@ def verify_ledger(
     report = LedgerReport()
     replay = Replay()
     _records(session, report, replay, since=1)
-    _checkpoints(session, report, _Key(key), witness, copies, since=None)
+    _checkpoints(session, report, _Key(vault), witness, copies, since=None)
     _rows(session, report, replay, incident=None)
     if blobs:
-        store = vault()
+        store = vault.blobs
         kept = select(EvidenceItem).where(EvidenceItem.state == "kept").order_by(EvidenceItem.id)
         for item in session.scalars(kept):
             report.blobs += 1
@@ -106,7 +108,12 @@ def verify_ledger(
 
 
 def verify_incident(
-    session: Session, *, incident_id: int, witness: Witness, key: Keypair | None = None
+    session: Session,
+    *,
+    incident_id: int,
+    witness: Witness,
+    vault: Vault,
+    key: Keypair | None = None,
 ) -> LedgerReport:
     """Check what an export of the incident stands on: the chain from the incident's first
     record (or the first record any of its rows names) to the head, the head row, the
@@ -133,7 +140,7 @@ def verify_incident(
     report = LedgerReport()
     replay = Replay(partial=since > 1)
     _records(session, report, replay, since=since)
-    _checkpoints(session, report, _Key(key), witness, (), since=since)
+    _checkpoints(session, report, _Key(vault, key), witness, (), since=since)
     _rows(session, report, replay, incident=incident_id)
     return report
 

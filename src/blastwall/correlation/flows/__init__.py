@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -57,7 +58,7 @@ def correlate(
     signals: Sequence[Signal],
     *,
     now: datetime | None = None,
-    policy: Policy | None = None,
+    policy: Policy,
     evidence_cap: int = 0,
 ) -> None:
     """Give each new signal its group and, where one applies, its candidate, in the
@@ -68,7 +69,7 @@ def correlate(
     if not todo:
         return
     session.flush()
-    run = Correlating(session, policy or policy_in_force(), now or utcnow(), evidence_cap)
+    run = Correlating(session, policy, now or utcnow(), evidence_cap)
     prints = [matching.fingerprint(run.policy, s) for s in todo]
     keys = [run.key(s) for s in todo]
     shared = [f"{by}:{value}" for s in todo for by, value in links.shared_ids(s)]
@@ -78,9 +79,12 @@ def correlate(
     session.flush()
 
 
-def signals_raised(session: Session, event: SignalsRaised, *, evidence_cap: int) -> None:
-    """The pipeline's correlation step: correlate the signals just stored."""
-    policy = event.policy if isinstance(event.policy, Policy) else None
+def signals_raised(
+    session: Session, event: SignalsRaised, *, policy_path: Path | None, evidence_cap: int
+) -> None:
+    """The pipeline's correlation step: correlate the signals just stored, under the
+    event's policy or else the one in force (the file `policy_path`, or the defaults)."""
+    policy = event.policy if isinstance(event.policy, Policy) else policy_in_force(policy_path)
     correlate(session, event.signals, now=event.now, policy=policy, evidence_cap=evidence_cap)
 
 

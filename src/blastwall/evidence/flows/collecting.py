@@ -19,6 +19,7 @@ from blastwall.evidence import service
 from blastwall.evidence.hunt import get_hunt
 from blastwall.evidence.models import EvidenceItem, HuntMatch
 from blastwall.evidence.schemas import ReproductionIn
+from blastwall.evidence.store import Vault
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, IncidentSystem
 from blastwall.inventory.models import Change, System
@@ -45,7 +46,12 @@ def _summarise(items: list[EvidenceItem]) -> str:
 
 
 def _collect_interactions(
-    session: Session, incident: Incident, interaction_ids: list[int], actor: Principal, why: str
+    session: Session,
+    incident: Incident,
+    interaction_ids: list[int],
+    actor: Principal,
+    why: str,
+    vault: Vault,
 ) -> list[EvidenceItem]:
     items: list[EvidenceItem] = []
     wanted = sorted(set(interaction_ids))
@@ -66,6 +72,7 @@ def _collect_interactions(
         items.append(
             service.store_item(
                 session,
+                vault=vault,
                 incident=incident,
                 kind="interaction",
                 data=_json(_columns(row)),
@@ -89,6 +96,7 @@ def _collect_interactions(
         items.append(
             service.store_item(
                 session,
+                vault=vault,
                 incident=incident,
                 kind="trace_tree",
                 data=_json(tree),
@@ -107,6 +115,7 @@ def collect_for_incident(
     *,
     incident_id: int,
     actor: Principal,
+    vault: Vault,
     signal_ids: list[int] | None = None,
     interaction_ids: list[int] | None = None,
     why: str = "named directly",
@@ -126,7 +135,7 @@ def collect_for_incident(
         for signal in signals:
             ids.extend(i for i in (signal.interaction_ids or []) if isinstance(i, int))
         why = "behind signal(s) " + ", ".join(str(s) for s in sorted(set(signal_ids)))
-    items = _collect_interactions(session, incident, ids, actor, why)
+    items = _collect_interactions(session, incident, ids, actor, why, vault)
     if items and timeline:
         incidents.record_entry(
             session,
@@ -144,6 +153,7 @@ def collect(
     *,
     incident_id: int,
     actor: Principal,
+    vault: Vault,
     signal_ids: list[int] | None = None,
     interaction_ids: list[int] | None = None,
 ) -> list[EvidenceItem]:
@@ -169,6 +179,7 @@ def collect(
         session,
         incident_id=incident.id,
         actor=actor,
+        vault=vault,
         signal_ids=signal_ids,
         interaction_ids=interaction_ids,
     )
@@ -185,6 +196,7 @@ def _keep(
     name: str,
     source: str,
     actor: Principal,
+    vault: Vault,
     text: str,
     media_type: str = JSON_MEDIA,
     note: str = "",
@@ -193,6 +205,7 @@ def _keep(
     """Store one item a person brought or asked for, say so on the timeline, commit."""
     item = service.store_item(
         session,
+        vault=vault,
         incident=incident,
         kind=kind,
         data=data,
@@ -215,7 +228,7 @@ def _keep(
 
 
 def snapshot_config(
-    session: Session, *, incident_id: int, actor: Principal, note: str = ""
+    session: Session, *, incident_id: int, actor: Principal, vault: Vault, note: str = ""
 ) -> EvidenceItem:
     """Preserve the inventory declaration of the incident's systems, their last changes and
     the controls in force on them."""
@@ -250,6 +263,7 @@ def snapshot_config(
     return _keep(
         session,
         incident,
+        vault=vault,
         kind="config_snapshot",
         data=_json(snapshot),
         name="config-snapshot.json",
@@ -269,6 +283,7 @@ def add_file(
     media_type: str,
     note: str,
     actor: Principal,
+    vault: Vault,
 ) -> EvidenceItem:
     """Preserve a file a responder brings (a screenshot, an e-mail, a log)."""
     actor.require(Permission.write_incidents)
@@ -276,6 +291,7 @@ def add_file(
     return _keep(
         session,
         incident,
+        vault=vault,
         kind="file",
         data=data,
         media_type=media_type,
@@ -288,7 +304,7 @@ def add_file(
 
 
 def add_reproduction(
-    session: Session, *, incident_id: int, attempt: ReproductionIn, actor: Principal
+    session: Session, *, incident_id: int, attempt: ReproductionIn, actor: Principal, vault: Vault
 ) -> EvidenceItem:
     """Preserve a reproduction attempt: input, environment, model version, result, and
     whether the result differed from what was seen."""
@@ -298,6 +314,7 @@ def add_reproduction(
     return _keep(
         session,
         incident,
+        vault=vault,
         kind="reproduction",
         data=_json(attempt.model_dump(mode="json")),
         name="reproduction.json",
@@ -310,7 +327,7 @@ def add_reproduction(
 
 
 def attach_hunt(
-    session: Session, *, hunt_id: int, incident_id: int, actor: Principal
+    session: Session, *, hunt_id: int, incident_id: int, actor: Principal, vault: Vault
 ) -> tuple[list[EvidenceItem], list[str], list[str]]:
     """Attach a finished hunt to an incident: the matched interactions (and their trace
     trees) become evidence, the hunt's result is kept as an item of its own, and the
@@ -356,6 +373,7 @@ def attach_hunt(
     items = [
         service.store_item(
             session,
+            vault=vault,
             incident=incident,
             kind="hunt_result",
             data=_json(result),
@@ -368,7 +386,7 @@ def attach_hunt(
     ]
     why = f"found by hunt {hunt.id}"
     items += _collect_interactions(
-        session, incident, [m.interaction_id for m in matches], actor, why
+        session, incident, [m.interaction_id for m in matches], actor, why, vault
     )
     conversations = sorted({m.conversation_id for m in matches if m.conversation_id})
     users = sorted({m.user_id for m in matches if m.user_id})

@@ -17,6 +17,7 @@ from blastwall.evidence import custody, service, verify
 from blastwall.evidence.bundle import BundleItem, BundleSnapshot, write_bundle
 from blastwall.evidence.ledger import Keypair, LedgerRow
 from blastwall.evidence.models import EvidenceItem, LedgerRecord
+from blastwall.evidence.store import Vault
 from blastwall.evidence.witness import Witness
 from blastwall.incidents import service as incidents
 from blastwall.incidents import timeline as incident_timeline
@@ -73,9 +74,13 @@ def _snapshots(session: Session, incident: Incident) -> list[BundleSnapshot]:
     ]
 
 
-def _verify(session: Session, incident: Incident, *, witness: Witness, key: Keypair) -> None:
+def _verify(
+    session: Session, incident: Incident, *, witness: Witness, vault: Vault, key: Keypair
+) -> None:
     """Raise `LedgerBroken` with every problem unless the incident's evidence verifies."""
-    report = verify.verify_incident(session, incident_id=incident.id, witness=witness, key=key)
+    report = verify.verify_incident(
+        session, incident_id=incident.id, witness=witness, vault=vault, key=key
+    )
     if not report.ok:
         raise LedgerBroken(
             f"Incident {incident.id}'s evidence does not verify against the ledger, so no "
@@ -101,7 +106,7 @@ def _segment(session: Session, incident: Incident, *, start: int, end: int) -> l
     ]
 
 
-def _bundle_item(item: EvidenceItem) -> BundleItem:
+def _bundle_item(item: EvidenceItem, vault: Vault) -> BundleItem:
     return BundleItem(
         meta={
             "id": item.id,
@@ -116,7 +121,7 @@ def _bundle_item(item: EvidenceItem) -> BundleItem:
             "collected_at": item.collected_at.isoformat(),
             "record": item.record_seq,
         },
-        read=partial(service.read_blob, item),
+        read=partial(vault.read, item),
     )
 
 
@@ -128,6 +133,7 @@ def export_incident(
     reason: str,
     actor: Principal,
     witness: Witness,
+    vault: Vault,
 ) -> dict[str, Any]:
     """Write the incident's evidence bundle to `out`, with its timeline and containment
     snapshots. The incident's stretch of the ledger, its checkpoints (against the `witness`
@@ -138,8 +144,8 @@ def export_incident(
     actor.require(Permission.see_content)
     incident = service.incident_for(session, incident_id=incident_id, principal=actor)
     custody.require_full_view(session, incident_id=incident.id, principal=actor)
-    key = service.signing_key()
-    _verify(session, incident, witness=witness, key=key)
+    key = vault.key()
+    _verify(session, incident, witness=witness, vault=vault, key=key)
     items = service.kept_items(session, incident_id=incident.id)
     timeline = _timeline(session, incident, actor)
     snapshots = _snapshots(session, incident)
@@ -172,7 +178,7 @@ def export_incident(
             "reason": reason,
             "record": record.seq,
         },
-        items=[_bundle_item(i) for i in items],
+        items=[_bundle_item(i, vault) for i in items],
         ledger=segment,
         checkpoint_message=signed.message,
         checkpoint_signature=bytes.fromhex(signed.signature),
