@@ -223,6 +223,11 @@ class Settings(BaseSettings):
         description="The address readers open the status page at (Blastwall's `/status` as "
         "the world reaches it): the links in the messages to subscribers start there.",
     )
+    status_private_webhooks: bool = Field(
+        default=False,
+        description="Let the status page's webhook subscribers name this machine or a private "
+        "network (an internal page); by default such addresses are refused.",
+    )
     status_subscribe_per_hour: int = Field(
         default=10,
         ge=1,

@@ -14,13 +14,19 @@ from sqlalchemy.orm import Session
 
 from blastwall import pipeline
 from blastwall.comms.flows import statuspage as flows
-from blastwall.comms.models.statuspage import StatusIncident, StatusIncidentUpdate
+from blastwall.comms.models.statuspage import (
+    StatusIncident,
+    StatusIncidentUpdate,
+    StatusSubscriber,
+    SubscriberKind,
+)
 from blastwall.comms.service import statuspage as pages
+from blastwall.comms.service import statuspage_subscribers as subscribers
 from blastwall.comms.service.statuspage import PageInfo
 from blastwall.comms.service.statuspage_feed import Feed
 from blastwall.errors import InvalidInput
 from blastwall.pipeline import IncidentChanged
-from tests.support.statuspage import AT, EXAMPLE, apply_example, published
+from tests.support.statuspage import AT, EXAMPLE, Outbox, apply_example, published
 
 PAGE = PageInfo(name="Acme status", url="https://status.example.com")
 
@@ -263,3 +269,41 @@ def test_history_is_90_days(session: Session) -> None:
     publish(session, phase="resolved")
     assert len(feed(session, minutes=89 * 24 * 60).documents()["incidents.json"]["incidents"]) == 1
     assert feed(session, minutes=91 * 24 * 60).documents()["incidents.json"]["incidents"] == []
+
+
+def test_confirming_replaces_the_earlier_subscription_and_stale_ones_go(
+    session: Session,
+) -> None:
+    apply_example(session)
+    email = SubscriberKind.email
+    stale, _ = subscribers.subscribe(
+        session, kind=email, address="old@example.com", component_ids=[], now=AT
+    )
+    first, token = subscribers.subscribe(
+        session, kind=email, address="r@example.com", component_ids=["refunds"], now=AT
+    )
+    subscribers.confirm(session, token=token, now=AT)
+    later = AT + timedelta(days=8)
+    second, token = subscribers.subscribe(
+        session, kind=email, address="r@example.com", component_ids=[], now=later
+    )
+    assert [r.id for r in subscribers.recipients(session, component_ids=["fraud-checks"])] == []
+    subscribers.confirm(session, token=token, now=later)
+    assert [r.id for r in subscribers.recipients(session, component_ids=["fraud-checks"])] == [
+        second.id
+    ]
+    left = set(session.scalars(select(StatusSubscriber.id)))
+    assert left == {second.id}  # the first replaced, the stale pending one dropped
+    assert first.id != stale.id
+
+
+def test_a_title_cannot_break_a_mail_header(session: Session) -> None:
+    apply_example(session)
+    outbox = Outbox().subscribe()
+    _, token = subscribers.subscribe(
+        session, kind=SubscriberKind.email, address="r@example.com", component_ids=[], now=AT
+    )
+    subscribers.confirm(session, token=token, now=AT)
+    publish(session, title="Slow\r\nBcc: everyone@example.com\x00")
+    [news] = outbox.messages
+    assert news.subject == "[Status] Slow Bcc: everyone@example.com: investigating"

@@ -184,6 +184,11 @@ def test_a_webhook_subscriber_gets_statuspage_payloads(
         {"email": "a@example.com", "webhook": "https://example.com/h"},
         {"email": "not an address"},
         {"webhook": "ftp://example.com/h"},
+        {"webhook": "http://127.0.0.1:9/h"},
+        {"webhook": "http://[::1]/h"},
+        {"webhook": "http://localhost:8000/h"},
+        {"webhook": "http://169.254.169.254/latest/meta-data"},
+        {"webhook": "https://10.1.2.3/h"},
         {"email": "a@example.com", "component_ids": ["nope"]},
         {"email": "a@example.com", "extra": 1},
     ],
@@ -236,3 +241,10 @@ def test_the_limiter_slides_and_forgets() -> None:
     limiter.admit("c")  # "a" is forgotten: memory stays bounded
     limiter.admit("a")
     limiter.admit("a")
+
+
+def test_private_webhooks_when_the_page_allows_them(db: Database) -> None:
+    app = create_app(db, Settings(status_private_webhooks=True))
+    with TestClient(app) as client:
+        body = {"webhook": "http://127.0.0.1:9/h"}
+        assert client.post("/status/api/v2/subscribers", json=body).status_code == 202

@@ -154,6 +154,7 @@ def subscribe(body: SubscribeIn, session: SessionDep, settings: SettingsDep) -> 
         address=body.email if body.email is not None else body.webhook or "",
         component_ids=body.component_ids,
         page=PageInfo.of(settings),
+        private_webhooks=settings.status_private_webhooks,
     )
     return SubscribeOut(
         status="pending",

@@ -88,10 +88,16 @@ def subscribe(
     component_ids: Sequence[str],
     page: PageInfo,
     now: datetime | None = None,
+    private_webhooks: bool = False,
 ) -> StatusSubscriber:
     """A pending subscriber; the link that confirms it is sent to its address."""
     row, token = subscribers.subscribe(
-        session, kind=kind, address=address, component_ids=component_ids, now=now or utcnow()
+        session,
+        kind=kind,
+        address=address,
+        component_ids=component_ids,
+        now=now or utcnow(),
+        private_webhooks=private_webhooks,
     )
     confirm = f"{_base(page)}/subscribers/confirm/{token}"
     what = ", ".join(row.component_ids) or "every component"
@@ -108,6 +114,12 @@ def subscribe(
     }
     _send(session, row, f"Confirm your subscription to {page.name}", body, payload, "confirm")
     return row
+
+
+def _one_line(text: str) -> str:
+    """A subject as one line: no line break or other control character of a title reaches a
+    mail header."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:250]
 
 
 def _base(page: PageInfo) -> str:
@@ -131,7 +143,7 @@ def _tell(
     status = feed.status_doc()
     latest = doc["incident_updates"][0] if doc["incident_updates"] else None
     phase = str(doc["status"]).replace("_", " ")
-    subject = f"[{page.name}] {row.name}: {phase}"
+    subject = _one_line(f"[{page.name}] {row.name}: {phase}")
     lines = [row.name, f"Status: {phase}; impact: {doc['impact']}"]
     if doc["components"]:
         lines.append("Affects: " + ", ".join(c["name"] for c in doc["components"]))

@@ -180,6 +180,11 @@ def _member(enum: Any, value: str, default: Any, what: str) -> Any:
         return default
 
 
+def _one_line(text: str) -> str:
+    """A title as one line of printable text (no NUL, no line break to reach a header)."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
 @dataclass(frozen=True)
 class Published:
     """An update published to a public audience, as the page records it."""
@@ -230,7 +235,7 @@ def record_update(
             component_ids=[],
         )
         session.add(incident)
-    incident.name = published.title[:300]
+    incident.name = _one_line(published.title)[:300] or "Incident"
     incident.status = phase
     incident.impact = impact
     incident.component_status = status
@@ -244,7 +249,7 @@ def record_update(
         status_incident_id=incident.id,
         source_update_id=published.update_id,
         status=phase,
-        body=published.body,
+        body=published.body.replace("\x00", ""),
         component_status=ComponentStatus.operational if phase is Phase.resolved else status,
         created_at=at,
     )

@@ -4,10 +4,11 @@ component or for all, each pending until the link sent to it is followed."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
@@ -28,6 +29,8 @@ __all__ = [
 EMAIL = re.compile(
     r"^[^@\s<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63}$"
 )
+PENDING_DAYS = 7
+"""Days a subscription waits for its confirmation; then it is dropped."""
 STALE_LINK = (
     "This link is unknown or was used already; subscribe again from the status page to get "
     "a fresh one."
@@ -38,8 +41,22 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def check_address(kind: SubscriberKind, address: str) -> str:
-    """The address, checked for its kind: an e-mail address, or an http(s) URL."""
+def _private(host: str) -> bool:
+    """Whether a URL's host names this machine or a private network outright (a name that
+    resolves to one is for the sender to refuse when it connects)."""
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not ip.is_global
+
+
+def check_address(kind: SubscriberKind, address: str, *, private_webhooks: bool = False) -> str:
+    """The address, checked for its kind: an e-mail address, or an http(s) URL, not of
+    this machine or a private network unless `private_webhooks` (anyone may subscribe: the
+    page must not be a way to make Blastwall call inside the network)."""
     address = address.strip()
     if kind is SubscriberKind.email:
         if len(address) > 254 or not EMAIL.match(address):
@@ -54,6 +71,12 @@ def check_address(kind: SubscriberKind, address: str) -> str:
             "The webhook address is not an http(s) URL.",
             [Problem("webhook", "give a URL such as https://example.com/hooks/status")],
         )
+    if not private_webhooks and _private(parts.hostname):
+        raise InvalidInput(
+            "The webhook address is on this machine or a private network, which this page "
+            "does not call.",
+            [Problem("webhook", "give a URL that is reachable from the internet")],
+        )
     return address
 
 
@@ -64,11 +87,13 @@ def subscribe(
     address: str,
     component_ids: Sequence[str],
     now: datetime,
+    private_webhooks: bool = False,
 ) -> tuple[StatusSubscriber, str]:
     """A pending subscriber, and the token of its confirmation link (kept only as a hash).
     Until the link is followed, the address gets nothing but the confirmation; following it
-    replaces the address's earlier subscription."""
-    address = check_address(kind, address)
+    replaces the address's earlier subscription. Subscriptions left unconfirmed for
+    `PENDING_DAYS` are dropped."""
+    address = check_address(kind, address, private_webhooks=private_webhooks)
     wanted = sorted(set(component_ids))
     if wanted:
         known = set(session.scalars(select(StatusComponent.id)))
@@ -79,6 +104,12 @@ def subscribe(
                 "for every component, or name those of components.json.",
                 [Problem("component_ids", "name components of the page")],
             )
+    session.execute(
+        delete(StatusSubscriber).where(
+            StatusSubscriber.confirmed_at.is_(None),
+            StatusSubscriber.created_at < now - timedelta(days=PENDING_DAYS),
+        )
+    )
     token = secrets.token_urlsafe(32)
     row = StatusSubscriber(
         kind=kind,
