@@ -173,7 +173,7 @@ def test_the_documents_show_nothing_of_blastwall_itself(session: Session) -> Non
     apply_example(session)
     publish(session)
     text = orjson.dumps(feed(session).documents()).decode()
-    text += feed(session).html(api_base="api/v2/")
+    text += feed(session).html(api_base="api/v2/", subscribe="/status/subscribe")
     for secret in ("987654321", "casey", "support-chatbot", "refund-agent", "fraud-scoring"):
         assert secret not in text
     developer_tools = next(c for c in feed(session).component_docs if c["id"] == "developer-tools")

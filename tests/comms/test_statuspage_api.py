@@ -248,3 +248,19 @@ def test_private_webhooks_when_the_page_allows_them(db: Database) -> None:
     with TestClient(app) as client:
         body = {"webhook": "http://127.0.0.1:9/h"}
         assert client.post("/status/api/v2/subscribers", json=body).status_code == 202
+
+
+def test_the_page_form_subscribes_an_email_address(page: tuple[TestClient, Outbox]) -> None:
+    client, outbox = page
+    html = client.get("/status").text
+    assert '<form method="post" action="/status/subscribe">' in html
+    assert 'name="component" value="refunds"' in html
+    form = {"email": "reader@example.com", "component": ["refunds", "fraud-checks"]}
+    answer = client.post("/status/subscribe", data=form)
+    assert answer.status_code == 202 and "Check your inbox" in answer.text
+    [confirmation] = outbox.to("reader@example.com")
+    assert "(fraud-checks, refunds)" in confirmation.body
+    refused = client.post("/status/subscribe", data={"email": "nope"})
+    assert refused.status_code == 422 and "not one mail can be sent to" in refused.text
+    assert client.post("/status/subscribe", data={}).status_code == 422
+    assert len(outbox.messages) == 1

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path as FilePath
 from typing import Annotated
+from urllib.parse import parse_qs
 
 import jinja2
 from fastapi import APIRouter, Depends, Path, Request
@@ -24,7 +25,7 @@ from blastwall.comms.service.statuspage import PageInfo
 from blastwall.comms.service.statuspage_feed import DOCUMENTS, Feed
 from blastwall.db import utcnow
 from blastwall.dependencies import SessionDep, SettingsDep
-from blastwall.errors import NotFound, TooManyRequests
+from blastwall.errors import InvalidInput, NotFound, TooManyRequests
 from blastwall.settings import Settings
 
 __all__ = ["ClientLimiter", "router"]
@@ -33,6 +34,15 @@ router = APIRouter(prefix="/status", tags=["status page"])
 API_BASE = "/status/api/v2/"
 CACHE = {"Cache-Control": "public, max-age=30"}
 """The page changes when an update is published: readers may keep it half a minute."""
+FORM = "application/x-www-form-urlencoded"
+FORM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "email": {"type": "string", "maxLength": 254},
+        "component": {"type": "array", "items": {"type": "string", "maxLength": 100}},
+    },
+    "required": ["email"],
+}
 Token = Annotated[str, Path(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -93,7 +103,7 @@ FeedDep = Annotated[Feed, Depends(_feed)]
 def status_page(feed: FeedDep) -> HTMLResponse:
     """The public status page: components, current incidents and maintenances, and the last
     90 days (no token)."""
-    return HTMLResponse(feed.html(api_base=API_BASE), headers=CACHE)
+    return HTMLResponse(feed.html(api_base=API_BASE, subscribe="/status/subscribe"), headers=CACHE)
 
 
 def _document(name: str) -> Callable[[Feed], JSONResponse]:
@@ -160,6 +170,50 @@ def subscribe(body: SubscribeIn, session: SessionDep, settings: SettingsDep) -> 
         status="pending",
         detail="A confirmation was sent to the address: follow its link to receive the "
         "page's news.",
+    )
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    """A form's fields (application/x-www-form-urlencoded), read by hand: the page's one form
+    needs no multipart parser. The body is already bounded by the gate."""
+    text = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        return parse_qs(text, max_num_fields=200)
+    except ValueError:
+        raise InvalidInput("The form has too many fields.") from None
+
+
+@router.post(
+    "/subscribe",
+    response_class=HTMLResponse,
+    dependencies=[Depends(_limited)],
+    openapi_extra={"requestBody": {"content": {FORM: {"schema": FORM_SCHEMA}}}},
+)
+def subscribe_form(
+    form: Annotated[dict[str, list[str]], Depends(_form)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> HTMLResponse:
+    """The page's form: subscribe an e-mail address, to every component or to those
+    ticked (no token; a few a client address an hour)."""
+    emails = form.get("email", [])
+    try:
+        if len(emails) != 1:
+            raise InvalidInput("Give one e-mail address.")
+        flows.subscribe(
+            session,
+            kind=SubscriberKind.email,
+            address=emails[0][:254],
+            component_ids=[c[:100] for c in form.get("component", [])],
+            page=PageInfo.of(settings),
+        )
+    except InvalidInput as exc:
+        return _message(settings, "Not subscribed", exc.detail, status=422)
+    return _message(
+        settings,
+        "Check your inbox",
+        "A link to confirm was sent to the address: nothing else is sent until it is followed.",
+        status=202,
     )
 
 

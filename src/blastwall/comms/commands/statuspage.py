@@ -70,9 +70,10 @@ def export(
     """Write the page as static files: index.html and the api/v2 JSON documents, to publish
     anywhere (it stays up while Blastwall is down)."""
     with session_scope() as session:
-        feed = Feed.read(session, page=PageInfo.of(get_settings()), now=utcnow())
+        page = PageInfo.of(get_settings())
+        feed = Feed.read(session, page=page, now=utcnow())
         documents = feed.documents()
-        html = feed.html(api_base="api/v2/")
+        html = feed.html(api_base="api/v2/", subscribe=f"{page.url}/subscribe")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "index.html").write_text(html, encoding="utf-8")
     for name, document in documents.items():

@@ -279,8 +279,9 @@ class Feed:
 
     # --- the HTML page -----------------------------------------------------------------
 
-    def html(self, *, api_base: str) -> str:
-        """The page as HTML (no script); `api_base`: where its JSON documents are linked."""
+    def html(self, *, api_base: str, subscribe: str) -> str:
+        """The page as HTML (no script); `api_base`: where its JSON documents are linked;
+        `subscribe`: where its subscription form posts."""
         docs = self.documents()
         summary = docs["summary.json"]
         ungrouped = [c for c in summary["components"] if not c["group"] and not c["group_id"]]
@@ -302,6 +303,7 @@ class Feed:
             history=history,
             labels={s.value: label for s, label in LABELS.items()},
             api_base=api_base,
+            subscribe=subscribe,
             history_days=pages.HISTORY_DAYS,
             generated=iso(self.now),
         )
