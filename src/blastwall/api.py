@@ -29,6 +29,7 @@ from blastwall.auth import service as auth_service
 from blastwall.auth.api import router as tokens_router
 from blastwall.auth.failures import FailedAuthentications
 from blastwall.auth.roles import Principal
+from blastwall.comms.api.statuspage import router as status_page_router
 from blastwall.containment.api import controls_router
 from blastwall.containment.api import router as containment_router
 from blastwall.containment.policy import load_policy as load_containment_policy
@@ -81,7 +82,8 @@ class _Gate:
 
     1. authenticated from its headers: without a valid token (an ingest key or a token at
        /v1/traces) it is answered 401 before a byte of its body is read, and counted in
-       `FailedAuthentications`, not audited;
+       `FailedAuthentications`, not audited (the public routes, `gate.NO_TOKEN_PATHS`, skip
+       this step, and are not audited);
     2. OTLP requests past `BLASTWALL_INGEST_MAX_CONCURRENCY` are answered 503;
     3. its body is read in full, within the route's limit (413) and the body deadline (408);
     4. on SQLite, and only now, it waits for the write slot: SQLite admits one writer, and
@@ -105,22 +107,22 @@ class _Gate:
         self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        mutating = scope["method"] in MUTATING
-        if not (mutating or has_body(scope)) or not needs_token(scope["path"]):
+        mutating = scope["type"] == "http" and scope["method"] in MUTATING
+        if scope["type"] != "http" or not (mutating or has_body(scope)):
             await self.app(scope, receive, send)
             return
         state = self.blastwall.state
         settings: Settings = state.settings
         # OTLP batches are data arriving, not acts of a person: they are not audited one by
-        # one (each batch would cost a write of its own on the hot ingest path).
+        # one (each batch would cost a write of its own on the hot ingest path). Nor are the
+        # public routes' (a status page subscription): a flood must not cost a write each.
         ingest = scope["path"] == "/v1/traces"
+        public = not needs_token(scope["path"])
         request = Request(scope)
-        audited = mutating and not ingest
+        audited = mutating and not ingest and not public
         try:
-            await self._authenticate(request, ingest=ingest)
+            if not public:
+                await self._authenticate(request, ingest=ingest)
             if ingest:
                 self._admit(state)  # refuse early, before reading a body it would refuse
             limit, hint = self.limits.limit(scope["path"])
@@ -365,6 +367,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(hunts_router)
     app.include_router(api)
     app.include_router(otlp_router)
+    app.include_router(status_page_router)
     _docs_pages(app)
     limits = BodyLimits(settings.max_body_bytes, route_limits(settings))
     serialise_writes = app.state.db.engine.dialect.name == "sqlite"

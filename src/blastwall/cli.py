@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from blastwall import __version__
 from blastwall.auth.commands import app as token_app
+from blastwall.comms.commands.statuspage import app as status_app
 from blastwall.console import AuditedGroup, err, out, print_json, print_table, session_scope
 from blastwall.containment.commands import affected, contain
 from blastwall.containment.commands import app as containment_app
@@ -35,6 +36,7 @@ from blastwall.triage.commands import triage
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(
     cls=AuditedGroup,  # a command that fails is audited there, once for all
@@ -64,6 +66,7 @@ app.add_typer(containment_app, name="containment")
 app.command("affected")(affected)
 app.add_typer(evidence_app, name="evidence")
 app.command("hunt")(hunt_command)
+app.add_typer(status_app, name="status")
 
 
 @app.command()
@@ -122,8 +125,8 @@ def serve(
     from blastwall.gate import KEEP_ALIVE_SECONDS, HeaderTimeoutProtocol
     from blastwall.playbooks.library import library as playbook_library
 
-    with session_scope():
-        pass  # refuse to start on a database that `blastwall init` has not set up
+    with session_scope() as session:  # refuse to start on a database not set up
+        _apply_status_page(session)  # nor on a status page file that does not validate
     current_policy(get_settings().correlation_policy)  # nor on an invalid correlation policy
     load_containment_policy(get_settings().containment_policy)  # nor containment policy
     playbook_library(get_settings().playbook_dir)  # nor on a bad playbook folder
@@ -147,6 +150,21 @@ def serve(
         # the restart, so shutdown does not wait on them for long.
         timeout_graceful_shutdown=3,
     )
+
+
+def _apply_status_page(session: Session) -> None:
+    """Apply the status page's components from `BLASTWALL_STATUS_PAGE`, when it is set."""
+    from blastwall.comms.service.statuspage import apply_components, load_spec
+    from blastwall.console import audit as audit_command
+    from blastwall.db import utcnow
+
+    path = get_settings().status_page
+    if path is None:
+        return
+    added, changed, removed = apply_components(session, spec=load_spec(path), now=utcnow())
+    if added or changed or removed:
+        audit_command(session, command="serve", object="status-page")
+        out.print(f"status page {path}: {added} added, {changed} changed, {removed} removed")
 
 
 @app.command()

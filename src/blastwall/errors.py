@@ -13,6 +13,7 @@
     │   │   └── SigningKeyMissing   409: no readable evidence signing key
     │   ├── PayloadTooLarge         413: a request body over its limit
     │   ├── UnsupportedMediaType    415: a body of a media type the route does not take
+    │   ├── TooManyRequests         429: a client asked too often (Retry-After)
     │   └── InvalidInput            422: the input is malformed; `problems` lists each one
     │       ├── UndecodableBody     400: an OTLP body that cannot be decoded
     │       └── UnknownKind         422: a kind of taxonomy entry the tables do not have
@@ -159,6 +160,11 @@ class PayloadTooLarge(ClientError):
 class UnsupportedMediaType(ClientError):
     status_code = 415
     title = "Unsupported media type"
+
+
+class TooManyRequests(ClientError):
+    status_code = 429
+    title = "Too many requests"
 
 
 class InvalidInput(ClientError):

@@ -35,12 +35,14 @@ reproduction's input and result), which JSON may escape to 6 bytes each."""
 KEEP_ALIVE_SECONDS = 5
 """How long `blastwall serve` keeps an idle connection open between two requests (uvicorn's
 `timeout_keep_alive`, its default)."""
-NO_TOKEN_PATHS = frozenset({"/api/v1/health", "/openapi.json", "/docs", "/redoc"})
-"""Paths that need no token (with the docs pages' assets under /docs/)."""
+NO_TOKEN_PATHS = frozenset({"/api/v1/health", "/openapi.json", "/docs", "/redoc", "/status"})
+"""Paths that need no token (with the docs pages' assets under /docs/ and the public status
+page under /status/)."""
+NO_TOKEN_PREFIXES = ("/docs/", "/status/")
 
 
 def needs_token(path: str) -> bool:
-    return path not in NO_TOKEN_PATHS and not path.startswith("/docs/")
+    return path not in NO_TOKEN_PATHS and not path.startswith(NO_TOKEN_PREFIXES)
 
 
 def bearer_token(scope: Scope) -> str | None:

@@ -2,6 +2,12 @@
 
 from blastwall.audit.models import AuditEntry
 from blastwall.auth.models import ApiToken
+from blastwall.comms.models.statuspage import (
+    StatusComponent,
+    StatusIncident,
+    StatusIncidentUpdate,
+    StatusSubscriber,
+)
 from blastwall.containment.models import (
     ContainmentAction,
     ControlRevision,
@@ -69,6 +75,10 @@ __all__ = [
     "RoleAssignment",
     "Signal",
     "SignalGroup",
+    "StatusComponent",
+    "StatusIncident",
+    "StatusIncidentUpdate",
+    "StatusSubscriber",
     "System",
     "SystemComponent",
     "Task",

@@ -5,6 +5,7 @@ subscribed to them.
                                                   ↳ signals resolved
     containment changed → playbook steps ticked
     incident changed, update published, reminder due → notifications, status page
+    status page message → notifications
 
 Each step is a flow of its own domain, and none calls the next: it publishes an event, and
 the steps subscribed to that event's type run, at once, in the publisher's session and
@@ -40,6 +41,7 @@ __all__ = [
     "SignalsRaised",
     "SignalsResolved",
     "SpansStored",
+    "StatusMessage",
     "UpdatePublished",
     "publish",
     "reset",
@@ -165,6 +167,22 @@ class ReminderDue:
     restricted: bool
 
 
+@dataclass(frozen=True)
+class StatusMessage:
+    """A message of the public status page to one of its subscribers: the confirmation of a
+    subscription, or news of a status incident or maintenance. `recipient_kind` `email`:
+    send `subject` and `body` (plain text) to `address`; `webhook`: POST `payload` as JSON
+    to the URL `address`. `key` is unique per message, so that it is sent once. Nothing in it
+    is more than the public page shows."""
+
+    recipient_kind: str
+    address: str
+    subject: str
+    body: str
+    key: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
 Event = (
     SpansStored
     | SignalsRaised
@@ -174,6 +192,7 @@ Event = (
     | IncidentChanged
     | UpdatePublished
     | ReminderDue
+    | StatusMessage
 )
 E = TypeVar(
     "E",
@@ -185,6 +204,7 @@ E = TypeVar(
     IncidentChanged,
     UpdatePublished,
     ReminderDue,
+    StatusMessage,
 )
 Step = Callable[[Session, Any], Any]
 

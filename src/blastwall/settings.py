@@ -206,6 +206,36 @@ class Settings(BaseSettings):
         description="Threads a retro-hunt scans with, each on its own database connection.",
     )
 
+    status_page: Path | None = Field(
+        default=None,
+        description="A YAML file declaring the public status page's components; applied "
+        "when `blastwall serve` starts (`blastwall status apply FILE` applies one at once).",
+    )
+    status_page_name: str = Field(
+        default="Status",
+        min_length=1,
+        max_length=200,
+        description="The public status page's name, as its readers see it.",
+    )
+    status_page_url: str = Field(
+        default="http://127.0.0.1:8000/status",
+        max_length=2000,
+        description="The address readers open the status page at (Blastwall's `/status` as "
+        "the world reaches it): the links in the messages to subscribers start there.",
+    )
+    status_private_webhooks: bool = Field(
+        default=False,
+        description="Let the status page's webhook subscribers name this machine or a private "
+        "network (an internal page); by default such addresses are refused.",
+    )
+    status_subscribe_per_hour: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Subscriptions to the status page one client address may ask for in an "
+        "hour; more answer 429.",
+    )
+
     @property
     def vault_dir(self) -> Path:
         """Where the vault keeps its blobs."""

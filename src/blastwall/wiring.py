@@ -9,6 +9,8 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from blastwall import pipeline
+from blastwall.comms.flows import statuspage
+from blastwall.comms.service.statuspage import PageInfo
 from blastwall.correlation import flows as correlation
 from blastwall.detection import flows as detection
 from blastwall.evidence import flows as evidence
@@ -17,9 +19,11 @@ from blastwall.evidence.store import Vault
 from blastwall.pipeline import (
     ContainmentChanged,
     EvidenceWanted,
+    IncidentChanged,
     SignalsRaised,
     SignalsResolved,
     SpansStored,
+    UpdatePublished,
 )
 from blastwall.playbooks import flows as playbooks
 from blastwall.settings import Settings, get_settings
@@ -57,3 +61,7 @@ def install(settings: Settings | None = None) -> None:
     pipeline.subscribe(SignalsResolved, correlation.signals_resolved)
     pipeline.subscribe(EvidenceWanted, partial(_collect, vault=Vault.of(settings)))
     pipeline.subscribe(ContainmentChanged, playbooks.containment_changed)
+    pipeline.subscribe(
+        UpdatePublished, partial(statuspage.update_published, page=PageInfo.of(settings))
+    )
+    pipeline.subscribe(IncidentChanged, statuspage.incident_changed)
