@@ -21,7 +21,7 @@ from blastwall.db import dispose
 from blastwall.detection.commands import canary_app, detectors, scan, workers
 from blastwall.errors import BlastwallError, InvalidInput, Problem, field_path
 from blastwall.evidence.commands import app as evidence_app
-from blastwall.evidence.commands import hunt_command
+from blastwall.evidence.hunt.commands import hunt_command
 from blastwall.incidents.commands import app as incident_app
 from blastwall.inventory.commands import app as inventory_app
 from blastwall.inventory.commands import changes_app
