@@ -2,6 +2,7 @@
 
 from blastwall.audit.models import AuditEntry
 from blastwall.auth.models import ApiToken
+from blastwall.comms.models.updates import CadenceSnooze, StatusUpdate, UpdateReminder
 from blastwall.containment.models import (
     ContainmentAction,
     ControlRevision,
@@ -40,6 +41,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "CadenceSnooze",
     "CanaryToken",
     "Candidate",
     "CandidateSystem",
@@ -69,9 +71,11 @@ __all__ = [
     "RoleAssignment",
     "Signal",
     "SignalGroup",
+    "StatusUpdate",
     "System",
     "SystemComponent",
     "Task",
     "TimelineEntry",
     "ToolApproval",
+    "UpdateReminder",
 ]
