@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from blastwall import pipeline
 from blastwall.auth.roles import Permission, Principal
-from blastwall.comms.audiences import RESPONDERS, Audience, AudiencePolicy
+from blastwall.comms.audiences import RESPONDERS, Audience, AudiencePolicy, RedactionClass
 from blastwall.comms.flows.update_drafts import fill, inventory_names, open_hypotheses
 from blastwall.comms.models.updates import StatusUpdate, UpdateState
 from blastwall.comms.redaction import Names, Redactor
@@ -139,7 +139,7 @@ def preview_update(
     )
     if declared.public and incident.visibility == Visibility.restricted:
         problems.insert(0, _restricted_problem(incident, update.audience))
-    responders = policy.audiences.get(RESPONDERS, Audience())
+    responders = policy.audiences.get(RESPONDERS, Audience(sees=list(RedactionClass)))
     return PreviewOut(
         update_id=update.id,
         audience=service.render(update, audience=update.audience, redactor=redactor),
@@ -221,7 +221,7 @@ def publish_update(
     )
     redactor = _checked(session, incident, update, declared, actor, now)
     if not declared.approval:
-        _publish(session, incident, update, declared, actor, redactor, now)
+        _publish(session, incident, update, declared, actor, redactor, policy, now)
         return update
     if update.state == UpdateState.awaiting_approval:
         raise Conflict(
@@ -269,7 +269,7 @@ def approve_update(
         )
     redactor = _checked(session, incident, update, declared, actor, now)
     update.approver = actor.name
-    _publish(session, incident, update, declared, actor, redactor, now)
+    _publish(session, incident, update, declared, actor, redactor, policy, now)
     return update
 
 
@@ -280,12 +280,14 @@ def _publish(
     declared: Audience,
     actor: Principal,
     redactor: Redactor,
+    policy: AudiencePolicy,
     now: datetime,
 ) -> None:
     """Mark the update published with its renderings, write it on the timeline, and hand it
     to the pipeline."""
     shown = service.render(update, audience=update.audience, redactor=redactor)
-    responders = service.render(update, audience=RESPONDERS, redactor=Redactor(frozenset()))
+    inside = policy.audiences.get(RESPONDERS, Audience(sees=list(RedactionClass)))
+    responders = service.render(update, audience=RESPONDERS, redactor=_redactor(session, inside))
     service.mark_published(
         update,
         by=actor.name,
@@ -377,5 +379,5 @@ def no_change_update(
         no_change_of=last.id,
     )
     redactor = _checked(session, incident, update, declared, actor, now)
-    _publish(session, incident, update, declared, actor, redactor, now)
+    _publish(session, incident, update, declared, actor, redactor, policy, now)
     return update

@@ -48,8 +48,9 @@ __all__ = [
 #: Words that say a line is not confirmed: in "what happened" for an external audience they
 #: make a hypothesis read as a fact.
 HEDGES = re.compile(
-    r"\b(?:may|might|maybe|possibly|perhaps|probably|likely|unlikely|suspected|suspect|"
-    r"appears?|seems?|could|we believe|we think|presumably|allegedly|unconfirmed)\b",
+    r"(?<!\d\s)\bmay\b(?!\s+\d)|\b(?:might|maybe|possibly|perhaps|probably|likely|unlikely|"
+    r"suspected|suspect|presumably|allegedly|unconfirmed|we believe|we think|we suspect|"
+    r"(?:appears|seems) to)\b",
     re.I,
 )
 
