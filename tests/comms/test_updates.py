@@ -3,6 +3,7 @@ block publishing, approval by a second person, the timeline and the pipeline."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from blastwall import pipeline
 from blastwall.pipeline import UpdatePublished
 from tests.conftest import Clients
 from tests.support.incidents import open_refund_incident
+from tests.support.otlp_json import document, span, tool
 
 H = dict[str, str]
 EMAIL = "jane.doe@example.com"
@@ -71,6 +73,32 @@ def test_a_draft_is_filled_from_the_incident(
     assert preview["responders"]["sections"]["what_we_dont_know"] == "None"
     assert "What we don't know yet:\nNone" in preview["responders"]["body"]
     assert preview["problems"] == []
+
+
+def test_a_draft_counts_what_the_incident_touched(
+    clients: Clients, admin: H, inventory: list[str]
+) -> None:
+    client = clients.client
+    start = time.time_ns() - 60 * 10**9
+    spans = [
+        span(
+            tool(
+                "issue_refund",
+                {"order": f"A-{n}", "amount": 40, "currency": "EUR"},
+                **{"gen_ai.conversation.id": f"c{n % 2}", "user.id": f"u{n % 2}"},
+            ),
+            name="execute_tool issue_refund",
+            start_ns=start + n,
+        )
+        for n in range(3)
+    ]
+    sent = client.post("/v1/traces", json=document("refund-agent", spans), headers=admin)
+    assert sent.status_code == 200, sent.text
+    incident = open_refund_incident(client, admin)["id"]
+    draft = _draft(client, incident, admin, "executives")
+    assert draft["what_happened"] == [
+        "Impact so far: 2 conversations, 2 users, 3 tool side effects"
+    ]
 
 
 def test_publishing_to_responders_is_on_the_timeline_and_final(
@@ -194,6 +222,16 @@ def test_a_restricted_incident_never_goes_public(
     stranger = clients.headers("responder", "mallory")
     hidden = client.get(f"/api/v1/incidents/{incident}/updates", headers=stranger)
     assert hidden.status_code == 404
+
+    # Restricted after the draft was made: the draft goes nowhere public either.
+    later = open_refund_incident(client, admin)["id"]
+    draft = _draft(client, later, admin, "customers")
+    restrict = {"visibility": "restricted"}
+    assert client.patch(f"/api/v1/incidents/{later}", json=restrict, headers=admin).is_success
+    url = f"/api/v1/incidents/{later}/updates/{draft['id']}"
+    assert client.post(f"{url}/publish", headers=admin).status_code == 409
+    preview = client.get(f"{url}/preview", headers=admin).json()
+    assert preview["problems"][0]["field"] == "audience"
 
 
 def test_who_may_publish_follows_the_audience(
