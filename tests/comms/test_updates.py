@@ -58,14 +58,19 @@ def test_a_draft_is_filled_from_the_incident(
     _post(client, f"/api/v1/incidents/{incident}/timeline/{refuted}/verdict", admin, verdict, 201)
     task = {"title": "Reconcile the refunds with finance"}
     _post(client, f"/api/v1/incidents/{incident}/tasks", admin, task, 201)
+    action = {"control": "revoke_tool", "params": {"tool": "issue-refund"}, "reason": "stop it"}
+    _post(client, f"/api/v1/incidents/{incident}/actions", admin, action, 201)
     before = datetime.now(UTC)
     draft = _draft(client, incident, admin, "responders")
     assert draft["state"] == "draft"
     assert draft["what_happened"] == ["Refunds were issued without a request"]
     assert draft["what_we_are_testing"] == ["A poisoned policy document steers the agent"]
-    assert draft["what_we_are_doing"] == ["Task: Reconcile the refunds with finance (open)"]
+    containment, task_line = draft["what_we_are_doing"]
+    assert containment.startswith("Containment: revoke_tool(tool=issue-refund) on refund-agent")
+    assert "(active, " in containment
+    assert task_line == "Task: Reconcile the refunds with finance (open)"
     assert draft["what_we_dont_know"] == []
-    assert (draft["phase"], draft["impact"]) == ("investigating", "major")
+    assert (draft["phase"], draft["impact"]) == ("identified", "major")  # contained
     promised = datetime.fromisoformat(draft["next_update_at"])
     assert before + timedelta(minutes=59) < promised < before + timedelta(minutes=61)  # SEV2
     url = f"/api/v1/incidents/{incident}/updates/{draft['id']}/preview"

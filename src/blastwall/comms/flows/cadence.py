@@ -128,7 +128,9 @@ def _fire(
 
 def tick(session: Session, now: datetime, *, policy: AudiencePolicy | None = None) -> int:
     """Fire the reminders that have come by `now` and were not fired before; answer how many
-    were fired. Each is a `ReminderDue` for the notifications and a timeline entry."""
+    were fired. Each is a `ReminderDue` for the notifications and a timeline entry. `policy`:
+    default, the audiences the settings name (`audience_policy`), for the scheduler of
+    `blastwall serve`, which calls `tick(session, now)` in its loop's transaction."""
     policy = policy or audiences_in_force()
     active = _active_incidents(session)
     heard = service.last_heard(session, incident_ids=[i.id for i in active])

@@ -100,7 +100,7 @@ def _actions(session: Session, incident: Incident) -> list[str]:
     rows, _ = containment.list_actions(session, incident_id=incident.id, limit=500)
     lines = []
     for row in rows:
-        if row.state.value in ("rejected",):
+        if row.state.value == "rejected":
             continue
         verified = {
             "verified": "verified",
