@@ -30,6 +30,7 @@ from blastwall.auth.api import router as tokens_router
 from blastwall.auth.failures import FailedAuthentications
 from blastwall.auth.roles import Principal
 from blastwall.comms.api.statuspage import router as status_page_router
+from blastwall.comms.api.updates import router as updates_router
 from blastwall.containment.api import controls_router
 from blastwall.containment.api import router as containment_router
 from blastwall.containment.policy import load_policy as load_containment_policy
@@ -351,6 +352,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
 
     api.include_router(inventory_router)
     api.include_router(incidents_router)
+    api.include_router(updates_router)
     api.include_router(tokens_router)
     api.include_router(audit_router)
     api.include_router(signals_router)

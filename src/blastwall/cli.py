@@ -12,6 +12,7 @@ from rich.markup import escape
 from blastwall import __version__
 from blastwall.auth.commands import app as token_app
 from blastwall.comms.commands.statuspage import app as status_app
+from blastwall.comms.commands.updates import app as update_app
 from blastwall.console import AuditedGroup, err, out, print_json, print_table, session_scope
 from blastwall.containment.commands import affected, contain
 from blastwall.containment.commands import app as containment_app
@@ -48,6 +49,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(changes_app, name="changes")
 app.add_typer(incident_app, name="incident")
+app.add_typer(update_app, name="update")
 app.add_typer(signals_app, name="signals")
 app.add_typer(candidates_app, name="candidates")
 app.add_typer(noise_app, name="noise")

@@ -8,6 +8,7 @@ from blastwall.comms.models.statuspage import (
     StatusIncidentUpdate,
     StatusSubscriber,
 )
+from blastwall.comms.models.updates import CadenceSnooze, StatusUpdate, UpdateReminder
 from blastwall.containment.models import (
     ContainmentAction,
     ControlRevision,
@@ -46,6 +47,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "CadenceSnooze",
     "CanaryToken",
     "Candidate",
     "CandidateSystem",
@@ -79,9 +81,11 @@ __all__ = [
     "StatusIncident",
     "StatusIncidentUpdate",
     "StatusSubscriber",
+    "StatusUpdate",
     "System",
     "SystemComponent",
     "Task",
     "TimelineEntry",
     "ToolApproval",
+    "UpdateReminder",
 ]

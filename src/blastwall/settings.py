@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         description="A YAML file whose sections replace those of the default correlation and "
         "severity policy.",
     )
+    audience_policy: Path | None = Field(
+        default=None,
+        description="A YAML file whose sections (audiences, cadence) replace those of the "
+        "default audiences of status updates and their cadence.",
+    )
     containment_policy: Path | None = Field(
         default=None,
         description="YAML file saying which roles may apply which controls at which "

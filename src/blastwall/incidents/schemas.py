@@ -50,6 +50,7 @@ class Visibility(StrEnum):
 
 class IncidentRole(StrEnum):
     incident_commander = "incident_commander"
+    deputy_commander = "deputy_commander"
     scribe = "scribe"
     technical_lead = "technical_lead"
     communications_lead = "communications_lead"

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from blastwall.evidence.bundle.layout import FORMAT, SIGNED, TIMELINE
+from blastwall.evidence.bundle.layout import FORMAT, SIGNED, TIMELINE, UPDATES
 from blastwall.evidence.ledger import (
     KeyFileError,
     LedgerRow,
@@ -192,4 +192,5 @@ def _labels(manifest: dict[str, Any]) -> dict[str, str]:
     for m in manifest.get("snapshots", []):
         labels[m["path"]] = f"{m['path']} (containment snapshot {m['id']})"
     labels[TIMELINE] = f"{TIMELINE} (the incident's timeline)"
+    labels[UPDATES] = f"{UPDATES} (the incident's published status updates)"
     return labels

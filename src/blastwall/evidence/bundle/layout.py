@@ -14,11 +14,22 @@ FORMAT = "blastwall-evidence-bundle"
 #: Version 2 adds the timeline and the containment snapshots; version 1 bundles still verify.
 VERSION = 2
 TIMELINE = "timeline.json"
+#: The incident's published status updates, as each audience got them (bundles since the
+#: status updates came; older ones have none).
+UPDATES = "updates.json"
 CHUNK = 4 << 20
 _STAMP = (1980, 1, 1, 0, 0, 0)
 SIGNED = ("manifest.json", "manifest.sig")
 #: The members before the snapshots and items, in the order they are written.
-LEADING = ("README.md", "SHA256SUMS", "pubkey.pem", "checkpoint.json", "checkpoint.sig", TIMELINE)
+LEADING = (
+    "README.md",
+    "SHA256SUMS",
+    "pubkey.pem",
+    "checkpoint.json",
+    "checkpoint.sig",
+    TIMELINE,
+    UPDATES,
+)
 
 
 def _safe(name: str, default: str) -> str:

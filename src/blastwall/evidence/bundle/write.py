@@ -13,6 +13,7 @@ from typing import IO, Any
 from blastwall.evidence.bundle.layout import (
     FORMAT,
     TIMELINE,
+    UPDATES,
     VERSION,
     Stream,
     add_member,
@@ -52,12 +53,14 @@ def write_bundle(
     key: Keypair,
     timeline: list[dict[str, Any]] | None = None,
     snapshots: list[BundleSnapshot] | None = None,
+    updates: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Write a bundle to `out`; return its manifest. `timeline` is the incident's entries,
-    oldest first; `snapshots` its containment snapshots. A snapshot whose content does not
+    oldest first; `snapshots` its containment snapshots; `updates` its published status
+    updates (`updates.json`, left out when None). A snapshot whose content does not
     hash to the SHA-256 recorded when it was taken is refused (ValueError), as is an item
     whose bytes do not match its hash."""
-    kept, extra = _snapshots(snapshots or [], timeline or [])
+    kept, extra = _snapshots(snapshots or [], timeline or [], updates)
     files: dict[str, str] = {}
     entries: list[dict[str, Any]] = []
     stream = Stream(out.write)
@@ -91,6 +94,9 @@ def write_bundle(
             "items": entries,
             "timeline": {"file": TIMELINE, "entries": len(timeline or [])},
             "snapshots": kept,
+            **(
+                {"updates": {"file": UPDATES, "count": len(updates)}} if updates is not None else {}
+            ),
             "checkpoint": {"file": "checkpoint.json", "signature": "checkpoint.sig"},
             "ledger": [row.as_dict() for row in ledger],
         }
@@ -102,12 +108,16 @@ def write_bundle(
 
 
 def _snapshots(
-    snapshots: list[BundleSnapshot], timeline: list[dict[str, Any]]
+    snapshots: list[BundleSnapshot],
+    timeline: list[dict[str, Any]],
+    updates: list[dict[str, Any]] | None,
 ) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """The snapshots' manifest entries, and the timeline's and snapshots' files by name; a
     snapshot whose content does not hash to the SHA-256 recorded is refused."""
     kept: list[dict[str, Any]] = []
     extra = {TIMELINE: json.dumps(timeline, indent=1, sort_keys=True).encode() + b"\n"}
+    if updates is not None:
+        extra[UPDATES] = json.dumps(updates, indent=1, sort_keys=True).encode() + b"\n"
     for snapshot in snapshots:
         path = snapshot_path(snapshot.meta)
         if hashlib.sha256(snapshot.data).hexdigest() != snapshot.meta["sha256"]:

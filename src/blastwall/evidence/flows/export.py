@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blastwall.auth.roles import Permission, Principal
+from blastwall.comms.service.updates import published_updates, to_out
 from blastwall.containment.models import ControlSnapshot
 from blastwall.errors import LedgerBroken
 from blastwall.evidence import custody, service, verify
@@ -106,6 +107,15 @@ def _segment(session: Session, incident: Incident, *, start: int, end: int) -> l
     ]
 
 
+def _updates(session: Session, incident: Incident) -> list[dict[str, Any]]:
+    """The incident's published status updates, oldest first, each with what its audience
+    and the responders got."""
+    return [
+        to_out(u).model_dump(mode="json")
+        for u in published_updates(session, incident_id=incident.id)
+    ]
+
+
 def _bundle_item(item: EvidenceItem, vault: Vault) -> BundleItem:
     return BundleItem(
         meta={
@@ -185,6 +195,7 @@ def export_incident(
         key=key,
         timeline=timeline,
         snapshots=snapshots,
+        updates=_updates(session, incident),
     )
     incidents.record_entry(
         session,

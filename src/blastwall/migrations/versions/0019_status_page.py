@@ -2,7 +2,7 @@
 with their updates, and its subscribers.
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-07
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 import blastwall.db
 
 revision = "0019"
-down_revision = "0016"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
