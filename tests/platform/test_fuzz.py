@@ -26,7 +26,7 @@ TOKEN: dict[str, str] = {}
 
 
 @pytest.fixture
-def fuzz_app(db: Database) -> FastAPI:
+def fuzz_app(db: Database, settings: Settings) -> FastAPI:
     """The API on the test database (rolled back afterwards), with the example inventory,
     one incident and an admin token."""
     with db.transaction() as session:
@@ -46,7 +46,7 @@ def fuzz_app(db: Database) -> FastAPI:
             ),
             actor=principal,
         )
-    return create_app(db, Settings())
+    return create_app(db, settings)
 
 
 READ_TIMEOUT = 300.0
@@ -55,19 +55,27 @@ failed requests that were merely slow). The control stream never ends by itself;
 examples are read for schemathesis' default time and kept as far as they went."""
 
 
-def test_no_server_errors(fuzz_app: FastAPI) -> None:
+#: The operations are fuzzed in this many tests (every SHARDS-th operation each), so that
+#: the test workers share them.
+SHARDS = 4
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_no_server_errors(fuzz_app: FastAPI, shard: int) -> None:
     """Every operation, fed generated valid and invalid input, answers below 500."""
     api_schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
     headers = {"Authorization": f"Bearer {TOKEN['value']}"}
     operations = 0
-    for result in api_schema.get_all_operations():
+    for index, result in enumerate(api_schema.get_all_operations()):
         assert isinstance(result, Ok), result
-        operation = result.ok()
         operations += 1
+        if index % SHARDS != shard:
+            continue
+        operation = result.ok()
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
         )
         def call(case: schemathesis.Case[Any]) -> None:
             stream = case.operation.path.endswith("/stream")
