@@ -97,7 +97,7 @@ def operator() -> Principal:
 
 _arguments: ContextVar[list[str] | None] = ContextVar("blastwall_arguments", default=None)
 """The arguments of the command being run, as the root command (`AuditedGroup`) got them."""
-_SECRET_OPTIONS = ("--token",)
+_SECRET_OPTIONS = ("--token", "--secret")
 
 
 def command_line() -> str:

@@ -2,6 +2,7 @@
 
 from blastwall.audit.models import AuditEntry
 from blastwall.auth.models import ApiToken
+from blastwall.comms.models.notifications import Attempt, Channel, OutboxMessage
 from blastwall.containment.models import (
     ContainmentAction,
     ControlRevision,
@@ -38,12 +39,14 @@ from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
 
 __all__ = [
     "ApiToken",
+    "Attempt",
     "AuditEntry",
     "Base",
     "CanaryToken",
     "Candidate",
     "CandidateSystem",
     "Change",
+    "Channel",
     "ChecklistStep",
     "Checkpoint",
     "ComponentVersion",
@@ -64,6 +67,7 @@ __all__ = [
     "LedgerRecord",
     "LegalHold",
     "NoiseRule",
+    "OutboxMessage",
     "Participant",
     "QuarantinedOutput",
     "RoleAssignment",

@@ -4,11 +4,15 @@ once it starts: the API (`create_app`), the CLI, a detection worker process."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 
 from sqlalchemy.orm import Session
 
 from blastwall import pipeline
+from blastwall.comms.flows import notifications
+from blastwall.comms.triggers import load_triggers
 from blastwall.correlation import flows as correlation
 from blastwall.detection import flows as detection
 from blastwall.evidence import flows as evidence
@@ -16,14 +20,17 @@ from blastwall.evidence.models import EvidenceItem
 from blastwall.pipeline import (
     ContainmentChanged,
     EvidenceWanted,
+    IncidentChanged,
+    ReminderDue,
     SignalsRaised,
     SignalsResolved,
     SpansStored,
+    UpdatePublished,
 )
 from blastwall.playbooks import flows as playbooks
 from blastwall.settings import Settings, get_settings
 
-__all__ = ["install"]
+__all__ = ["install", "periodic_jobs"]
 
 
 def _collect(session: Session, event: EvidenceWanted) -> list[EvidenceItem]:
@@ -51,3 +58,13 @@ def install(settings: Settings | None = None) -> None:
     pipeline.subscribe(SignalsResolved, correlation.signals_resolved)
     pipeline.subscribe(EvidenceWanted, _collect)
     pipeline.subscribe(ContainmentChanged, playbooks.containment_changed)
+    triggers = load_triggers(settings.notification_policy)
+    pipeline.subscribe(IncidentChanged, partial(notifications.incident_changed, policy=triggers))
+    pipeline.subscribe(UpdatePublished, partial(notifications.update_published, policy=triggers))
+    pipeline.subscribe(ReminderDue, partial(notifications.reminder_due, policy=triggers))
+
+
+def periodic_jobs(settings: Settings) -> list[Callable[[Session, datetime], None]]:
+    """The jobs the server's notification loop runs on every pass, each in a transaction of
+    its own with the time (`blastwall.comms.delivery.DeliveryLoop`)."""
+    return []
