@@ -238,7 +238,7 @@ class Settings(BaseSettings):
         "periodic jobs, such as update reminders); 0 messages found: it waits this long.",
     )
     notification_concurrency: int = Field(
-        default=32,
+        default=8,
         ge=1,
         le=512,
         description="Notifications one server process sends at once.",

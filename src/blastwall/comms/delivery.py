@@ -42,7 +42,7 @@ class DeliveryConfig:
     retry_seconds: float = 5.0
     retry_max_seconds: float = 3600.0
     lease_seconds: float = 120.0
-    concurrency: int = 32
+    concurrency: int = 8
     batch: int = 500
 
     @classmethod

@@ -3,6 +3,7 @@ channel), the channel's configuration with its secrets, and the receipt of one t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,18 +95,20 @@ def url_problems(settings: Mapping[str, Any], name: str = "url") -> list[str]:
 
 
 _client: httpx.Client | None = None
+_client_made = threading.Lock()
 
 
 def client() -> httpx.Client:
     """The process's HTTP client for notifications: one connection pool, shared by the
     delivery threads (httpx clients are thread-safe)."""
     global _client
-    if _client is None:
-        _client = httpx.Client(
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-            follow_redirects=False,
-        )
-    return _client
+    with _client_made:
+        if _client is None:
+            _client = httpx.Client(
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                follow_redirects=False,
+            )
+        return _client
 
 
 def timeout_of(settings: Mapping[str, Any]) -> float:
