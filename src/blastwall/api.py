@@ -29,8 +29,12 @@ from blastwall.auth import service as auth_service
 from blastwall.auth.api import router as tokens_router
 from blastwall.auth.failures import FailedAuthentications
 from blastwall.auth.roles import Principal
+from blastwall.comms.api.notifications import channels_router as notification_channels_router
+from blastwall.comms.api.notifications import router as notifications_router
 from blastwall.comms.api.statuspage import router as status_page_router
 from blastwall.comms.api.updates import router as updates_router
+from blastwall.comms.delivery import DeliveryConfig, DeliveryLoop
+from blastwall.comms.triggers import load_triggers
 from blastwall.containment.api import controls_router
 from blastwall.containment.api import router as containment_router
 from blastwall.containment.policy import load_policy as load_containment_policy
@@ -268,7 +272,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Lift the controls that expired while no server ran, then keep the containment loop
     going (expiry, changes from other processes) until shutdown, sign the evidence
     ledger's head every `BLASTWALL_EVIDENCE_CHECKPOINT_INTERVAL` seconds, and log the failed
-    authentications of each window as it ends."""
+    authentications of each window as it ends; send the notification outbox from a thread
+    (`comms.delivery.DeliveryLoop`), which also runs the periodic jobs of `wiring`."""
     from blastwall.evidence.schedule import run_checkpoints
     from blastwall.evidence.witness import Witness
 
@@ -292,9 +297,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     workers = app.state.detection
     if isinstance(workers, DetectionWorkers):
         workers.start()
+    delivery: DeliveryLoop | None = None
+    if settings.notification_delivery and not db.one_connection:
+        delivery = DeliveryLoop(
+            db,
+            config=DeliveryConfig.of(settings),
+            poll_interval=settings.notification_poll_interval,
+            jobs=wiring.periodic_jobs(settings),
+        )
+        delivery.start()
     try:
         yield
     finally:
+        if delivery is not None:
+            await run_in_threadpool(delivery.stop)
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -340,6 +356,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     current_policy(settings.correlation_policy)  # refuse to start on a policy that is invalid
     load_containment_policy(settings.containment_policy)  # nor on a containment policy
     playbook_library(settings.playbook_dir)  # nor on a bad playbook folder
+    load_triggers(settings.notification_policy)  # nor on a bad notification policy
 
     problems.answer_errors(app)
 
@@ -367,6 +384,8 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(controls_router)
     api.include_router(evidence_router)
     api.include_router(hunts_router)
+    api.include_router(notification_channels_router)
+    api.include_router(notifications_router)
     app.include_router(api)
     app.include_router(otlp_router)
     app.include_router(status_page_router)

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from blastwall import __version__
 from blastwall.auth.commands import app as token_app
+from blastwall.comms.commands.notifications import notifications_app, notify_app
 from blastwall.comms.commands.statuspage import app as status_app
 from blastwall.comms.commands.updates import app as update_app
 from blastwall.console import AuditedGroup, err, out, print_json, print_table, session_scope
@@ -69,6 +70,8 @@ app.command("affected")(affected)
 app.add_typer(evidence_app, name="evidence")
 app.command("hunt")(hunt_command)
 app.add_typer(status_app, name="status")
+app.add_typer(notify_app, name="notify")
+app.add_typer(notifications_app, name="notifications")
 
 
 @app.command()

@@ -97,7 +97,7 @@ def operator() -> Principal:
 
 _arguments: ContextVar[list[str] | None] = ContextVar("blastwall_arguments", default=None)
 """The arguments of the command being run, as the root command (`AuditedGroup`) got them."""
-_SECRET_OPTIONS = ("--token",)
+_SECRET_OPTIONS = ("--token", "--secret")
 
 
 def command_line() -> str:
@@ -111,8 +111,17 @@ def command_line() -> str:
             argument = "***"
         elif argument.startswith(tuple(f"{o}=" for o in _SECRET_OPTIONS)):
             argument = argument.split("=", 1)[0] + "=***"
+        elif shown and shown[-1] == "--set" and argument.partition("=")[0] in _secret_settings():
+            argument = argument.partition("=")[0] + "=***"  # a secret given by mistake
         shown.append(argument)
     return " ".join(shown)[:2000]
+
+
+def _secret_settings() -> frozenset[str]:
+    """The channel settings that some notifier keeps secret (`notify channel add --set`)."""
+    from blastwall.plugins import notifiers
+
+    return frozenset().union(*(n.secret_keys for n in notifiers().values()))
 
 
 def audit(session: Session, *, command: str, object: str | None) -> None:

@@ -21,6 +21,7 @@
     │   ├── PluginError             500: a plugin failed to load or misbehaved
     │   ├── PlaybookError           500: the organisation's playbook folder holds bad files
     │   ├── PolicyError             500: the containment policy file is missing or wrong
+    │   │   └── TriggerPolicyError  500: the notification policy file is missing or wrong
     │   ├── KeyFileError            500: a key file is missing or not an Ed25519 key
     │   ├── BlobMissing             500: the vault lost a blob, or it no longer matches
     │   └── NotInstalled            501: an optional part is not installed (the message
@@ -229,6 +230,12 @@ class PolicyError(ServerError):
     request, must be fixed."""
 
     title = "Containment policy error"
+
+
+class TriggerPolicyError(PolicyError):
+    """The notification policy (which events go to which channels) is missing or wrong."""
+
+    title = "Notification policy error"
 
 
 class KeyFileError(ServerError):

@@ -2,7 +2,7 @@
 
 A plugin is a module or object with functions marked `@hookimpl` and named after a hook
 below; it is found through the `blastwall` entry-point group (see `blastwall.plugins`). The
-built-in detectors and containment connector are registered the same way, so a plugin can
+built-in detectors, containment connector and notifiers are registered the same way, so a plugin can
 add to them or replace them.
 """
 
@@ -14,7 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from blastwall.detection.base import Detector
-    from blastwall.plugins import ContainmentConnector
+    from blastwall.plugins import ContainmentConnector, Notifier
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -31,3 +31,8 @@ def blastwall_detectors() -> list[type[Detector]]:  # type: ignore[empty-body]
 @hookspec
 def blastwall_containment_connectors() -> list[ContainmentConnector]:  # type: ignore[empty-body]
     """Connectors that carry containment actions out (`blastwall.plugins.ContainmentConnector`)."""
+
+
+@hookspec
+def blastwall_notifiers() -> list[Notifier]:  # type: ignore[empty-body]
+    """Notifiers that deliver messages to a kind of channel (`blastwall.plugins.Notifier`)."""

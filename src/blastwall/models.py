@@ -2,6 +2,7 @@
 
 from blastwall.audit.models import AuditEntry
 from blastwall.auth.models import ApiToken
+from blastwall.comms.models.notifications import Attempt, Channel, OutboxMessage
 from blastwall.comms.models.statuspage import (
     StatusComponent,
     StatusIncident,
@@ -45,6 +46,7 @@ from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
 
 __all__ = [
     "ApiToken",
+    "Attempt",
     "AuditEntry",
     "Base",
     "CadenceSnooze",
@@ -52,6 +54,7 @@ __all__ = [
     "Candidate",
     "CandidateSystem",
     "Change",
+    "Channel",
     "ChecklistStep",
     "Checkpoint",
     "ComponentVersion",
@@ -72,6 +75,7 @@ __all__ = [
     "LedgerRecord",
     "LegalHold",
     "NoiseRule",
+    "OutboxMessage",
     "Participant",
     "QuarantinedOutput",
     "RoleAssignment",

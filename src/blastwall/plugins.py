@@ -17,11 +17,26 @@ from blastwall import hookspecs
 from blastwall.errors import PluginError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from blastwall.comms.notifiers.base import ChannelConfig, Message, Receipt
     from blastwall.containment.schemas import ActionRecord
 
-__all__ = ["DEFAULT_PLUGINS", "ContainmentConnector", "containment_connectors", "plugin_manager"]
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "ContainmentConnector",
+    "Notifier",
+    "containment_connectors",
+    "notifiers",
+    "plugin_manager",
+]
 
-DEFAULT_PLUGINS = ("blastwall.detection.builtin", "blastwall.containment.connector")
+DEFAULT_PLUGINS = (
+    "blastwall.detection.builtin",
+    "blastwall.containment.connector",
+    "blastwall.comms.notifiers.builtin",
+)
 ENTRY_POINT_GROUP = "blastwall"
 
 
@@ -75,4 +90,39 @@ def containment_connectors() -> list[ContainmentConnector]:
                     "needs `name`, `supports`, `apply` and `revert` (see blastwall.plugins)."
                 )
             found.append(connector)
+    return found
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Delivers messages to one kind of channel (e-mail, a webhook, a chat, a pager). A
+    channel's configuration is a row (`blastwall notify channel add`); `send` gets it with
+    its secrets. `send` answers a receipt for every outcome it can name (a refusal, a
+    timeout) and raises only on its own faults, which the outbox records as a failed try."""
+
+    kind: str
+    secret_keys: frozenset[str]
+    """Settings of the channel that are secrets: kept out of list answers and the audit."""
+
+    def check(self, settings: Mapping[str, Any]) -> list[str]:
+        """What is wrong with a channel's settings, one line each (empty: nothing)."""
+        ...
+
+    def send(self, message: Message, channel: ChannelConfig) -> Receipt:
+        """Deliver `message` on `channel`; answer the receipt of this one try."""
+        ...
+
+
+def notifiers() -> dict[str, Notifier]:
+    """Every notifier the plugins provide, by kind, checked against the contract; a plugin
+    installed later replaces a built-in notifier of the same kind."""
+    found: dict[str, Notifier] = {}
+    for batch in plugin_manager().hook.blastwall_notifiers():  # the latest plugin first
+        for notifier in batch:
+            if not isinstance(notifier, Notifier):
+                raise PluginError(
+                    f"A Blastwall plugin returned {notifier!r} as a notifier; it needs `kind`, "
+                    "`secret_keys`, `check` and `send` (see blastwall.plugins)."
+                )
+            found.setdefault(notifier.kind, notifier)
     return found

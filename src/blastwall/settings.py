@@ -204,6 +204,56 @@ class Settings(BaseSettings):
         "checkpoint` sign.",
     )
 
+    notification_policy: Path | None = Field(
+        default=None,
+        description="A YAML file of notification triggers (which events go to which "
+        "channels) that replaces the one shipped with Blastwall.",
+    )
+    notification_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="Tries of one notification before it goes to the dead-letter list.",
+    )
+    notification_retry_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Wait before the second try of a notification; each later try waits "
+        "twice as long (with jitter), up to `notification_retry_max_seconds`.",
+    )
+    notification_retry_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86_400,
+        description="Longest wait between two tries of a notification.",
+    )
+    notification_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="How long a server process holds a notification it is sending; one "
+        "still unsent then (its process died mid-send) is sent again.",
+    )
+    notification_poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=300,
+        description="Seconds between the server's looks for notifications to send (and its "
+        "periodic jobs, such as update reminders); 0 messages found: it waits this long.",
+    )
+    notification_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=512,
+        description="Notifications one server process sends at once.",
+    )
+    notification_delivery: bool = Field(
+        default=True,
+        description="Run the notification delivery loop in `blastwall serve`; off: "
+        "`blastwall notifications deliver` sends what is due.",
+    )
+
     hunt_workers: int = Field(
         default=2,
         ge=1,
@@ -232,6 +282,14 @@ class Settings(BaseSettings):
         default=False,
         description="Let the status page's webhook subscribers name this machine or a private "
         "network (an internal page); by default such addresses are refused.",
+    )
+    status_email_channel: str = Field(
+        default="status-page-email",
+        min_length=1,
+        max_length=100,
+        description="The e-mail notification channel (`blastwall notify channel add`) that "
+        "sends the status page's messages to its e-mail subscribers, each to the "
+        "subscriber's own address.",
     )
     status_subscribe_per_hour: int = Field(
         default=10,

@@ -4,13 +4,17 @@ once it starts: the API (`create_app`), the CLI, a detection worker process."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 
 from sqlalchemy.orm import Session
 
 from blastwall import pipeline
-from blastwall.comms.flows import statuspage
+from blastwall.comms.audiences import audiences_in_force
+from blastwall.comms.flows import cadence, notifications, statuspage
 from blastwall.comms.service.statuspage import PageInfo
+from blastwall.comms.triggers import load_triggers
 from blastwall.correlation import flows as correlation
 from blastwall.detection import flows as detection
 from blastwall.evidence import flows as evidence
@@ -20,15 +24,17 @@ from blastwall.pipeline import (
     ContainmentChanged,
     EvidenceWanted,
     IncidentChanged,
+    ReminderDue,
     SignalsRaised,
     SignalsResolved,
     SpansStored,
+    StatusMessage,
     UpdatePublished,
 )
 from blastwall.playbooks import flows as playbooks
 from blastwall.settings import Settings, get_settings
 
-__all__ = ["install"]
+__all__ = ["install", "periodic_jobs"]
 
 
 def _collect(session: Session, event: EvidenceWanted, *, vault: Vault) -> list[EvidenceItem]:
@@ -65,3 +71,19 @@ def install(settings: Settings | None = None) -> None:
         UpdatePublished, partial(statuspage.update_published, page=PageInfo.of(settings))
     )
     pipeline.subscribe(IncidentChanged, statuspage.incident_changed)
+    triggers = load_triggers(settings.notification_policy)
+    pipeline.subscribe(IncidentChanged, partial(notifications.incident_changed, policy=triggers))
+    pipeline.subscribe(UpdatePublished, partial(notifications.update_published, policy=triggers))
+    pipeline.subscribe(ReminderDue, partial(notifications.reminder_due, policy=triggers))
+    pipeline.subscribe(
+        StatusMessage,
+        partial(notifications.status_message, email_channel=settings.status_email_channel),
+    )
+
+
+def periodic_jobs(settings: Settings) -> list[Callable[[Session, datetime], object]]:
+    """The jobs the server's notification loop runs on every pass, each in a transaction of
+    its own with the time (`blastwall.comms.delivery.DeliveryLoop`): the update cadence's
+    reminders."""
+    policy = audiences_in_force(settings.audience_policy)
+    return [partial(cadence.tick, policy=policy)]

@@ -30,6 +30,7 @@ class Permission(StrEnum):
     ingest = "ingest"  # send telemetry, alerts and signals
     report = "report"  # report a suspicious output
     see_content = "see_content"  # prompts, outputs, tool arguments in telemetry
+    manage_notifications = "manage_notifications"  # channels, the outbox, resending
 
 
 _P = Permission

@@ -23,7 +23,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from blastwall.auth.roles import Role
 from blastwall.errors import InvalidInput, Problem, field_path
 from blastwall.incidents.schemas import IncidentRole, Severity
-from blastwall.settings import get_settings
 
 __all__ = [
     "DEFAULT_PATH",
@@ -194,7 +193,7 @@ def current_audiences(path: Path | None) -> AudiencePolicy:
     return _cached(path, mtime)
 
 
-def audiences_in_force() -> AudiencePolicy:
-    """The policy the settings name (`audience_policy`), or the defaults: for the processes'
-    edges (the cadence's scheduler, the CLI); routers take it from their settings."""
-    return current_audiences(get_settings().audience_policy)
+def audiences_in_force(path: Path | None) -> AudiencePolicy:
+    """The policy in the file the settings name (`audience_policy`, given as `path`), or
+    the defaults."""
+    return current_audiences(path)

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from blastwall import pipeline
 from blastwall.auth.roles import Principal, Role
 from blastwall.containment.models import ContainmentAction, HeldOutput
 from blastwall.containment.schemas import ActionState
@@ -285,6 +286,16 @@ def _raise_breach(
             "likely_causes": causes,
             "spans": [_span(r) for r in breaches[:EVIDENCE_SPANS]],
         },
+    )
+    detail = (
+        f"Containment breached: action {action.id}, {action.describe()}; "
+        f"{len(breaches)} span(s) went on (signal {signal.id})."
+    )
+    pipeline.publish(
+        session,
+        incidents.change_event(
+            session, incident, change="containment_breached", actor=VERIFIER, detail=detail, at=now
+        ),
     )
     return signal
 

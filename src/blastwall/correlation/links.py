@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from blastwall import pipeline
 from blastwall.auth.roles import Principal
 from blastwall.correlation import service
 from blastwall.correlation.matching import system_of
@@ -274,6 +275,12 @@ def carry(
             },
             actor=actor,
         )
+        before_severity = incident.severity
         incident.severity = candidate.severity
         incident.severity_reason = explained
+        detail = f"Severity raised {before_severity} → {candidate.severity}: {why}."
+        event = incidents.change_event(
+            session, incident, change="escalated", actor=actor, detail=detail
+        )
+        pipeline.publish(session, event)
     return raise_it

@@ -71,6 +71,14 @@ def incident_from(
     candidate.incident_id = incident.id
     candidate.updated_at = now
     collect_evidence(session, incident_id=incident.id, candidate_id=candidate.id, actor=actor)
+    detail = (
+        f"Opened as {incident.severity} ({incident.archetype}) from candidate {candidate.id} "
+        f"({candidate.signal_count} signal(s)) by {actor.name}."
+    )
+    event = incidents.change_event(
+        session, incident, change="opened", actor=actor, detail=detail, at=incident.created_at
+    )
+    pipeline.publish(session, event)
     return incident
 
 

@@ -1,6 +1,8 @@
 """What a change of an incident does beyond the incident itself.
 
 - Opening one collects the evidence behind the signals it names (`open_incident`).
+- Opening, a change of severity (`update_incident`) or status, containment applied: the
+  pipeline's `IncidentChanged`, for the notifications.
 - A status change: the correlation groups of an incident that ends are resolved (and
   reopened with it), and a merge moves everything linked to the merged incident to the
   survivor (`incidents.merging`).
@@ -33,10 +35,16 @@ from blastwall.incidents.lifecycle import (
 )
 from blastwall.incidents.merging import merge
 from blastwall.incidents.models import Incident, TimelineEntry
-from blastwall.incidents.schemas import IncidentCreate, StatusChange, Visibility
+from blastwall.incidents.schemas import IncidentCreate, IncidentUpdate, StatusChange, Visibility
 from blastwall.pipeline import ContainmentChanged, EvidenceWanted
 
-__all__ = ["change_status", "containment_changed", "open_incident", "status_changed"]
+__all__ = [
+    "change_status",
+    "containment_changed",
+    "open_incident",
+    "status_changed",
+    "update_incident",
+]
 
 REOPENED = frozenset({(Status.resolved, Status.investigating), (Status.declined, Status.triage)})
 
@@ -49,6 +57,47 @@ def open_incident(session: Session, *, data: IncidentCreate, actor: Principal) -
         pipeline.publish(
             session,
             EvidenceWanted(incident_id=incident.id, actor=actor, signal_ids=tuple(data.signals)),
+        )
+    detail = f"Opened as {incident.severity} ({incident.archetype}) by {actor.name}."
+    _changed(session, incident, change="opened", actor=actor, detail=detail, at=incident.created_at)
+    return incident
+
+
+def _changed(
+    session: Session,
+    incident: Incident,
+    *,
+    change: str,
+    actor: Principal,
+    detail: str,
+    at: datetime,
+) -> None:
+    """Publish the change for the notifications (`pipeline.IncidentChanged`)."""
+    event = service.change_event(
+        session, incident, change=change, actor=actor, detail=detail, at=at
+    )
+    pipeline.publish(session, event)
+
+
+_RANK = {"SEV1": 1, "SEV2": 2, "SEV3": 3, "SEV4": 4}
+
+
+def update_incident(
+    session: Session, *, incident_id: int, data: IncidentUpdate, actor: Principal
+) -> Incident:
+    """Change the incident's fields (`service.update_incident`); a new severity is
+    published as `escalated` (graver) or `severity_changed`."""
+    before = service.get_incident(session, incident_id=incident_id, principal=actor).severity
+    incident = service.update_incident(session, incident_id=incident_id, data=data, actor=actor)
+    after = incident.severity
+    if after != before:
+        graver = _RANK.get(str(after), 9) < _RANK.get(str(before), 9)
+        detail = f"Severity {before} → {after}"
+        if data.severity_reason:
+            detail += f": {data.severity_reason}"
+        change = "escalated" if graver else "severity_changed"
+        _changed(
+            session, incident, change=change, actor=actor, detail=detail, at=incident.updated_at
         )
     return incident
 
@@ -164,6 +213,15 @@ def change_status(
         at=now,
     )
     status_changed(session, incident=incident, before=current, actor=actor, at=now, target=target)
+    resolved = change.status is Status.resolved
+    _changed(
+        session,
+        incident,
+        change="resolved" if resolved else "status_changed",
+        actor=actor,
+        detail=f"Status {current.value} → {change.status.value}",
+        at=now,
+    )
     return incident
 
 
@@ -231,6 +289,8 @@ def containment_changed(
         pipeline.publish(
             session, ContainmentChanged(incident_id=incident.id, action_id=action.id, actor=actor)
         )
+        text = f"Containment applied: {_action_text(action)}"
+        _changed(session, incident, change="containment_applied", actor=actor, detail=text, at=now)
         return
     if action.state == "active" or _controls_in_force(session, incident_id=incident.id):
         return

@@ -32,6 +32,7 @@ from blastwall.incidents.schemas import (
 )
 from blastwall.inventory.service import existing_system_ids
 from blastwall.pagination import decode_cursor, fetch_page
+from blastwall.pipeline import IncidentChanged
 
 __all__ = [
     "ENDED",
@@ -462,3 +463,27 @@ def unstamp(incident: Incident, milestones: Iterable[Milestone]) -> list[str]:
             setattr(incident, f"{milestone.value}_at", None)
             gone.append(milestone.value)
     return gone
+
+
+def change_event(
+    session: Session,
+    incident: Incident,
+    *,
+    change: str,
+    actor: Principal,
+    detail: str,
+    at: datetime | None = None,
+) -> IncidentChanged:
+    """The pipeline's event for a change of `incident` (`pipeline.IncidentChanged` lists
+    the changes); the caller, a flow, publishes it."""
+    systems = systems_of(session, incident_ids=[incident.id]).get(incident.id, [])
+    return IncidentChanged(
+        incident_id=incident.id,
+        change=change,
+        at=at or utcnow(),
+        actor=actor.name,
+        severity=getattr(incident.severity, "value", str(incident.severity)),
+        restricted=incident.visibility == Visibility.restricted,
+        system_ids=tuple(systems),
+        detail=detail[:500],
+    )

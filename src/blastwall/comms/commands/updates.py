@@ -20,6 +20,7 @@ from blastwall.comms.update_schemas import SECTIONS, SnoozeIn, UpdateEdit, Updat
 from blastwall.console import audit, operator, out, print_json, print_table, session_scope
 from blastwall.db import utcnow
 from blastwall.errors import InvalidInput, Problem, field_path
+from blastwall.settings import get_settings
 
 __all__ = ["app"]
 
@@ -64,7 +65,7 @@ def draft(incident_id: IncidentArg, audience: AudienceOpt, json: JsonOpt = False
             incident_id=incident_id,
             audience=audience,
             actor=operator(),
-            policy=audiences_in_force(),
+            policy=audiences_in_force(get_settings().audience_policy),
         )
         audit(session, command="update draft", object=f"update:{update.id}")
         shown = service.to_out(update)
@@ -149,7 +150,7 @@ def preview(update_id: UpdateArg, json: JsonOpt = False) -> None:
             incident_id=incident_id,
             update_id=update_id,
             principal=operator(),
-            policy=audiences_in_force(),
+            policy=audiences_in_force(get_settings().audience_policy),
         )
     if json:
         print_json(shown)
@@ -178,7 +179,7 @@ def publish(update_id: UpdateArg, json: JsonOpt = False) -> None:
             incident_id=incident_id,
             update_id=update_id,
             actor=operator(),
-            policy=audiences_in_force(),
+            policy=audiences_in_force(get_settings().audience_policy),
         )
         audit(session, command="update publish", object=f"update:{update_id}")
         shown = service.to_out(update)
@@ -195,7 +196,7 @@ def approve(update_id: UpdateArg, json: JsonOpt = False) -> None:
             incident_id=incident_id,
             update_id=update_id,
             actor=operator(),
-            policy=audiences_in_force(),
+            policy=audiences_in_force(get_settings().audience_policy),
         )
         audit(session, command="update approve", object=f"update:{update_id}")
         shown = service.to_out(update)
@@ -260,7 +261,7 @@ def no_change(
             incident_id=incident_id,
             audience=audience,
             actor=operator(),
-            policy=audiences_in_force(),
+            policy=audiences_in_force(get_settings().audience_policy),
             next_update_at=when,
         )
         audit(session, command="update no-change", object=f"update:{update.id}")
@@ -284,7 +285,7 @@ def snooze(
             incident_id=incident_id,
             body=body,
             actor=operator(),
-            policy=audiences_in_force(),
+            policy=audiences_in_force(get_settings().audience_policy),
         )
         audit(session, command="update snooze", object=f"incident:{incident_id}")
         out.print(f"updates to {row.audience} of incident {incident_id} snoozed until {row.until}")
@@ -294,7 +295,9 @@ def snooze(
 def remind() -> None:
     """Fire the reminders for updates that are due or overdue (one tick of the scheduler)."""
     with session_scope() as session:
-        fired = cadence_flows.tick(session, utcnow())
+        fired = cadence_flows.tick(
+            session, utcnow(), policy=audiences_in_force(get_settings().audience_policy)
+        )
         if fired:
             audit(session, command="update remind", object=None)
     out.print(f"{fired} reminder{'s' if fired != 1 else ''} fired")

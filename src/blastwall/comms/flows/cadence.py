@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from blastwall import pipeline
 from blastwall.auth.roles import Permission, Principal, Role
-from blastwall.comms.audiences import AudiencePolicy, audiences_in_force
+from blastwall.comms.audiences import AudiencePolicy
 from blastwall.comms.models.updates import CadenceSnooze, StatusUpdate
 from blastwall.comms.service import cadence as service
 from blastwall.comms.update_schemas import SnoozeIn
@@ -126,12 +126,11 @@ def _fire(
     return 1
 
 
-def tick(session: Session, now: datetime, *, policy: AudiencePolicy | None = None) -> int:
+def tick(session: Session, now: datetime, *, policy: AudiencePolicy) -> int:
     """Fire the reminders that have come by `now` and were not fired before; answer how many
     were fired. Each is a `ReminderDue` for the notifications and a timeline entry. `policy`:
-    default, the audiences the settings name (`audience_policy`), for the scheduler of
-    `blastwall serve`, which calls `tick(session, now)` in its loop's transaction."""
-    policy = policy or audiences_in_force()
+    the audiences in force (`blastwall.wiring.periodic_jobs` binds it for the scheduler of
+    `blastwall serve`, which calls the tick in its loop's transaction)."""
     active = _active_incidents(session)
     heard = service.last_heard(session, incident_ids=[i.id for i in active])
     fired = 0

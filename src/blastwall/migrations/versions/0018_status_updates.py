@@ -2,7 +2,7 @@
 snoozes of a cadence.
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-08
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 import blastwall.db
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
