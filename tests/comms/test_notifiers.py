@@ -59,7 +59,15 @@ def kind(name: str) -> Notifier:
 
 
 def test_every_builtin_kind_is_a_plugin() -> None:
-    assert sorted(notifiers()) == ["apprise", "email", "pagerduty", "slack", "teams", "webhook"]
+    assert sorted(notifiers()) == [
+        "apprise",
+        "email",
+        "pagerduty",
+        "slack",
+        "status_webhook",
+        "teams",
+        "webhook",
+    ]
 
 
 def test_email_over_starttls_with_auth(smtp: SmtpServer) -> None:
@@ -181,7 +189,7 @@ def test_unreachable_receiver_is_a_receipt(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "settings", "problem"),
+    ("name", "given", "problem"),
     [
         ("email", {"host": "h", "from": "a@b", "to": []}, "'to' is required"),
         ("email", {"host": "h", "from": "a@b", "to": "c@d", "security": "x"}, "'security'"),
@@ -192,5 +200,5 @@ def test_unreachable_receiver_is_a_receipt(tmp_path: Path) -> None:
         ("apprise", {"url": "nosuchscheme://x"}, "not an apprise URL"),
     ],
 )
-def test_settings_are_checked(name: str, settings: dict[str, object], problem: str) -> None:
-    assert any(problem in p for p in kind(name).check(settings))
+def test_settings_are_checked(name: str, given: dict[str, object], problem: str) -> None:
+    assert any(problem in p for p in kind(name).check(given))

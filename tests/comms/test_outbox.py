@@ -15,9 +15,11 @@ from sqlalchemy import select
 from blastwall import pipeline
 from blastwall.auth.roles import Principal, Role
 from blastwall.comms.delivery import DeliveryConfig, deliver_due
+from blastwall.comms.flows import notifications
 from blastwall.comms.models.notifications import OutboxMessage, OutboxState
 from blastwall.comms.service import notifications as channels
 from blastwall.comms.service import outbox
+from blastwall.comms.triggers import load_triggers
 from blastwall.db import Database, utcnow
 from blastwall.incidents import flows as incidents
 from blastwall.incidents.lifecycle import Status
@@ -35,6 +37,7 @@ from blastwall.wiring import install
 from tests.support.notify import WEBHOOK_SECRET, Receiver, verify_standard_webhook
 
 ALICE = Principal(name="alice", role=Role.admin)
+TRIGGERS = load_triggers(None)
 FAST = DeliveryConfig(max_attempts=3, retry_seconds=10, retry_max_seconds=60, lease_seconds=30)
 
 
@@ -151,9 +154,9 @@ def test_enqueueing_the_same_event_twice_adds_one_message(db: Database, receiver
         detail="guard bypassed",
     )
     with db.transaction() as session:
-        assert pipeline.publish(session, event) == [["responders"]]
+        assert notifications.incident_changed(session, event, policy=TRIGGERS) == ["responders"]
     with db.transaction() as session:
-        assert pipeline.publish(session, event) == [[]]
+        assert notifications.incident_changed(session, event, policy=TRIGGERS) == []
     assert len(rows(db, incident_id=99)) == 1
     assert (
         rows(db, incident_id=99)[0].key
