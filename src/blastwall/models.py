@@ -32,6 +32,14 @@ from blastwall.incidents.models import (
 )
 from blastwall.inventory.models import Change, ComponentVersion, System, SystemComponent
 from blastwall.library.models import KnownIncident
+from blastwall.obligations.models import (
+    ClockAnchor,
+    IncidentFact,
+    Obligation,
+    OrganisationProfile,
+    Reminder,
+    Submission,
+)
 from blastwall.playbooks.models import ChecklistStep
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
@@ -46,6 +54,7 @@ __all__ = [
     "Change",
     "ChecklistStep",
     "Checkpoint",
+    "ClockAnchor",
     "ComponentVersion",
     "ContainmentAction",
     "ContextSpan",
@@ -56,6 +65,7 @@ __all__ = [
     "Hunt",
     "HuntMatch",
     "Incident",
+    "IncidentFact",
     "IncidentSystem",
     "IngestKey",
     "Interaction",
@@ -64,11 +74,15 @@ __all__ = [
     "LedgerRecord",
     "LegalHold",
     "NoiseRule",
+    "Obligation",
+    "OrganisationProfile",
     "Participant",
     "QuarantinedOutput",
+    "Reminder",
     "RoleAssignment",
     "Signal",
     "SignalGroup",
+    "Submission",
     "System",
     "SystemComponent",
     "Task",

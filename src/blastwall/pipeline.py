@@ -4,6 +4,7 @@ subscribed to them.
     spans stored → detect → signals raised → correlate → evidence wanted → collect
                                                   ↳ signals resolved
     containment changed → playbook steps ticked
+    incident facts changed → obligations judged again
     incident changed, update published, reminder due → notifications, status page
 
 Each step is a flow of its own domain, and none calls the next: it publishes an event, and
@@ -35,6 +36,7 @@ __all__ = [
     "ContainmentChanged",
     "EvidenceWanted",
     "IncidentChanged",
+    "IncidentFactsChanged",
     "NotWired",
     "ReminderDue",
     "SignalsRaised",
@@ -121,6 +123,16 @@ class IncidentChanged:
 
 
 @dataclass(frozen=True)
+class IncidentFactsChanged:
+    """What the obligations of an incident are judged on changed: its facts, its systems,
+    its fields or its clock anchors (`why` says which, for the timeline)."""
+
+    incident_id: int
+    actor: Principal
+    why: str
+
+
+@dataclass(frozen=True)
 class UpdatePublished:
     """A status update was published to one audience. `body` and `sections` are the
     audience's rendering, already redacted for it; `public` says the audience's channels are
@@ -172,6 +184,7 @@ Event = (
     | EvidenceWanted
     | ContainmentChanged
     | IncidentChanged
+    | IncidentFactsChanged
     | UpdatePublished
     | ReminderDue
 )
@@ -183,6 +196,7 @@ E = TypeVar(
     EvidenceWanted,
     ContainmentChanged,
     IncidentChanged,
+    IncidentFactsChanged,
     UpdatePublished,
     ReminderDue,
 )

@@ -14,9 +14,11 @@ from blastwall.detection import flows as detection
 from blastwall.evidence import flows as evidence
 from blastwall.evidence.models import EvidenceItem
 from blastwall.evidence.store import Vault
+from blastwall.obligations import flows as obligations
 from blastwall.pipeline import (
     ContainmentChanged,
     EvidenceWanted,
+    IncidentFactsChanged,
     SignalsRaised,
     SignalsResolved,
     SpansStored,
@@ -57,3 +59,4 @@ def install(settings: Settings | None = None) -> None:
     pipeline.subscribe(SignalsResolved, correlation.signals_resolved)
     pipeline.subscribe(EvidenceWanted, partial(_collect, vault=Vault.of(settings)))
     pipeline.subscribe(ContainmentChanged, playbooks.containment_changed)
+    pipeline.subscribe(IncidentFactsChanged, obligations.facts_changed)

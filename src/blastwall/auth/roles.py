@@ -30,6 +30,7 @@ class Permission(StrEnum):
     ingest = "ingest"  # send telemetry, alerts and signals
     report = "report"  # report a suspicious output
     see_content = "see_content"  # prompts, outputs, tool arguments in telemetry
+    decide_obligations = "decide_obligations"  # confirm or dismiss, record submissions
 
 
 _P = Permission
@@ -60,7 +61,15 @@ GRANTS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.legal: frozenset(
-        {_P.read, _P.write_timeline, _P.see_restricted, _P.read_audit, _P.report, _P.see_content}
+        {
+            _P.read,
+            _P.write_timeline,
+            _P.see_restricted,
+            _P.read_audit,
+            _P.report,
+            _P.see_content,
+            _P.decide_obligations,
+        }
     ),
     Role.admin: frozenset(Permission),
 }

@@ -107,7 +107,7 @@ def get_incident(
 def update_incident(
     incident_id: IncidentId, body: IncidentUpdate, session: SessionDep, principal: PrincipalDep
 ) -> IncidentOut:
-    incident = service.update_incident(session, incident_id=incident_id, data=body, actor=principal)
+    incident = flows.update_incident(session, incident_id=incident_id, data=body, actor=principal)
     return _one(session, incident)
 
 

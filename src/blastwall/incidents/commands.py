@@ -237,7 +237,7 @@ def update(
     )
     who = operator()
     with session_scope() as session:
-        incident = service.update_incident(session, incident_id=incident_id, data=data, actor=who)
+        incident = flows.update_incident(session, incident_id=incident_id, data=data, actor=who)
         audit(session, command="incident update", object=f"incident:{incident_id}")
         described = service.describe(session, [incident])[0]
     if json:

@@ -33,10 +33,16 @@ from blastwall.incidents.lifecycle import (
 )
 from blastwall.incidents.merging import merge
 from blastwall.incidents.models import Incident, TimelineEntry
-from blastwall.incidents.schemas import IncidentCreate, StatusChange, Visibility
-from blastwall.pipeline import ContainmentChanged, EvidenceWanted
+from blastwall.incidents.schemas import IncidentCreate, IncidentUpdate, StatusChange, Visibility
+from blastwall.pipeline import ContainmentChanged, EvidenceWanted, IncidentFactsChanged
 
-__all__ = ["change_status", "containment_changed", "open_incident", "status_changed"]
+__all__ = [
+    "change_status",
+    "containment_changed",
+    "open_incident",
+    "status_changed",
+    "update_incident",
+]
 
 REOPENED = frozenset({(Status.resolved, Status.investigating), (Status.declined, Status.triage)})
 
@@ -49,6 +55,24 @@ def open_incident(session: Session, *, data: IncidentCreate, actor: Principal) -
         pipeline.publish(
             session,
             EvidenceWanted(incident_id=incident.id, actor=actor, signal_ids=tuple(data.signals)),
+        )
+    pipeline.publish(
+        session, IncidentFactsChanged(incident_id=incident.id, actor=actor, why="opened")
+    )
+    return incident
+
+
+def update_incident(
+    session: Session, *, incident_id: int, data: IncidentUpdate, actor: Principal
+) -> Incident:
+    """Change the incident (`service.update_incident`); a change of its systems or fields
+    has its obligations judged again."""
+    incident = service.update_incident(session, incident_id=incident_id, data=data, actor=actor)
+    changed = data.model_dump(exclude_unset=True, exclude={"add_participants"})
+    if changed:
+        why = "changed: " + ", ".join(sorted(changed))
+        pipeline.publish(
+            session, IncidentFactsChanged(incident_id=incident.id, actor=actor, why=why)
         )
     return incident
 
