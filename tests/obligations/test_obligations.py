@@ -206,3 +206,36 @@ def test_every_shipped_rule_cites_its_text() -> None:
     for rule in rules:
         assert rule.article and rule.link.startswith("https://"), rule.id
         assert rule.deadlines, rule.id
+
+
+def test_altering_a_system_under_an_ai_act_obligation_needs_an_acknowledgement(
+    db: Database, clients: Clients, admin: dict[str, str], inventory: list[str]
+) -> None:
+    """AI Act Art. 73(6): pinning another model version of the system is refused without
+    an acknowledgement, and the acknowledgement is on the timeline."""
+    _apply_profile(db)
+    client = clients.client
+    incident = _open(client, admin)
+    client.post(
+        f"/api/v1/incidents/{incident}/obligations/facts",
+        json={"facts": [{"name": "fundamental_rights_infringement", "state": "suspected"}]},
+        headers=admin,
+    )
+    action = {
+        "control": "pin_model_version",
+        "params": {"version": "2026.10.2"},
+        "reason": "the new model leaks",
+    }
+    url = f"/api/v1/incidents/{incident}/actions"
+    refused = client.post(url, json=action, headers=admin)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "body.acknowledgement", refused.text
+    acknowledged = {**action, "acknowledgement": "needed_to_stop_harm"}
+    applied = client.post(url, json=acknowledged, headers=admin)
+    assert applied.status_code == 201, applied.text
+    timeline = client.get(f"/api/v1/incidents/{incident}/timeline", headers=admin).json()
+    entry = next(e for e in timeline["items"] if e["kind"] == "ai_act_acknowledgement")
+    assert "needed to stop harm" in entry["text"]
+    # Suspending alters nothing that the evaluation needs: no acknowledgement asked.
+    suspend = client.post(url, json={"control": "suspend", "reason": "stop"}, headers=admin)
+    assert suspend.status_code == 201, suspend.text

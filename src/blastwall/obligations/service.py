@@ -39,6 +39,7 @@ __all__ = [
     "record_match",
     "record_reminder",
     "rules_of",
+    "serious_incident_obligations",
     "set_anchor",
     "set_fact",
     "submissions_of",
@@ -150,6 +151,23 @@ def open_obligations(session: Session) -> list[Obligation]:
             .order_by(Obligation.id)
         )
     )
+
+
+def serious_incident_obligations(session: Session, *, incident_id: int) -> list[Obligation]:
+    """The incident's AI Act serious-incident obligations that hold: candidates that match,
+    and confirmed ones (the containment gate of Art. 73(6))."""
+    current = current_profile(session)
+    rules = rules_of(current[1] if current else None)
+    return [
+        row
+        for row in obligations_of(session, incident_id=incident_id)
+        if row.rule_id in rules
+        and rules[row.rule_id][0].ai_act_serious_incident
+        and (
+            row.status is ObligationStatus.confirmed
+            or (row.status is ObligationStatus.candidate and row.matches)
+        )
+    ]
 
 
 def get_obligation(session: Session, *, incident_id: int, obligation_id: int) -> Obligation:
