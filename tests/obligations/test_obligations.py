@@ -110,6 +110,9 @@ def test_a_personal_data_leak_on_a_high_risk_system(
     assert "Approximate number of data subjects" not in gaps
     assert "1200" in text and "name, IBAN" in text and "dpo@example.com" in text
     assert "fundamental_rights_infringement" in text.split("## Preliminary information")[1]
+    pdf_draft = client.get(f"{url}/{gdpr['id']}/draft", params={"format": "pdf"}, headers=legal)
+    assert pdf_draft.headers["content-type"] == "application/pdf"
+    assert pdf_draft.content.startswith(b"%PDF-")
 
     pdf = b"%PDF-1.4\n% the notification as filed\n%%EOF\n"
     submitted = client.post(
@@ -239,3 +242,27 @@ def test_altering_a_system_under_an_ai_act_obligation_needs_an_acknowledgement(
     # Suspending alters nothing that the evaluation needs: no acknowledgement asked.
     suspend = client.post(url, json={"control": "suspend", "reason": "stop"}, headers=admin)
     assert suspend.status_code == 201, suspend.text
+
+
+def test_rules_are_those_in_force_at_awareness_and_the_profile_overrides(
+    db: Database, clients: Clients, inventory: list[str]
+) -> None:
+    """Aware on 1 July 2026, before the AI Act's Art. 73 applies (2 August 2026): no AI Act
+    candidate. A disabled rule is not raised; the organisation's own rule is."""
+    spec = _apply_profile(db).model_copy(update={"disabled_rules": ["contract-acme-24h"]})
+    with db.transaction() as session:
+        service.apply_profile(session, spec=spec, source="test", actor="test")
+    client, responder = clients.client, clients.headers("responder")
+    incident = _open(client, responder)
+    url = f"/api/v1/incidents/{incident}/obligations"
+    client.put(
+        f"{url}/anchors/awareness",
+        json={"at": "2026-07-01T10:00:00+02:00", "reason": "an earlier report surfaced"},
+        headers=responder,
+    )
+    facts = [
+        {"name": "personal_data_breach"},
+        {"name": "fundamental_rights_infringement"},
+    ]
+    rows = client.post(f"{url}/facts", json={"facts": facts}, headers=responder).json()
+    assert set(_by_rule(rows)) == {"gdpr-33"}

@@ -3,9 +3,9 @@ legal's decisions, submissions, drafts; the organisation profile in force."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime
 
@@ -162,17 +162,22 @@ async def add_submission(
 @router.get(
     "/incidents/{incident_id}/obligations/{obligation_id}/draft",
     response_class=PlainTextResponse,
+    responses={200: {"content": {"text/markdown": {}, "application/pdf": {}}}},
 )
 def draft(
     incident_id: IncidentId,
     obligation_id: ObligationId,
     session: SessionDep,
     principal: PrincipalDep,
-) -> str:
-    """The report's draft in Markdown, from confirmed facts, its gaps listed first."""
-    return drafts.render(
+    format: Annotated[Literal["markdown", "pdf"], Query()] = "markdown",
+) -> Response:
+    """The report's draft from confirmed facts, its gaps listed first: Markdown, or PDF."""
+    found = drafts.render(
         session, incident_id=incident_id, obligation_id=obligation_id, principal=principal
-    ).markdown
+    )
+    if format == "pdf":
+        return Response(drafts.to_pdf(found.markdown), media_type="application/pdf")
+    return PlainTextResponse(found.markdown, media_type="text/markdown; charset=utf-8")
 
 
 @router.get("/organisation", response_model=ProfileOut)

@@ -201,9 +201,11 @@ def submit(
 def draft(
     incident: Incident,
     obligation: ObligationArg,
-    output: Annotated[Path | None, typer.Option(help="Write the Markdown to this file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write it to this file: a PDF where it ends in .pdf.")
+    ] = None,
 ) -> None:
-    """The report's draft in Markdown, from confirmed facts, its gaps listed first."""
+    """The report's draft in Markdown (or PDF), from confirmed facts, its gaps first."""
     with session_scope() as session:
         found = drafts.render(
             session, incident_id=incident, obligation_id=obligation, principal=operator()
@@ -211,7 +213,10 @@ def draft(
     if output is None:
         print(found.markdown, end="")
         return
-    output.write_text(found.markdown, encoding="utf-8")
+    if output.suffix.lower() == ".pdf":
+        output.write_bytes(drafts.to_pdf(found.markdown))
+    else:
+        output.write_text(found.markdown, encoding="utf-8")
     out.print(f"draft written to {output}; {len(found.gaps)} gap(s)")
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fpdf import FPDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,7 @@ from blastwall.obligations.profile import OrganisationSpec
 from blastwall.obligations.rules import Content
 from blastwall.obligations.schemas import FactState, ObligationOut
 
-__all__ = ["UNKNOWN", "Draft", "render"]
+__all__ = ["UNKNOWN", "Draft", "render", "to_pdf"]
 
 UNKNOWN = "not yet determined"
 
@@ -239,3 +240,32 @@ def render(
             *(_preliminary(src) or ["- none"]),
         ]
     return Draft("\n".join(lines) + "\n", gaps)
+
+
+_PLAIN = str.maketrans(
+    {"→": "->", "…": "...", "—": "-", "–": "-", "‘": "'", "’": "'", "“": '"', "”": '"'}
+)
+
+
+def _latin(text: str) -> str:
+    """The PDF's core fonts are Latin-1: other characters are written as `?`."""
+    return text.translate(_PLAIN).encode("latin-1", "replace").decode("latin-1")
+
+
+def to_pdf(markdown: str) -> bytes:
+    """The draft as a PDF (fpdf2): headings, bullets and paragraphs of its Markdown."""
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_page()
+    sizes = {"# ": 16, "## ": 13, "### ": 11}
+    for line in markdown.splitlines():
+        heading = next((m for m in ("### ", "## ", "# ") if line.startswith(m)), None)
+        if heading is not None:
+            pdf.set_font("Helvetica", "B", sizes[heading])
+            pdf.multi_cell(0, 7, _latin(line[len(heading) :]), new_x="LMARGIN", new_y="NEXT")
+            continue
+        italic = line.startswith("_") and line.endswith("_") and len(line) > 1
+        pdf.set_font("Helvetica", "I" if italic else "", 10)
+        text = line.strip("_") if italic else line
+        pdf.multi_cell(0, 5, _latin(text) or " ", new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
