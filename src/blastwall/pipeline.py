@@ -164,8 +164,9 @@ class UpdatePublished:
 class ReminderDue:
     """An update to `audience` is due (`level` `due`) or overdue (`overdue`, then
     `overdue_deputy`): `recipient` (a principal's name) is reminded, on the audience's
-    channels. `key` is unique per reminder, so that it is sent once even when the scheduler
-    fires it again after a restart."""
+    channels. An obligation's clock (audience `legal`) reminds at `clock_50`, `clock_75`,
+    `clock_90` and `overdue`. `key` is unique per reminder, so that it is sent once even
+    when the scheduler fires it again after a restart."""
 
     incident_id: int
     audience: str

@@ -30,7 +30,7 @@ from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.incidents.schemas import IncidentCreate
 from blastwall.inventory.service import existing_system_ids
-from blastwall.pipeline import EvidenceWanted
+from blastwall.pipeline import EvidenceWanted, IncidentFactsChanged
 from blastwall.signals.models import Signal
 
 __all__ = ["accept", "decide", "decline", "escalate", "incident_from", "merge"]
@@ -71,6 +71,12 @@ def incident_from(
     candidate.incident_id = incident.id
     candidate.updated_at = now
     collect_evidence(session, incident_id=incident.id, candidate_id=candidate.id, actor=actor)
+    pipeline.publish(
+        session,
+        IncidentFactsChanged(
+            incident_id=incident.id, actor=actor, why=f"opened from candidate {candidate.id}"
+        ),
+    )
     return incident
 
 
