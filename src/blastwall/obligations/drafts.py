@@ -14,8 +14,9 @@ from fpdf import FPDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from blastwall.auth.roles import Principal
+from blastwall.auth.roles import Permission, Principal
 from blastwall.containment import service as containment
+from blastwall.containment.affected import find_affected
 from blastwall.db import utcnow
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident, TimelineEntry
@@ -44,6 +45,7 @@ class _Sources:
     facts: dict[str, IncidentFact]
     profile: OrganisationSpec | None
     anchors: dict[str, datetime]
+    principal: Principal
 
     def fact(self, name: str) -> Any:
         row = self.facts.get(name)
@@ -152,6 +154,21 @@ def _fill(content: Content, src: _Sources) -> str | None:
     return filler(src) if filler else None
 
 
+def _measured(src: _Sources) -> str:
+    """What the telemetry's affected report counts (`blastwall affected`), beside a count of
+    people not yet determined; nothing where the reader may not see content."""
+    if not src.principal.can(Permission.see_content):
+        return ""
+    found = find_affected(src.session, incident_id=src.incident.id, principal=src.principal)
+    if not found.users and not found.conversations:
+        return ""
+    return (
+        f" The telemetry's affected report counts {len(found.users)} user(s) in "
+        f"{len(found.conversations)} conversation(s) ({found.scope}); a measure, not yet "
+        "confirmed as the number of people affected."
+    )
+
+
 def _preliminary(src: _Sources) -> list[str]:
     lines = [
         f"- {row.name} = {row.value!r} (suspected, set by {row.set_by})"
@@ -208,6 +225,7 @@ def render(
         service.facts_of(session, incident_id=incident.id),
         profile,
         {k: a.at for k, a in flows.anchors(session, incident).items()},
+        principal,
     )
     filled = [(c, _fill(c, src)) for c in rule.contents]
     gaps = [c.label for c, value in filled if value is None]
@@ -231,7 +249,10 @@ def render(
     ]
     for content, value in filled:
         cited = f" ({content.article})" if content.article else ""
-        lines += ["", f"### {content.label}{cited}", "", value or f"_{UNKNOWN}_"]
+        shown = value or f"_{UNKNOWN}_"
+        if value is None and content.source == "affected_people":
+            shown += _measured(src)
+        lines += ["", f"### {content.label}{cited}", "", shown]
     if rule.preliminary_allowed:
         lines += [
             "",
