@@ -63,6 +63,7 @@ from blastwall.gate import (
 from blastwall.incidents.api import router as incidents_router
 from blastwall.inventory.api import router as inventory_router
 from blastwall.library.api import router as library_router
+from blastwall.obligations.api import router as obligations_router
 from blastwall.playbooks.api import router as playbooks_router
 from blastwall.playbooks.library import library as playbook_library
 from blastwall.settings import Settings, get_settings
@@ -386,6 +387,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     api.include_router(hunts_router)
     api.include_router(notification_channels_router)
     api.include_router(notifications_router)
+    api.include_router(obligations_router)
     app.include_router(api)
     app.include_router(otlp_router)
     app.include_router(status_page_router)

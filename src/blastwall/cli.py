@@ -28,6 +28,7 @@ from blastwall.incidents.commands import app as incident_app
 from blastwall.inventory.commands import app as inventory_app
 from blastwall.inventory.commands import changes_app
 from blastwall.library.commands import app as library_app
+from blastwall.obligations.commands import app as obligations_app
 from blastwall.playbooks.commands import app as playbook_app
 from blastwall.settings import get_settings
 from blastwall.signals.commands import app as signals_app
@@ -60,6 +61,7 @@ app.add_typer(canary_app, name="canary")
 app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(library_app, name="library")
+app.add_typer(obligations_app, name="obligations")
 app.command("triage")(triage)
 app.command("scan")(scan)
 app.command("detectors")(detectors)

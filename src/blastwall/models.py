@@ -40,6 +40,14 @@ from blastwall.incidents.models import (
 )
 from blastwall.inventory.models import Change, ComponentVersion, System, SystemComponent
 from blastwall.library.models import KnownIncident
+from blastwall.obligations.models import (
+    ClockAnchor,
+    IncidentFact,
+    Obligation,
+    OrganisationProfile,
+    Reminder,
+    Submission,
+)
 from blastwall.playbooks.models import ChecklistStep
 from blastwall.signals.models import Signal
 from blastwall.telemetry.models import ContextSpan, IngestKey, Interaction
@@ -57,6 +65,7 @@ __all__ = [
     "Channel",
     "ChecklistStep",
     "Checkpoint",
+    "ClockAnchor",
     "ComponentVersion",
     "ContainmentAction",
     "ContextSpan",
@@ -67,6 +76,7 @@ __all__ = [
     "Hunt",
     "HuntMatch",
     "Incident",
+    "IncidentFact",
     "IncidentSystem",
     "IngestKey",
     "Interaction",
@@ -75,9 +85,12 @@ __all__ = [
     "LedgerRecord",
     "LegalHold",
     "NoiseRule",
+    "Obligation",
+    "OrganisationProfile",
     "OutboxMessage",
     "Participant",
     "QuarantinedOutput",
+    "Reminder",
     "RoleAssignment",
     "Signal",
     "SignalGroup",
@@ -86,6 +99,7 @@ __all__ = [
     "StatusIncidentUpdate",
     "StatusSubscriber",
     "StatusUpdate",
+    "Submission",
     "System",
     "SystemComponent",
     "Task",

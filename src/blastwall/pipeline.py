@@ -4,6 +4,7 @@ subscribed to them.
     spans stored → detect → signals raised → correlate → evidence wanted → collect
                                                   ↳ signals resolved
     containment changed → playbook steps ticked
+    incident facts changed → obligations judged again
     incident changed, update published, reminder due → notifications, status page
     status page message → notifications
 
@@ -36,6 +37,7 @@ __all__ = [
     "ContainmentChanged",
     "EvidenceWanted",
     "IncidentChanged",
+    "IncidentFactsChanged",
     "NotWired",
     "ReminderDue",
     "SignalsRaised",
@@ -123,6 +125,16 @@ class IncidentChanged:
 
 
 @dataclass(frozen=True)
+class IncidentFactsChanged:
+    """What the obligations of an incident are judged on changed: its facts, its systems,
+    its fields or its clock anchors (`why` says which, for the timeline)."""
+
+    incident_id: int
+    actor: Principal
+    why: str
+
+
+@dataclass(frozen=True)
 class UpdatePublished:
     """A status update was published to one audience. `body` and `sections` are the
     audience's rendering, already redacted for it; `public` says the audience's channels are
@@ -154,8 +166,9 @@ class UpdatePublished:
 class ReminderDue:
     """An update to `audience` is due (`level` `due`) or overdue (`overdue`, then
     `overdue_deputy`): `recipient` (a principal's name) is reminded, on the audience's
-    channels. `key` is unique per reminder, so that it is sent once even when the scheduler
-    fires it again after a restart."""
+    channels. An obligation's clock (audience `legal`) reminds at `clock_50`, `clock_75`,
+    `clock_90` and `overdue`. `key` is unique per reminder, so that it is sent once even
+    when the scheduler fires it again after a restart."""
 
     incident_id: int
     audience: str
@@ -190,6 +203,7 @@ Event = (
     | EvidenceWanted
     | ContainmentChanged
     | IncidentChanged
+    | IncidentFactsChanged
     | UpdatePublished
     | ReminderDue
     | StatusMessage
@@ -202,6 +216,7 @@ E = TypeVar(
     EvidenceWanted,
     ContainmentChanged,
     IncidentChanged,
+    IncidentFactsChanged,
     UpdatePublished,
     ReminderDue,
     StatusMessage,

@@ -20,10 +20,12 @@ from blastwall.detection import flows as detection
 from blastwall.evidence import flows as evidence
 from blastwall.evidence.models import EvidenceItem
 from blastwall.evidence.store import Vault
+from blastwall.obligations import flows as obligations
 from blastwall.pipeline import (
     ContainmentChanged,
     EvidenceWanted,
     IncidentChanged,
+    IncidentFactsChanged,
     ReminderDue,
     SignalsRaised,
     SignalsResolved,
@@ -79,11 +81,12 @@ def install(settings: Settings | None = None) -> None:
         StatusMessage,
         partial(notifications.status_message, email_channel=settings.status_email_channel),
     )
+    pipeline.subscribe(IncidentFactsChanged, obligations.facts_changed)
 
 
 def periodic_jobs(settings: Settings) -> list[Callable[[Session, datetime], object]]:
     """The jobs the server's notification loop runs on every pass, each in a transaction of
     its own with the time (`blastwall.comms.delivery.DeliveryLoop`): the update cadence's
-    reminders."""
+    reminders and the obligation clocks' reminders."""
     policy = audiences_in_force(settings.audience_policy)
-    return [partial(cadence.tick, policy=policy)]
+    return [partial(cadence.tick, policy=policy), obligations.tick]

@@ -31,6 +31,7 @@ class Permission(StrEnum):
     report = "report"  # report a suspicious output
     see_content = "see_content"  # prompts, outputs, tool arguments in telemetry
     manage_notifications = "manage_notifications"  # channels, the outbox, resending
+    decide_obligations = "decide_obligations"  # confirm or dismiss, record submissions
 
 
 _P = Permission
@@ -61,7 +62,15 @@ GRANTS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.legal: frozenset(
-        {_P.read, _P.write_timeline, _P.see_restricted, _P.read_audit, _P.report, _P.see_content}
+        {
+            _P.read,
+            _P.write_timeline,
+            _P.see_restricted,
+            _P.read_audit,
+            _P.report,
+            _P.see_content,
+            _P.decide_obligations,
+        }
     ),
     Role.admin: frozenset(Permission),
 }

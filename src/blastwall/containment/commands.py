@@ -14,7 +14,13 @@ from blastwall.containment import affected as hunt
 from blastwall.containment import approvals as tool_approvals
 from blastwall.containment import flows, held, service
 from blastwall.containment.policy import load_policy
-from blastwall.containment.schemas import PARAMS, ActionIn, ActionState, ToolDecisionIn
+from blastwall.containment.schemas import (
+    PARAMS,
+    Acknowledgement,
+    ActionIn,
+    ActionState,
+    ToolDecisionIn,
+)
 from blastwall.errors import InvalidInput, Problem
 from blastwall.incidents import service as incidents
 from blastwall.inventory.schemas import Control
@@ -121,6 +127,10 @@ def contain(
             min=1,
         ),
     ] = None,
+    acknowledgement: Annotated[
+        Acknowledgement | None,
+        typer.Option(help="AI Act Art. 73(6): authority_informed or needed_to_stop_harm."),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Apply a control to an incident's AI system (snapshot first, then the change, then the
@@ -138,6 +148,7 @@ def contain(
         system=system,
         rollback=rollback,
         grace_seconds=grace,
+        acknowledgement=acknowledgement,
     )
     with session_scope() as session:
         action, message = flows.request_action(

@@ -124,6 +124,14 @@ PARAMS: dict[Control, type[Strict]] = {
 }
 
 
+class Acknowledgement(StrEnum):
+    """Why a change to a system under an AI Act serious-incident obligation may go ahead
+    before the evaluation of its causes (Art. 73(6))."""
+
+    authority_informed = "authority_informed"
+    needed_to_stop_harm = "needed_to_stop_harm"
+
+
 class ActionIn(Strict):
     control: Control
     params: dict[str, Any] = Field(default_factory=dict)
@@ -145,6 +153,13 @@ class ActionIn(Strict):
         le=86_400,
         description="How long the telemetry the control should stop may go on before it is a "
         "containment breach; default: BLASTWALL_CONTAINMENT_GRACE_SECONDS.",
+    )
+    acknowledgement: Acknowledgement | None = Field(
+        default=None,
+        description="Needed for a control that alters the system (pinning a prompt or model "
+        "version, revoking a tool) while the incident has an AI Act serious-incident "
+        "obligation: the authority has been informed, or the change is needed to stop harm "
+        "(AI Act Art. 73(6)). It goes on the timeline.",
     )
 
 

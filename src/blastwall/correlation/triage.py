@@ -30,7 +30,7 @@ from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.incidents.schemas import IncidentCreate
 from blastwall.inventory.service import existing_system_ids
-from blastwall.pipeline import EvidenceWanted
+from blastwall.pipeline import EvidenceWanted, IncidentFactsChanged
 from blastwall.signals.models import Signal
 
 __all__ = ["accept", "decide", "decline", "escalate", "incident_from", "merge"]
@@ -79,6 +79,12 @@ def incident_from(
         session, incident, change="opened", actor=actor, detail=detail, at=incident.created_at
     )
     pipeline.publish(session, event)
+    pipeline.publish(
+        session,
+        IncidentFactsChanged(
+            incident_id=incident.id, actor=actor, why=f"opened from candidate {candidate.id}"
+        ),
+    )
     return incident
 
 

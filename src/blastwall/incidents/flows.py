@@ -36,7 +36,7 @@ from blastwall.incidents.lifecycle import (
 from blastwall.incidents.merging import merge
 from blastwall.incidents.models import Incident, TimelineEntry
 from blastwall.incidents.schemas import IncidentCreate, IncidentUpdate, StatusChange, Visibility
-from blastwall.pipeline import ContainmentChanged, EvidenceWanted
+from blastwall.pipeline import ContainmentChanged, EvidenceWanted, IncidentFactsChanged
 
 __all__ = [
     "change_status",
@@ -60,6 +60,9 @@ def open_incident(session: Session, *, data: IncidentCreate, actor: Principal) -
         )
     detail = f"Opened as {incident.severity} ({incident.archetype}) by {actor.name}."
     _changed(session, incident, change="opened", actor=actor, detail=detail, at=incident.created_at)
+    pipeline.publish(
+        session, IncidentFactsChanged(incident_id=incident.id, actor=actor, why="opened")
+    )
     return incident
 
 
@@ -86,7 +89,8 @@ def update_incident(
     session: Session, *, incident_id: int, data: IncidentUpdate, actor: Principal
 ) -> Incident:
     """Change the incident's fields (`service.update_incident`); a new severity is
-    published as `escalated` (graver) or `severity_changed`."""
+    published as `escalated` (graver) or `severity_changed`, and a change of its systems or
+    fields has its obligations judged again."""
     before = service.get_incident(session, incident_id=incident_id, principal=actor).severity
     incident = service.update_incident(session, incident_id=incident_id, data=data, actor=actor)
     after = incident.severity
@@ -98,6 +102,12 @@ def update_incident(
         change = "escalated" if graver else "severity_changed"
         _changed(
             session, incident, change=change, actor=actor, detail=detail, at=incident.updated_at
+        )
+    changed = data.model_dump(exclude_unset=True, exclude={"add_participants"})
+    if changed:
+        why = "changed: " + ", ".join(sorted(changed))
+        pipeline.publish(
+            session, IncidentFactsChanged(incident_id=incident.id, actor=actor, why=why)
         )
     return incident
 

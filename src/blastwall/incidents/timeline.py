@@ -6,12 +6,14 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from blastwall import pipeline
 from blastwall.auth.roles import Permission, Principal
 from blastwall.errors import Conflict, NotFound
 from blastwall.incidents.models import TimelineEntry
 from blastwall.incidents.schemas import EntryCreate, EntryKind, VerdictIn
 from blastwall.incidents.service import get_incident, write_entry
 from blastwall.pagination import decode_cursor, fetch_page
+from blastwall.pipeline import IncidentFactsChanged
 
 __all__ = ["add_entry", "judge_hypothesis", "list_timeline"]
 
@@ -23,6 +25,10 @@ def add_entry(
     incident = get_incident(session, incident_id=incident_id, principal=actor)
     row = write_entry(session, incident, kind=entry.kind.value, actor=actor, text=entry.text)
     session.flush()
+    if entry.kind is EntryKind.fact:
+        pipeline.publish(
+            session, IncidentFactsChanged(incident_id=incident.id, actor=actor, why="fact added")
+        )
     return row
 
 

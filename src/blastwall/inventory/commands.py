@@ -14,6 +14,8 @@ from blastwall.console import audit, fmt, operator, out, print_json, print_table
 from blastwall.inventory import service
 from blastwall.inventory.loader import load_path
 from blastwall.inventory.schemas import ChangeIn, ChangeKind, ChangeOut, SystemSpec
+from blastwall.obligations import service as obligations
+from blastwall.obligations.profile import find_profile, load_profile
 from blastwall.telemetry.capture import state_of as content_capture
 from blastwall.telemetry.schemas import ContentCaptureOut
 
@@ -38,8 +40,12 @@ def apply(
         from blastwall.inventory.models import System
 
         known = set(session.scalars(select(System.id)))
+        profile_path = find_profile(path)
+        profile = load_profile(profile_path) if profile_path else None
         loaded = load_path(path, known_ids=known)
         if dry_run:
+            if profile_path is not None:
+                out.print(f"organisation profile {profile_path}: valid")
             for item in loaded:
                 row = session.get(System, item.spec.id)
                 before = row.spec if row else None
@@ -59,6 +65,14 @@ def apply(
             command="inventory apply",
             object=",".join(f"system:{s}" for s in result.created + result.updated)[:300] or None,
         )
+        if profile is not None and profile_path is not None:
+            applied = obligations.apply_profile(
+                session, spec=profile, source=str(profile_path), actor=operator().name
+            )
+            out.print(
+                f"organisation profile {profile_path}: "
+                + ("applied" if applied is not None else "unchanged")
+            )
     out.print(
         f"applied {len(loaded)} system(s): {len(result.created)} created, "
         f"{len(result.updated)} updated, {len(result.unchanged)} unchanged; "

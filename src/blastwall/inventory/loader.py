@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from blastwall.detection.engine import validate_settings
 from blastwall.errors import InvalidInput, Problem, field_path
 from blastwall.inventory.schemas import SystemSpec
+from blastwall.obligations.profile import PROFILE_NAMES
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,13 @@ def _field(loc: tuple[int | str, ...]) -> str:
 
 
 def yaml_files(path: Path) -> list[Path]:
+    """The inventory files at `path`; the organisation profile beside them is not one."""
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in {".yaml", ".yml"})
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in {".yaml", ".yml"} and p.name not in PROFILE_NAMES
+        )
         if not files:
             raise InvalidInput(f"No .yaml or .yml files under {path}. Point at a file or folder.")
         return files

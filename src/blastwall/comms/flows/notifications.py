@@ -213,22 +213,43 @@ def update_published(
     return notify(session, message=message, names=names, restricted=event.restricted)
 
 
+def _reminder_words(event: ReminderDue, incident: str) -> tuple[str, str]:
+    """A reminder's subject and text: of an update due to an audience, or of an obligation's
+    clock (`clock_50`, `clock_75`, `clock_90`: that share of its time has passed)."""
+    due = event.due_at.isoformat()
+    if event.level.startswith("clock_"):
+        share = event.level.removeprefix("clock_")
+        return (
+            f"Obligation clock at {share} %: {incident}",
+            f"{event.recipient}: {share} % of the time to a reporting deadline of {incident} "
+            f"has passed; it is due at {due} (`blastwall obligations {event.incident_id}`).",
+        )
+    if event.audience == "legal":
+        return (
+            f"Obligation overdue: {incident}",
+            f"{event.recipient}: a reporting deadline of {incident} passed at {due} "
+            f"(`blastwall obligations {event.incident_id}`).",
+        )
+    overdue = event.level != "due"
+    return (
+        f"Update to {event.audience} {'overdue' if overdue else 'due'}: {incident}",
+        f"{event.recipient}: the update to {event.audience} on {incident} "
+        f"{'was' if overdue else 'is'} due at {due}.",
+    )
+
+
 def reminder_due(session: Session, event: ReminderDue, *, policy: TriggerPolicy) -> list[str]:
     """Remind `recipient` that an update is due, on the audience's channels."""
     trigger = policy.triggers.get("reminder_due")
     if trigger is None:
         return []
-    overdue = event.level != "due"
-    state = "overdue" if overdue else "due"
     incident = f"{'restricted ' if event.restricted else ''}incident {event.incident_id}"
+    subject, text = _reminder_words(event, incident)
     message = Message(
         key=f"reminder:{event.key}",
         event="reminder_due",
-        subject=f"Update to {event.audience} {state}: {incident}",
-        text=(
-            f"{event.recipient}: the update to {event.audience} on {incident} "
-            f"{'was' if overdue else 'is'} due at {event.due_at.isoformat()}."
-        ),
+        subject=subject,
+        text=text,
         created_at=utcnow(),
         incident_id=event.incident_id,
         restricted=event.restricted,

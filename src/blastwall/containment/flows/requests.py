@@ -24,6 +24,7 @@ from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
 from blastwall.inventory.schemas import Control, SystemSpec
 from blastwall.inventory.service import get_system
+from blastwall.obligations.service import serious_incident_obligations
 
 
 def _apply(
@@ -154,6 +155,50 @@ def _wait(
     return message
 
 
+#: Controls that alter the system in a way that could affect a later evaluation of causes.
+ALTERING = frozenset({Control.pin_prompt_version, Control.pin_model_version, Control.revoke_tool})
+
+
+def _ai_act_gate(session: Session, incident: Incident, data: ActionIn, actor: Principal) -> None:
+    """AI Act Art. 73(6): while the incident has an AI Act serious-incident obligation, a
+    control that alters the system needs an acknowledgement (the authority was informed, or
+    the change is needed to stop harm), recorded on the timeline. The evidence snapshot is
+    taken before the control applies, as for every action."""
+    if data.control not in ALTERING:
+        return
+    held = serious_incident_obligations(session, incident_id=incident.id)
+    if not held:
+        return
+    names = ", ".join(f"{o.id} ({o.rule_id}, {o.status.value})" for o in held)
+    if data.acknowledgement is None:
+        raise InvalidInput(
+            f"Incident {incident.id} has an AI Act serious-incident obligation ({names}): "
+            f"{data.control.value} alters the system, and Art. 73(6) forbids altering it in a "
+            "way that could affect the evaluation of the causes before the authorities are "
+            "informed.",
+            [
+                Problem(
+                    "body.acknowledgement",
+                    "say 'authority_informed' or 'needed_to_stop_harm' (`--acknowledgement` "
+                    "on the command line)",
+                )
+            ],
+        )
+    incidents.record_entry(
+        session,
+        incident=incident,
+        kind="ai_act_acknowledgement",
+        actor=actor,
+        text=f"AI Act Art. 73(6): {data.control.value} requested with the acknowledgement "
+        f"'{data.acknowledgement.value.replace('_', ' ')}' (obligations {names})",
+        data={
+            "control": data.control.value,
+            "acknowledgement": data.acknowledgement.value,
+            "obligations": [o.id for o in held],
+        },
+    )
+
+
 def request_action(
     session: Session,
     *,
@@ -176,6 +221,7 @@ def request_action(
     system_id = system_of(session, incident, data.system)
     spec = get_system(session, system_id=system_id).parsed
     clean, note = _params(session, system_id, spec, incident, data)
+    _ai_act_gate(session, incident, data, actor)
     now = utcnow()
     _check_expiry(data.expires_at, now)
     action = ContainmentAction(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from blastwall import pipeline
 from blastwall.correlation import evidence, links, matching, service, triage
 from blastwall.correlation.flows.collecting import Collecting
 from blastwall.correlation.flows.run import CORRELATOR
@@ -15,6 +16,7 @@ from blastwall.correlation.schemas import Accept, CandidateStatus
 from blastwall.correlation.severity import assess, at_or_above, signal_rank
 from blastwall.incidents import service as incidents
 from blastwall.incidents.models import Incident
+from blastwall.pipeline import IncidentFactsChanged
 from blastwall.signals.models import Signal
 
 log = logging.getLogger("blastwall.correlation")
@@ -112,7 +114,16 @@ class Deciding(Collecting):
         elif signal.interaction_ids:
             self.collect_repeat(incident, signal, group)
         if added and signal.system_id:
-            incidents.link_systems(self.session, incident=incident, system_ids=[signal.system_id])
+            linked = incidents.link_systems(
+                self.session, incident=incident, system_ids=[signal.system_id]
+            )
+            if linked:
+                pipeline.publish(
+                    self.session,
+                    IncidentFactsChanged(
+                        incident_id=incident.id, actor=CORRELATOR, why=f"system {linked[0]} linked"
+                    ),
+                )
         if new_group or added:
             incidents.record_entry(
                 self.session,

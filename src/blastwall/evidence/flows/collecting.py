@@ -284,9 +284,11 @@ def add_file(
     note: str,
     actor: Principal,
     vault: Vault,
+    permission: Permission = Permission.write_incidents,
 ) -> EvidenceItem:
-    """Preserve a file a responder brings (a screenshot, an e-mail, a log)."""
-    actor.require(Permission.write_incidents)
+    """Preserve a file a responder brings (a screenshot, an e-mail, a log). `permission`:
+    what the actor must hold (legal files a regulator's report under `decide_obligations`)."""
+    actor.require(permission)
     incident = service.incident_for(session, incident_id=incident_id, principal=actor)
     return _keep(
         session,
