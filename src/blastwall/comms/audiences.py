@@ -17,12 +17,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from blastwall.auth.roles import Role
-from blastwall.errors import InvalidInput, Problem, field_path
+from blastwall.errors import InvalidInput, Problem
 from blastwall.incidents.schemas import IncidentRole, Severity
+from blastwall.sections import SectionedPolicy
 
 __all__ = [
     "DEFAULT_PATH",
@@ -137,49 +137,15 @@ def _check(policy: AudiencePolicy) -> list[Problem]:
     return problems
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInput(
-            f"Cannot read the audience policy {path}: {exc.strerror}. Fix the path in "
-            "BLASTWALL_AUDIENCE_POLICY, or unset it to use the defaults."
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise InvalidInput(
-            f"The audience policy {path} is not valid YAML.",
-            [Problem(str(path), str(getattr(exc, "problem", exc)), line)],
-        ) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InvalidInput(
-            f"The audience policy {path} must be a mapping of sections (audiences, cadence)."
-        )
-    return data
+_FILE = SectionedPolicy(
+    what="audience policy", setting="BLASTWALL_AUDIENCE_POLICY", sections="audiences, cadence"
+)
 
 
 def load_audiences(path: Path | None = None) -> AudiencePolicy:
     """The default policy, with the sections of the file at `path` (if any) replacing the
     default ones; InvalidInput listing every problem when the result does not validate."""
-    data = _read(DEFAULT_PATH)
-    where = str(DEFAULT_PATH)
-    if path is not None:
-        data.update(_read(path))
-        where = str(path)
-    try:
-        policy = AudiencePolicy.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput(
-            f"The audience policy {where} is invalid; fix these and retry.",
-            [Problem(field_path(e["loc"]), e["msg"]) for e in exc.errors()],
-        ) from None
-    problems = _check(policy)
-    if problems:
-        raise InvalidInput(f"The audience policy {where} is invalid.", problems)
-    return policy
+    return _FILE.load(AudiencePolicy, DEFAULT_PATH, path, _check)
 
 
 @lru_cache(maxsize=4)

@@ -15,11 +15,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from blastwall.errors import InvalidInput, Problem, field_path
+from blastwall.errors import InvalidInput, Problem
 from blastwall.incidents.schemas import Archetype, Severity
+from blastwall.sections import SectionedPolicy
 
 log = logging.getLogger("blastwall.correlation")
 DEFAULT_PATH = Path(__file__).with_name("severity_policy.yaml")
@@ -230,50 +230,17 @@ def _check(policy: Policy) -> list[Problem]:
     return problems
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInput(
-            f"Cannot read the correlation policy {path}: {exc.strerror}. Fix the path in "
-            "BLASTWALL_CORRELATION_POLICY, or unset it to use the defaults."
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise InvalidInput(
-            f"The correlation policy {path} is not valid YAML.",
-            [Problem(str(path), str(getattr(exc, "problem", exc)), line)],
-        ) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InvalidInput(
-            f"The correlation policy {path} must be a mapping of sections "
-            "(grouping, fingerprints, inhibitions, severity)."
-        )
-    return data
+_FILE = SectionedPolicy(
+    what="correlation policy",
+    setting="BLASTWALL_CORRELATION_POLICY",
+    sections="grouping, fingerprints, inhibitions, severity",
+)
 
 
 def load_policy(path: Path | None = None) -> Policy:
     """The default policy, with the sections of the file at `path` (if any) replacing the
     default ones; InvalidInput listing every problem when the result does not validate."""
-    data = _read(DEFAULT_PATH)
-    where = str(DEFAULT_PATH)
-    if path is not None:
-        data.update(_read(path))
-        where = str(path)
-    try:
-        policy = Policy.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput(
-            f"The correlation policy {where} is invalid; fix these and retry.",
-            [Problem(field_path(e["loc"]), e["msg"]) for e in exc.errors()],
-        ) from None
-    problems = _check(policy)
-    if problems:
-        raise InvalidInput(f"The correlation policy {where} is invalid.", problems)
-    return policy
+    return _FILE.load(Policy, DEFAULT_PATH, path, _check)
 
 
 @lru_cache(maxsize=4)
