@@ -112,6 +112,9 @@ def deliver_due(
     answer how many were tried."""
     config = config or DeliveryConfig()
     at = now or utcnow()
+    with db.session(read_only=True) as session:
+        if not outbox.any_due(session, now=at):
+            return 0
     with db.transaction() as session:
         claimed = outbox.claim_due(
             session,
@@ -171,9 +174,10 @@ def send_test(db: Database, *, name: str, actor: str) -> Receipt:
 
 
 class DeliveryLoop:
-    """`deliver_due` over and over in a thread of its own, and the periodic `jobs`; it
-    waits `poll_interval` seconds when a pass found nothing, or until a transaction that
-    enqueued messages commits (`outbox.DUE`)."""
+    """`deliver_due` over and over in a thread of its own, and the periodic `jobs` (reminders
+    of updates and obligation clocks) every `job_interval` seconds; it waits
+    `poll_interval` seconds when a pass found nothing, or until a transaction that enqueued
+    messages commits (`outbox.DUE`)."""
 
     def __init__(
         self,
@@ -182,11 +186,14 @@ class DeliveryLoop:
         config: DeliveryConfig,
         poll_interval: float = 1.0,
         jobs: Sequence[Job] = (),
+        job_interval: float = 15.0,
     ) -> None:
         self.db = db
         self.config = config
         self.poll_interval = poll_interval
         self.jobs = list(jobs)
+        self.job_interval = job_interval
+        self._jobs_ran = float("-inf")
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="notify-send")
@@ -202,6 +209,14 @@ class DeliveryLoop:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def _run_jobs(self) -> None:
+        for job in self.jobs:
+            try:
+                with self.db.transaction() as session:
+                    job(session, utcnow())
+            except Exception:
+                log.exception("the periodic job %r failed; it runs again", job)
+
     def _run(self) -> None:
         while not self._stopped.is_set():
             outbox.DUE.clear()
@@ -210,11 +225,8 @@ class DeliveryLoop:
                 sent = deliver_due(self.db, config=self.config, pool=self._pool)
             except Exception:
                 log.exception("a notification delivery pass failed; the next one tries again")
-            for job in self.jobs:
-                try:
-                    with self.db.transaction() as session:
-                        job(session, utcnow())
-                except Exception:
-                    log.exception("the periodic job %r failed; it runs again", job)
+            if time.monotonic() - self._jobs_ran >= self.job_interval:
+                self._jobs_ran = time.monotonic()
+                self._run_jobs()
             if not sent:
                 outbox.DUE.wait(self.poll_interval)

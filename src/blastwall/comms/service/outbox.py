@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -83,18 +83,33 @@ def enqueue(session: Session, *, message: Message, channel: str, now: datetime) 
     return added
 
 
+def _free(now: datetime) -> ColumnElement[bool]:
+    """No live lease holds the message."""
+    return or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now)
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        OutboxMessage.state == OutboxState.pending,
+        OutboxMessage.next_attempt_at <= now,
+        _free(now),
+    )
+
+
+def any_due(session: Session, *, now: datetime) -> bool:
+    """Whether a message is due and free: a read, so that an idle loop never asks for the
+    write lock."""
+    return bool(session.scalar(select(exists().where(_due(now)))))
+
+
 def claim_due(
     session: Session, *, now: datetime, lease_until: datetime, limit: int
 ) -> list[OutboxMessage]:
     """Lease up to `limit` messages that are due and that no live lease holds."""
-    free = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now)
+    free = _free(now)
     due = (
         select(OutboxMessage.id)
-        .where(
-            OutboxMessage.state == OutboxState.pending,
-            OutboxMessage.next_attempt_at <= now,
-            free,
-        )
+        .where(_due(now))
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(limit)
     )
