@@ -111,8 +111,9 @@ class ContainmentChanged:
 class IncidentChanged:
     """Something happened to an incident that a notification may be declared for. `change`:
     `opened`, `escalated` (severity raised), `severity_changed` (lowered), `status_changed`,
-    `resolved`, `containment_applied`, `containment_breached`. `detail` is one line that says
-    what, fit for responders (no prompts, no personal data)."""
+    `resolved`, `containment_applied`, `containment_breached`, `visibility_changed`.
+    `detail` is one line that says what, fit for responders (no prompts, no personal
+    data)."""
 
     incident_id: int
     change: str

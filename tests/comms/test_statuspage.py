@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blastwall import pipeline
+from blastwall.auth.roles import Principal, Role
 from blastwall.comms.flows import statuspage as flows
 from blastwall.comms.models.statuspage import (
     StatusIncident,
@@ -25,6 +26,14 @@ from blastwall.comms.service import statuspage_subscribers as subscribers
 from blastwall.comms.service.statuspage import PageInfo
 from blastwall.comms.service.statuspage_feed import Feed
 from blastwall.errors import InvalidInput
+from blastwall.incidents import flows as incident_flows
+from blastwall.incidents.schemas import (
+    Archetype,
+    IncidentCreate,
+    IncidentUpdate,
+    Severity,
+    Visibility,
+)
 from blastwall.pipeline import IncidentChanged
 from tests.support.statuspage import AT, EXAMPLE, Outbox, apply_example, published
 
@@ -307,3 +316,25 @@ def test_a_title_cannot_break_a_mail_header(session: Session) -> None:
     publish(session, title="Slow\r\nBcc: everyone@example.com\x00")
     [news] = outbox.messages
     assert news.subject == "[Status] Slow Bcc: everyone@example.com: investigating"
+
+
+def test_restricting_an_incident_takes_it_off_the_page(session: Session) -> None:
+    """Through the incidents' own flow, as `blastwall incident update --visibility` does."""
+    apply_example(session)
+    admin = Principal(name="casey", role=Role.admin)
+    data = IncidentCreate(
+        title="Support assistant answers slowly",
+        archetype=Archetype.vendor_failure,
+        severity=Severity.SEV2,
+    )
+    incident = incident_flows.open_incident(session, data=data, actor=admin)
+    publish(session, incident_id=incident.id)
+    assert session.scalar(select(func.count()).select_from(StatusIncident)) == 1
+    incident_flows.update_incident(
+        session,
+        incident_id=incident.id,
+        data=IncidentUpdate(visibility=Visibility.restricted),
+        actor=admin,
+    )
+    assert session.scalar(select(func.count()).select_from(StatusIncident)) == 0
+    assert feed(session).documents()["incidents.json"]["incidents"] == []

@@ -89,10 +89,22 @@ def update_incident(
     session: Session, *, incident_id: int, data: IncidentUpdate, actor: Principal
 ) -> Incident:
     """Change the incident's fields (`service.update_incident`); a new severity is
-    published as `escalated` (graver) or `severity_changed`, and a change of its systems or
-    fields has its obligations judged again."""
-    before = service.get_incident(session, incident_id=incident_id, principal=actor).severity
+    published as `escalated` (graver) or `severity_changed`, a new visibility as
+    `visibility_changed` (a restricted incident leaves the status page), and a change of its
+    systems or fields has its obligations judged again."""
+    current = service.get_incident(session, incident_id=incident_id, principal=actor)
+    before, seen_by = current.severity, current.visibility
     incident = service.update_incident(session, incident_id=incident_id, data=data, actor=actor)
+    if incident.visibility != seen_by:
+        detail = f"Visibility {seen_by} → {incident.visibility}"
+        _changed(
+            session,
+            incident,
+            change="visibility_changed",
+            actor=actor,
+            detail=detail,
+            at=incident.updated_at,
+        )
     after = incident.severity
     if after != before:
         graver = _RANK.get(str(after), 9) < _RANK.get(str(before), 9)
