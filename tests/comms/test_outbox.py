@@ -23,6 +23,7 @@ from blastwall.comms.triggers import load_triggers
 from blastwall.db import Database, utcnow
 from blastwall.incidents import flows as incidents
 from blastwall.incidents.lifecycle import Status
+from blastwall.incidents.models import TimelineEntry
 from blastwall.incidents.schemas import (
     IncidentCreate,
     IncidentUpdate,
@@ -101,6 +102,12 @@ def test_an_opened_incident_reaches_the_responders_and_the_owning_teams_on_call(
     queued = rows(db, incident_id=incident_id)
     assert sorted(r.channel for r in queued) == ["oncall-payments-automation", "responders"]
     assert all(r.state == OutboxState.pending and r.event == "opened" for r in queued)
+    with db.session(read_only=True) as session:
+        (entry,) = session.scalars(
+            select(TimelineEntry).filter_by(incident_id=incident_id, kind="notified")
+        )
+    assert entry.data["channels"] == ["oncall-payments-automation", "responders"]
+    assert entry.text.startswith("Notification queued for oncall-payments-automation, responders")
 
     assert deliver_due(db, config=FAST) == 2
     hook = receiver.at("/responders")[0]

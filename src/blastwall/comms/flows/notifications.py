@@ -23,6 +23,7 @@ from blastwall.comms.triggers import Trigger, TriggerPolicy
 from blastwall.db import utcnow
 from blastwall.errors import NotFound
 from blastwall.incidents import service as incidents
+from blastwall.incidents.models import Incident
 from blastwall.inventory.models import System
 from blastwall.pipeline import IncidentChanged, ReminderDue, StatusMessage, UpdatePublished
 
@@ -93,7 +94,9 @@ def notify(
 ) -> list[str]:
     """Put `message` in the outbox for each enabled channel of `names` (public ones left
     out for a restricted incident), keyed `<message key>:<channel>`; answer the channels
-    it was added for (a key already there is not added again)."""
+    it was added for (a key already there is not added again). The incident's timeline
+    says which channels it went to (`notified`); the receipts of its tries are in the
+    outbox (`blastwall notifications --incident N`)."""
     now = now or utcnow()
     added: list[str] = []
     for channel in channels.enabled_channels(session, names=names):
@@ -102,6 +105,17 @@ def notify(
         keyed = Message(**{**message.__dict__, "key": f"{message.key}:{channel.name}"})
         if outbox.enqueue(session, message=keyed, channel=channel.name, now=now):
             added.append(channel.name)
+    incident = session.get(Incident, message.incident_id) if message.incident_id else None
+    if added and incident is not None:
+        incidents.write_entry(
+            session,
+            incident,
+            kind="notified",
+            actor=NOTIFIER,
+            text=f"Notification queued for {', '.join(added)}: {message.subject}",
+            data={"event": message.event, "key": message.key, "channels": added},
+            at=now,
+        )
     return added
 
 
