@@ -11,7 +11,7 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from blastwall import pipeline
-from blastwall.comms.audiences import audiences_in_force
+from blastwall.comms.audiences import current_audiences
 from blastwall.comms.flows import cadence, notifications, statuspage
 from blastwall.comms.service.statuspage import PageInfo
 from blastwall.comms.triggers import load_triggers
@@ -88,5 +88,5 @@ def periodic_jobs(settings: Settings) -> list[Callable[[Session, datetime], obje
     """The jobs the server's notification loop runs on every pass, each in a transaction of
     its own with the time (`blastwall.comms.delivery.DeliveryLoop`): the update cadence's
     reminders and the obligation clocks' reminders."""
-    policy = audiences_in_force(settings.audience_policy)
+    policy = current_audiences(settings.audience_policy)
     return [partial(cadence.tick, policy=policy), obligations.tick]

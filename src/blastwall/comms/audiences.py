@@ -32,7 +32,6 @@ __all__ = [
     "Cadence",
     "Publishers",
     "RedactionClass",
-    "audiences_in_force",
     "current_audiences",
     "load_audiences",
 ]
@@ -157,9 +156,3 @@ def current_audiences(path: Path | None) -> AudiencePolicy:
     """The policy at `path` (None: the defaults), read again when the file changes."""
     mtime = path.stat().st_mtime if path is not None and path.exists() else None
     return _cached(path, mtime)
-
-
-def audiences_in_force(path: Path | None) -> AudiencePolicy:
-    """The policy in the file the settings name (`audience_policy`, given as `path`), or
-    the defaults."""
-    return current_audiences(path)

@@ -132,7 +132,7 @@ def decline(
 ) -> CandidateOut:
     """Record that a candidate is no incident, and why; its signals are snoozed unless
     `snooze` is false."""
-    policy = flows.policy_in_force(settings.correlation_policy)
+    policy = flows.current_policy(settings.correlation_policy)
     row = triage.decline(
         session, candidate_id=candidate_id, data=body, actor=principal, policy=policy
     )
@@ -217,7 +217,7 @@ def end_rule(
 def list_inhibitions(principal: PrincipalDep, settings: SettingsDep) -> Page[InhibitionOut]:
     """The inhibition rules of the policy in force, all on one page (they are few)."""
     principal.require(Permission.read)
-    rules = flows.policy_in_force(settings.correlation_policy).inhibitions
+    rules = flows.current_policy(settings.correlation_policy).inhibitions
     return Page(items=[InhibitionOut.model_validate(rule.model_dump()) for rule in rules])
 
 
@@ -225,4 +225,4 @@ def list_inhibitions(principal: PrincipalDep, settings: SettingsDep) -> Page[Inh
 def get_policy(principal: PrincipalDep, settings: SettingsDep) -> dict[str, Any]:
     """The correlation and severity policy in force; durations in ISO 8601 (`PT15M`)."""
     principal.require(Permission.read)
-    return flows.policy_in_force(settings.correlation_policy).model_dump(mode="json")
+    return flows.current_policy(settings.correlation_policy).model_dump(mode="json")

@@ -210,7 +210,7 @@ def decline(
             candidate_id=candidate_id,
             data=data,
             actor=operator(),
-            policy=flows.policy_in_force(get_settings().correlation_policy),
+            policy=flows.current_policy(get_settings().correlation_policy),
         ),
         json,
     )
@@ -257,7 +257,7 @@ def policy(
         load_policy(check)
         out.print(f"{check}: valid", highlight=False)
         return
-    print_json(flows.policy_in_force(get_settings().correlation_policy))
+    print_json(flows.current_policy(get_settings().correlation_policy))
 
 
 # --- noise ----------------------------------------------------------------------------------
@@ -280,7 +280,7 @@ def list_rules(
             kind=kind.value if kind else None,
         )
         items = [service.rule_out(r) for r in rows]
-    inhibitions = flows.policy_in_force(get_settings().correlation_policy).inhibitions
+    inhibitions = flows.current_policy(get_settings().correlation_policy).inhibitions
     if json:
         print_json({"rules": items, "inhibitions": inhibitions})
         return

@@ -266,9 +266,3 @@ def current_policy(path: Path | None) -> Policy:
         return _last_good[path]
     _last_good[path] = policy
     return policy
-
-
-def policy_in_force(path: Path | None) -> Policy:
-    """The policy in the file the settings name (`correlation_policy`, given as `path`), or
-    the defaults."""
-    return current_policy(path)

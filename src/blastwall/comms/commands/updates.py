@@ -11,7 +11,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from blastwall.comms.audiences import audiences_in_force
+from blastwall.comms.audiences import AudiencePolicy, current_audiences
 from blastwall.comms.flows import cadence as cadence_flows
 from blastwall.comms.flows import updates as flows
 from blastwall.comms.models.updates import ComponentStatus, Impact, Phase, StatusUpdate
@@ -56,6 +56,11 @@ def _print(update: StatusUpdate | UpdateOut, json: bool) -> None:
     out.print(f"\nNext update: {when.isoformat() if when else 'None'}")
 
 
+def _policy() -> AudiencePolicy:
+    """The audiences in force (the file `BLASTWALL_AUDIENCE_POLICY` names, or the defaults)."""
+    return current_audiences(get_settings().audience_policy)
+
+
 @app.command("draft")
 def draft(incident_id: IncidentArg, audience: AudienceOpt, json: JsonOpt = False) -> None:
     """Draft an update to an audience, filled from the incident itself."""
@@ -65,7 +70,7 @@ def draft(incident_id: IncidentArg, audience: AudienceOpt, json: JsonOpt = False
             incident_id=incident_id,
             audience=audience,
             actor=operator(),
-            policy=audiences_in_force(get_settings().audience_policy),
+            policy=_policy(),
         )
         audit(session, command="update draft", object=f"update:{update.id}")
         shown = service.to_out(update)
@@ -150,7 +155,7 @@ def preview(update_id: UpdateArg, json: JsonOpt = False) -> None:
             incident_id=incident_id,
             update_id=update_id,
             principal=operator(),
-            policy=audiences_in_force(get_settings().audience_policy),
+            policy=_policy(),
         )
     if json:
         print_json(shown)
@@ -179,7 +184,7 @@ def publish(update_id: UpdateArg, json: JsonOpt = False) -> None:
             incident_id=incident_id,
             update_id=update_id,
             actor=operator(),
-            policy=audiences_in_force(get_settings().audience_policy),
+            policy=_policy(),
         )
         audit(session, command="update publish", object=f"update:{update_id}")
         shown = service.to_out(update)
@@ -196,7 +201,7 @@ def approve(update_id: UpdateArg, json: JsonOpt = False) -> None:
             incident_id=incident_id,
             update_id=update_id,
             actor=operator(),
-            policy=audiences_in_force(get_settings().audience_policy),
+            policy=_policy(),
         )
         audit(session, command="update approve", object=f"update:{update_id}")
         shown = service.to_out(update)
@@ -261,7 +266,7 @@ def no_change(
             incident_id=incident_id,
             audience=audience,
             actor=operator(),
-            policy=audiences_in_force(get_settings().audience_policy),
+            policy=_policy(),
             next_update_at=when,
         )
         audit(session, command="update no-change", object=f"update:{update.id}")
@@ -285,7 +290,7 @@ def snooze(
             incident_id=incident_id,
             body=body,
             actor=operator(),
-            policy=audiences_in_force(get_settings().audience_policy),
+            policy=_policy(),
         )
         audit(session, command="update snooze", object=f"incident:{incident_id}")
         out.print(f"updates to {row.audience} of incident {incident_id} snoozed until {row.until}")
@@ -295,9 +300,7 @@ def snooze(
 def remind() -> None:
     """Fire the reminders for updates that are due or overdue (one tick of the scheduler)."""
     with session_scope() as session:
-        fired = cadence_flows.tick(
-            session, utcnow(), policy=audiences_in_force(get_settings().audience_policy)
-        )
+        fired = cadence_flows.tick(session, utcnow(), policy=_policy())
         if fired:
             audit(session, command="update remind", object=None)
     out.print(f"{fired} reminder{'s' if fired != 1 else ''} fired")

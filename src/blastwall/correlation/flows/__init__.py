@@ -38,7 +38,7 @@ from blastwall.correlation import links, matching, service
 from blastwall.correlation.flows.grouping import Correlating
 from blastwall.correlation.flows.run import CORRELATOR
 from blastwall.correlation.models import SignalGroup
-from blastwall.correlation.policy import Policy, policy_in_force
+from blastwall.correlation.policy import Policy, current_policy
 from blastwall.db import utcnow
 from blastwall.pipeline import SignalsRaised, SignalsResolved
 from blastwall.signals.models import Signal
@@ -46,7 +46,7 @@ from blastwall.signals.models import Signal
 __all__ = [
     "CORRELATOR",
     "correlate",
-    "policy_in_force",
+    "current_policy",
     "resolve",
     "signals_raised",
     "signals_resolved",
@@ -84,7 +84,7 @@ def signals_raised(
 ) -> None:
     """The pipeline's correlation step: correlate the signals just stored, under the
     event's policy or else the one in force (the file `policy_path`, or the defaults)."""
-    policy = event.policy if isinstance(event.policy, Policy) else policy_in_force(policy_path)
+    policy = event.policy if isinstance(event.policy, Policy) else current_policy(policy_path)
     correlate(session, event.signals, now=event.now, policy=policy, evidence_cap=evidence_cap)
 
 
