@@ -26,9 +26,11 @@ from blastwall import __version__, problems, wiring
 from blastwall.audit import service as audit_service
 from blastwall.audit.api import router as audit_router
 from blastwall.auth import service as auth_service
+from blastwall.auth import sessions
 from blastwall.auth.api import router as tokens_router
 from blastwall.auth.failures import FailedAuthentications
 from blastwall.auth.roles import Principal
+from blastwall.auth.sessions import SignedIn
 from blastwall.comms.api.notifications import channels_router as notification_channels_router
 from blastwall.comms.api.notifications import router as notifications_router
 from blastwall.comms.api.statuspage import router as status_page_router
@@ -53,6 +55,7 @@ from blastwall.gate import (
     BodyLimits,
     bearer_token,
     declared_length,
+    from_browser,
     has_body,
     needs_token,
     read_body,
@@ -72,6 +75,8 @@ from blastwall.taxonomy.api import router as taxonomy_router
 from blastwall.telemetry.api import KEY_HEADER, authenticate_sender, otlp_router
 from blastwall.telemetry.api import router as telemetry_router
 from blastwall.triage.api import router as triage_router
+from blastwall.web import app as web_app
+from blastwall.web import deps as ui_deps
 
 log = logging.getLogger("blastwall.api")
 
@@ -202,6 +207,11 @@ class _Gate:
         try:
             if ingest:
                 await run_in_threadpool(authenticate_sender, db, settings, request)
+            elif from_browser(request.url.path):
+                cookie = request.cookies.get(ui_deps.COOKIE)
+                ui = await run_in_threadpool(_ui_session, db, cookie)
+                request.state.ui = ui
+                request.state.principal = ui.principal
             else:
                 token = bearer_token(request.scope)
                 request.state.principal = await run_in_threadpool(_token_principal, db, token)
@@ -254,6 +264,11 @@ class _Gate:
                 request.url.path,
                 status,
             )
+
+
+def _ui_session(db: Database, cookie: str | None) -> SignedIn:
+    with db.session(read_only=True) as session:
+        return sessions.resolve(session, cookie=cookie)
 
 
 def _token_principal(db: Database, token: str | None) -> Principal:
@@ -392,6 +407,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     app.include_router(otlp_router)
     app.include_router(status_page_router)
     _docs_pages(app)
+    web_app.install(app)
     limits = BodyLimits(settings.max_body_bytes, route_limits(settings))
     serialise_writes = app.state.db.engine.dialect.name == "sqlite"
     app.add_middleware(_Gate, blastwall=app, serialise=serialise_writes, limits=limits)

@@ -38,11 +38,22 @@ KEEP_ALIVE_SECONDS = 5
 NO_TOKEN_PATHS = frozenset({"/api/v1/health", "/openapi.json", "/docs", "/redoc", "/status"})
 """Paths that need no token (with the docs pages' assets under /docs/ and the public status
 page under /status/)."""
-NO_TOKEN_PREFIXES = ("/docs/", "/status/")
+NO_TOKEN_PREFIXES = ("/docs/", "/status/", "/ui/static/")
+UI_PREFIX = "/ui/"
+UI_SIGN_IN = "/ui/login"
+"""The web interface's requests carry a session cookie instead of a token; signing in (with
+a token in a form) needs neither."""
 
 
 def needs_token(path: str) -> bool:
-    return path not in NO_TOKEN_PATHS and not path.startswith(NO_TOKEN_PREFIXES)
+    return (
+        path not in NO_TOKEN_PATHS and path != UI_SIGN_IN and not path.startswith(NO_TOKEN_PREFIXES)
+    )
+
+
+def from_browser(path: str) -> bool:
+    """Whether a request is the web interface's, authenticated by its session cookie."""
+    return path.startswith(UI_PREFIX)
 
 
 def bearer_token(scope: Scope) -> str | None:

@@ -1,7 +1,7 @@
 """Every table, imported in one place so that metadata and migrations see them all."""
 
 from blastwall.audit.models import AuditEntry
-from blastwall.auth.models import ApiToken
+from blastwall.auth.models import ApiToken, UiRequest, UiSession
 from blastwall.comms.models.notifications import Attempt, Channel, OutboxMessage
 from blastwall.comms.models.statuspage import (
     StatusComponent,
@@ -105,5 +105,7 @@ __all__ = [
     "Task",
     "TimelineEntry",
     "ToolApproval",
+    "UiRequest",
+    "UiSession",
     "UpdateReminder",
 ]

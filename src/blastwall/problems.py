@@ -21,7 +21,15 @@ PROBLEM = "application/problem+json"
 log = logging.getLogger("blastwall.api")
 
 
-def problem(request: Request, status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+UI_PREFIX = "/ui/"
+"""The web interface's routes, whose errors are pages (`app.state.error_page`)."""
+
+
+def problem(request: Request, status: int, title: str, detail: str, **extra: Any) -> Response:
+    error_page = getattr(request.app.state, "error_page", None)
+    if error_page is not None and request.url.path.startswith(UI_PREFIX):
+        answer: Response = error_page(request, status, title, detail, **extra)
+        return answer
     body = {
         "type": "about:blank",
         "title": title,

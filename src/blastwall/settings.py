@@ -34,6 +34,13 @@ class Settings(BaseSettings):
         default=500, ge=1, description="Largest page a client may ask for with `limit`."
     )
 
+    ui_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=24 * 30,
+        description="Hours a web interface session lasts after sign-in; then the browser signs "
+        "in again.",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024,
         ge=1024,

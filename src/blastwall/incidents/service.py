@@ -242,8 +242,10 @@ def list_incidents(
     severity: str | None = None,
     archetype: str | None = None,
     system_id: str | None = None,
+    participant: str | None = None,
 ) -> tuple[list[Incident], str | None]:
-    """Visible incidents, newest first."""
+    """Visible incidents, newest first; with `participant`, only those the principal of
+    that name takes part in."""
     query = select(Incident).where(visible_to(principal)).order_by(Incident.id.desc())
     after = decode_cursor(cursor, types=(int,))
     if after:
@@ -258,6 +260,12 @@ def list_incidents(
         query = query.where(
             exists().where(
                 IncidentSystem.incident_id == Incident.id, IncidentSystem.system_id == system_id
+            )
+        )
+    if participant:
+        query = query.where(
+            exists().where(
+                Participant.incident_id == Incident.id, Participant.principal == participant
             )
         )
     return fetch_page(session, query, limit=limit)

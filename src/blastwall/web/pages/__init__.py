@@ -1,0 +1,1 @@
+"""The web interface's routes, one module a page."""
