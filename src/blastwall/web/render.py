@@ -102,6 +102,15 @@ def page(request: Request, name: str, *, status_code: int = 200, **context: Any)
     return response
 
 
+def section(request: Request, name: str, *, incident: Any, **context: Any) -> HTMLResponse:
+    """A section of the incident page (`name`, a fragment with its own h2): to htmx, the
+    fragment alone, which the incident page loads into its placeholder; to a browser
+    without JavaScript, a page of its own around it (`incident/section_page.html`)."""
+    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+        return page(request, name, incident=incident, **context)
+    return page(request, "incident/section_page.html", fragment=name, incident=incident, **context)
+
+
 def go(request: Request, url: str) -> Response:
     """Send the browser to `url` after an action: a 303 (plain forms), which htmx follows."""
     response = RedirectResponse(url, status_code=303)
