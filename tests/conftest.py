@@ -42,10 +42,21 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile("blastwall")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    if POSTGRES_URL:
-        return f"PostgreSQL tests: on ({POSTGRES_URL})"
-    return "PostgreSQL tests: SKIPPED (set BLASTWALL_TEST_POSTGRES_URL to run them)"
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    import shutil
+
+    lines = [
+        f"PostgreSQL tests: on ({POSTGRES_URL})"
+        if POSTGRES_URL
+        else "PostgreSQL tests: SKIPPED (set BLASTWALL_TEST_POSTGRES_URL to run them)"
+    ]
+    browser = shutil.which("chromium")
+    lines.append(
+        f"Browser tests: on ({browser})"
+        if browser
+        else "Browser tests: SKIPPED (install chromium: apt-get install chromium)"
+    )
+    return lines
 
 
 PG_SCHEMA = f"blastwall_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"

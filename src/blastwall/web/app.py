@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from blastwall.web.pages import (
     affected,
@@ -52,3 +55,28 @@ def install(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     def front_door() -> RedirectResponse:
         return RedirectResponse(f"{PREFIX}/incidents", status_code=303)
+
+
+class ServerTiming:
+    """Add `Server-Timing: app;dur=<ms>` to the interface's answers: the time the server
+    spent from the request's arrival to its response's start, which browsers' developer
+    tools show and `bench/ui.py` reads. A plain ASGI wrapper, for /ui paths only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(f"{PREFIX}/"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                spent = (time.perf_counter() - started) * 1000
+                headers = list(message.get("headers", []))
+                headers.append((b"server-timing", f"app;dur={spent:.1f}".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, timed)
