@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         lists = ["/ui/incidents", "/ui/incidents?status=triage&severity=SEV2"]
         if later:
             lists.append(later.group(1).replace("&amp;", "&"))
-        for url in lists + [f"/ui/incidents/{busiest}"]:  # warm up
+        for url in [*lists, f"/ui/incidents/{busiest}"]:  # warm up
             client.get(url)
         result: dict[str, Any] = {
             "incidents": args.incidents,
