@@ -9,10 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from blastwall.audit import service as audit_service
 from blastwall.auth import sessions
 from blastwall.auth.failures import FailedAuthentications
-from blastwall.dependencies import SessionDep, SettingsDep, audit_entry
+from blastwall.dependencies import SessionDep, SettingsDep
 from blastwall.errors import AuthenticationRequired
 from blastwall.web.deps import COOKIE, ActionDep
 from blastwall.web.render import SECURITY_HEADERS, go, page
@@ -64,7 +63,7 @@ def login_page(
     return _form(request, settings, next_url=safe_next(next_url))
 
 
-@router.post("/login")
+@router.post("/login", status_code=303)
 def login(
     request: Request,
     session: SessionDep,
@@ -94,9 +93,10 @@ def login(
             request.client.host if request.client else None, "web sign-in with a bad token"
         )
         return _form(request, settings, next_url=target, message=exc.detail, status=401)
+    # The request's unit of work commits the session with its audit record (as the
+    # signed-in principal) when this returns (`dependencies.get_session`).
+    request.state.principal = signed_in.principal
     request.state.audit_object = f"ui_session:{signed_in.session_id}"
-    audit_service.record(session, **audit_entry(request, signed_in.principal, 303))
-    session.commit()
     response = RedirectResponse(target, status_code=303)
     response.headers.update(SECURITY_HEADERS)
     response.set_cookie(
