@@ -51,7 +51,10 @@ def triage_section(
         incident=incidents.describe(session, [incident])[0],
         pack=pack,
         svg=Markup(drawn),  # to_svg escapes every label it writes
-        labels={n.id: n.label for n in pack.blast_radius.nodes},
+        labels={
+            n.id: n.label if n.kind == "system" else f"{n.kind} {n.label}"
+            for n in pack.blast_radius.nodes
+        },
         steps=[ChecklistStepOut.model_validate(r) for r in steps],
     )
 
