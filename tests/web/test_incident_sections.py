@@ -279,3 +279,32 @@ def test_a_restricted_incident_is_not_found_by_a_non_participant(
         assert "Insider" not in answer.text
     export = otto.post(f"/ui/incidents/{secret}/evidence/export", reason="looking around")
     assert export.status_code == 404
+
+
+def test_each_section_is_a_fragment_to_htmx_and_a_tick_returns_to_the_incident_page(
+    app_client: TestClient, db: Database, scene: dict[str, Any]
+) -> None:
+    incident = scene["incident"]
+    rhea = person(app_client, db, "responder", "rhea")
+    for name, title in (
+        ("triage", "Triage pack"),
+        ("affected", "Affected"),
+        ("evidence", "Evidence"),
+    ):
+        url = f"/ui/incidents/{incident}/{name}"
+        fragment = rhea.get(url, headers={"HX-Request": "true"})
+        assert fragment.status_code == 200, fragment.text
+        assert fragment.text.lstrip().startswith(f'<h2 id="{name}-title">{title}</h2>')
+        assert "<html" not in fragment.text
+        boosted = rhea.get(url, headers={"HX-Request": "true", "HX-Boosted": "true"})
+        assert "<html" in boosted.text and f'<h2 id="{name}-title">' in boosted.text
+    step = scene["steps"][1]
+    ticked = rhea.client.post(
+        f"/ui/incidents/{incident}/checklist/{step['id']}/complete",
+        data={"csrf_token": rhea.csrf, "idempotency_key": "tick-1", "skip": "true"},
+        headers={"HX-Request": "true", "HX-Current-URL": f"http://t/ui/incidents/{incident}"},
+        follow_redirects=False,
+    )
+    assert ticked.status_code == 303, ticked.text
+    assert ticked.headers["location"] == f"/ui/incidents/{incident}#triage"
+    assert "Skipped by rhea" in rhea.get(f"/ui/incidents/{incident}/triage").text
