@@ -19,8 +19,10 @@ def _label(text: str, limit: int = 30) -> str:
     return escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-def to_svg(radius: BlastRadius) -> str:
-    """A standalone SVG document of the graph."""
+def to_svg(radius: BlastRadius, *, title: str | None = None, title_id: str = "") -> str:
+    """A standalone SVG document of the graph. With a `title` (a page that draws it inline),
+    it is an image named by that title for screen readers (`role="img"`, its `<title>` with
+    the id `title_id`); the page lists the same nodes as text beside it."""
     involved = [n for n in radius.nodes if n.kind == "system" and n.involved]
     components = [n for n in radius.nodes if n.kind != "system"]
     exposed = [n for n in radius.nodes if n.kind == "system" and not n.involved]
@@ -30,7 +32,9 @@ def to_svg(radius: BlastRadius) -> str:
     place: dict[str, tuple[int, int]] = {}
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-        f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">',
+        f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12"'
+        + (f' role="img" aria-labelledby="{escape(title_id)}">' if title else ">"),
+        *([f'<title id="{escape(title_id)}">{escape(title)}</title>'] if title else []),
         '<text x="20" y="20" font-weight="bold">Involved systems</text>',
         '<text x="270" y="20" font-weight="bold">Shared components</text>',
         '<text x="540" y="20" font-weight="bold">Also exposed</text>',
