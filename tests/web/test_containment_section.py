@@ -14,8 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from blastwall.db import Database
+from blastwall.obligations import service as obligations
+from blastwall.obligations.profile import load_profile
 from blastwall.settings import Settings
-from tests.conftest import Clients
+from tests.conftest import ROOT, Clients
 from tests.support.incidents import open_refund_incident
 from tests.support.restricted import restricted_incident
 from tests.support.web import Browser
@@ -155,6 +157,19 @@ def test_applying_a_control_creates_the_action_and_tells_the_state(
     assert wrong.status_code == 422
     assert "per_minute" in wrong.text
 
+    chatbot = _incident(clients, systems=["support-chatbot", "refund-agent"])
+    page = _section(carol, chatbot)
+    block = _offer(page, "Block inputs that match patterns")
+    assert "system support-chatbot" in block and 'name="patterns"' in block
+    patterns = "(?i)ignore previous\n\n(?i)developer mode\n"
+    blocked = _apply(
+        carol, chatbot, system="support-chatbot", control="block_input", patterns=patterns
+    )
+    assert blocked.status_code == 303, blocked.text
+    [action] = _actions(clients, chatbot)
+    assert action["params"] == {"patterns": ["(?i)ignore previous", "(?i)developer mode"]}
+    assert "Controls of Refund agent (refund-agent)" in page  # each system of the incident
+
 
 def test_a_control_the_policy_does_not_preauthorise_waits_for_another_person(
     clients: Clients, person: People, settings: Settings, tmp_path: Path
@@ -197,6 +212,43 @@ def test_a_control_the_policy_does_not_preauthorise_waits_for_another_person(
     assert cole.post(rejecting, note="not needed").status_code == 303
     assert _actions(clients, incident)[-1]["state"] == "rejected"
     assert "rejected" in _row(_section(carol, incident), second)
+
+
+def test_under_an_ai_act_obligation_an_altering_control_asks_why(
+    clients: Clients, person: People, db: Database
+) -> None:
+    """Art. 73(6): the offer says so and its form asks for the acknowledgement the API
+    wants; sent, it is on the action's timeline."""
+    profile = ROOT / "examples" / "obligations" / "organisation.yaml"
+    with db.transaction() as session:
+        obligations.apply_profile(
+            session, spec=load_profile(profile), source=str(profile), actor="test"
+        )
+    admin = clients.headers("admin", "alice")
+    incident = _incident(
+        clients,
+        archetype="data_exfiltration",
+        systems=["fraud-scoring"],
+        detected_at="2026-10-03T11:00:00+02:00",
+    )
+    facts = {"facts": [{"name": "fundamental_rights_infringement", "state": "suspected"}]}
+    url = f"/api/v1/incidents/{incident}/obligations/facts"
+    assert clients.client.post(url, json=facts, headers=admin).status_code == 200
+    carol = person("commander", "carol")
+    page = _section(carol, incident)
+    pin = _offer(page, "Pin model fraud-gbm to a version")
+    assert "AI Act serious-incident obligation" in pin and 'name="acknowledgement"' in pin
+    assert 'name="acknowledgement"' not in _offer(page, "Suspend fraud-scoring")
+    version = re.search(r"<option>([^<]+)</option>", pin)
+    assert version
+    fields = {"system": "fraud-scoring", "control": "pin_model_version", "model": "fraud-gbm"}
+    refused = _apply(carol, incident, **fields, version=version.group(1))
+    assert refused.status_code == 422 and "acknowledgement" in refused.text
+    done = _apply(
+        carol, incident, **fields, version=version.group(1), acknowledgement="authority_informed"
+    )
+    assert done.status_code == 303, done.text
+    assert _actions(clients, incident)[0]["state"] == "active"
 
 
 def test_revert_lifts_the_control(clients: Clients, person: People) -> None:
