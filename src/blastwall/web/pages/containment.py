@@ -162,7 +162,8 @@ def _params(
     return params
 
 
-Field = Annotated[str, Form(max_length=2000)]
+Text = Annotated[str, Form(max_length=2000)]
+"""A text field of a form."""
 
 
 @router.post("/incidents/{incident_id}/containment/actions")
@@ -173,18 +174,18 @@ def apply_control(
     settings: SettingsDep,
     system: Annotated[str, Form(max_length=100)],
     control: Annotated[Control, Form()],
-    reason: Field = "",
+    reason: Text = "",
     expires: Annotated[str, Form(max_length=10)] = "",
     rollback: Annotated[bool, Form()] = False,
     acknowledgement: Annotated[Acknowledgement | None, Form()] = None,
-    tool: Field = "",
-    agent: Field = "",
+    tool: Text = "",
+    agent: Text = "",
     every_tool: Annotated[bool, Form(alias="all")] = False,
-    prompt: Field = "",
-    model: Field = "",
-    version: Field = "",
+    prompt: Text = "",
+    model: Text = "",
+    version: Text = "",
     patterns: Annotated[str, Form(max_length=30_000)] = "",
-    per_minute: Field = "",
+    per_minute: Text = "",
     back: Annotated[Back, Form()] = "section",
 ) -> Response:
     """Apply a control (or ask for it, where the policy wants a second person): the API's
@@ -234,7 +235,7 @@ def approve_action(
     action_id: ItemId,
     act: ActionDep,
     settings: SettingsDep,
-    note: Field = "",
+    note: Text = "",
     back: Annotated[Back, Form()] = "section",
 ) -> Response:
     """A second person approves a waiting action; it applies at once."""
@@ -263,7 +264,7 @@ def reject_action(
     action_id: ItemId,
     act: ActionDep,
     settings: SettingsDep,
-    note: Field = "",
+    note: Text = "",
     back: Annotated[Back, Form()] = "section",
 ) -> Response:
     """Refuse a waiting action; nothing changes on the system."""
@@ -290,7 +291,7 @@ def revert_action(
     action_id: ItemId,
     act: ActionDep,
     settings: SettingsDep,
-    reason: Field = "",
+    reason: Text = "",
     back: Annotated[Back, Form()] = "section",
 ) -> Response:
     """Lift an active control, or withdraw a request that waits: the API's revert."""
