@@ -80,7 +80,7 @@ def test_clocks_with_time_left_and_legal_decides_and_submits(
     _, ai_act = _obligation(page, "ai-act-73-2")
     assert "fundamental_rights_infringement" in ai_act
     assert 'tag-suspected">suspected</span>' in ai_act  # a guess, marked as such
-    assert "system fraud-scoring" in ai_act
+    assert "system eu_ai_act_high_risk: system fraud-scoring" in ai_act
     facts = page.split('id="obligations-facts-title"')[1]
     assert "personal_data_breach" in facts and "confirmed fact" in facts
 
