@@ -132,6 +132,24 @@ def test_the_cadence_shows_the_time_left_and_refreshes(
     assert fragment.text.lstrip().startswith('<div id="comms-cadence"')
     assert 'hx-trigger="every 30s"' in fragment.text and "<html" not in fragment.text
     assert "cadence-customers" in fragment.text and "cadence-regulators" not in fragment.text
+    snoozed = rita.post(
+        f"/ui/incidents/{incident}/comms/snooze",
+        audience="executives",
+        until="2099-01-01T09:00",
+        reason="The board meets tomorrow",
+    )
+    assert snoozed.status_code == 303, snoozed.text
+    assert snoozed.headers["location"] == f"/ui/incidents/{incident}/comms#comms-cadence"
+    page = rita.get(f"/ui/incidents/{incident}/comms").text
+    row = page.split('id="cadence-executives"')[1].split("</tr>")[0]
+    assert "reminders snoozed until 2099-01-01 09:00:00 UTC" in row
+    past = rita.post(
+        f"/ui/incidents/{incident}/comms/snooze",
+        audience="executives",
+        until="2000-01-01T09:00",
+        reason="late",
+    )
+    assert past.status_code == 422 and "in the future" in past.text
     # A responder may draft to responders, but not publish to customers.
     page = rita.get(f"/ui/incidents/{incident}/comms").text
     assert "New draft to customers" in page

@@ -21,7 +21,7 @@ from blastwall.comms.flows import cadence as cadence_flows
 from blastwall.comms.flows import updates as flows
 from blastwall.comms.models.updates import ComponentStatus, Impact, Phase, UpdateState
 from blastwall.comms.service.updates import items, to_out
-from blastwall.comms.update_schemas import SECTIONS, DraftIn, NoChangeIn, UpdateEdit
+from blastwall.comms.update_schemas import SECTIONS, DraftIn, NoChangeIn, SnoozeIn, UpdateEdit
 from blastwall.db import utcnow
 from blastwall.dependencies import IncidentId, ItemId, SessionDep, SettingsDep, audit_object
 from blastwall.errors import InvalidInput, Problem
@@ -310,3 +310,32 @@ def no_change(
         )
 
     return act.run(repeat)
+
+
+@router.post("/incidents/{incident_id}/comms/snooze")
+def snooze_cadence(
+    request: Request,
+    incident_id: IncidentId,
+    act: ActionDep,
+    settings: SettingsDep,
+    audience: Annotated[str, Form(max_length=40)],
+    until: Annotated[str, Form(max_length=40)],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Hold the reminders for updates to one audience until a time, with the reason on the
+    timeline."""
+
+    def snooze() -> str:
+        moment = _moment(until)  # blank: none, which the schema refuses
+        body = SnoozeIn.model_validate({"audience": audience, "until": moment, "reason": reason})
+        cadence_flows.snooze(
+            act.session,
+            incident_id=incident_id,
+            body=body,
+            actor=act.principal,
+            policy=current_audiences(settings.audience_policy),
+        )
+        audit_object(request, f"incident:{incident_id}/cadence:{audience}")
+        return back(request, incident_id=incident_id, section=SECTION, anchor="#comms-cadence")
+
+    return act.run(snooze)
