@@ -48,6 +48,8 @@ def test_draft_edit_preview_approve_and_publish_to_customers(
     assert page.status_code == 200, page.text
     assert '<h2 id="comms-title">Communications</h2>' in page.text
     assert "No updates to customers yet." in page.text
+    fragment = cora.get(url, headers={"HX-Request": "true"}).text
+    assert fragment.startswith('<h2 id="comms-title">Communications</h2>')
     drafted = cora.post(f"{url}/drafts", audience="customers")
     assert drafted.status_code == 303, drafted.text
     assert drafted.headers["location"].startswith(f"{url}#update-")

@@ -81,6 +81,8 @@ def test_clocks_with_time_left_and_legal_decides_and_submits(
     assert "fundamental_rights_infringement" in ai_act
     assert 'tag-suspected">suspected</span>' in ai_act  # a guess, marked as such
     assert "system eu_ai_act_high_risk: system fraud-scoring" in ai_act
+    fragment = legal.get(url, headers={"HX-Request": "true"}).text
+    assert fragment.startswith('<h2 id="obligations-title">Obligations</h2>')
     facts = page.split('id="obligations-facts-title"')[1]
     assert "personal_data_breach" in facts and "confirmed fact" in facts
 
