@@ -16,6 +16,7 @@ drops a repeated key as well.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -34,7 +35,7 @@ from blastwall.incidents.models import Incident
 from blastwall.incidents.roles import list_roles
 from blastwall.incidents.schemas import IncidentRole, Visibility
 
-__all__ = ["CADENCE", "LEVELS", "due_at", "snooze", "tick"]
+__all__ = ["CADENCE", "LEVELS", "Due", "due_at", "schedule", "snooze", "tick"]
 
 CADENCE = Principal(name="blastwall:cadence", role=Role.admin)
 #: The reminder levels, in order: who each reminds, and how many grace periods after the
@@ -53,6 +54,57 @@ def due_at(incident: Incident, last: StatusUpdate | None, interval: timedelta) -
     if last is not None:
         return last.next_update_at
     return incident.created_at + interval
+
+
+@dataclass(frozen=True)
+class Due:
+    """When the incident's next update to one audience is due, as its reminders count it."""
+
+    audience: str
+    interval: timedelta
+    due_at: datetime | None
+    snoozed_until: datetime | None
+    last_update_id: int | None
+
+    def left(self, now: datetime) -> timedelta | None:
+        """The time until it is due; negative once overdue, None when none is due."""
+        return self.due_at - now if self.due_at is not None else None
+
+
+def schedule(
+    session: Session,
+    *,
+    incident_id: int,
+    principal: Principal,
+    policy: AudiencePolicy,
+    now: datetime | None = None,
+) -> list[Due]:
+    """The incident's cadence: for each audience with an interval at its severity, when the
+    next update is due (what `tick` reminds of). Empty for an incident no longer reminded
+    (resolved, closed), and without the public audiences of a restricted incident."""
+    incident = incidents.get_incident(session, incident_id=incident_id, principal=principal)
+    if incident.status not in _ACTIVE:
+        return []
+    now = now or utcnow()
+    heard = service.last_heard(session, incident_ids=[incident.id])
+    found = []
+    for name, audience in policy.audiences.items():
+        interval = policy.cadence.interval(incident.severity.value, name)
+        restricted = incident.visibility == Visibility.restricted
+        if interval is None or (audience.public and restricted):
+            continue
+        last = heard.get((incident.id, name))
+        held = service.active_snooze(session, incident_id=incident.id, audience=name, now=now)
+        found.append(
+            Due(
+                audience=name,
+                interval=interval,
+                due_at=due_at(incident, last, interval),
+                snoozed_until=held.until if held else None,
+                last_update_id=last.id if last else None,
+            )
+        )
+    return found
 
 
 def _active_incidents(session: Session) -> list[Incident]:

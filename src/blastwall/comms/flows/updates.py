@@ -30,6 +30,7 @@ __all__ = [
     "edit_update",
     "get_update",
     "list_updates",
+    "may_publish",
     "no_change_update",
     "preview_update",
     "publish_update",
@@ -61,6 +62,24 @@ def _require_publisher(
     raise PermissionDenied(
         f"You may not publish to the audience '{name}'. Those who may: {', '.join(who)}."
     )
+
+
+def may_publish(
+    session: Session, *, incident_id: int, audience: str, actor: Principal, policy: AudiencePolicy
+) -> bool:
+    """Whether `actor` may publish to (and approve updates to) `audience` on the incident:
+    what publishing checks, asked beforehand so that an interface offers only what works."""
+    incident = _incident(session, incident_id, actor)
+    declared = policy.audience(audience)
+    if not actor.can(Permission.write_timeline):
+        return False
+    if declared.public and incident.visibility == Visibility.restricted:
+        return False
+    try:
+        _require_publisher(session, incident, audience, declared, actor)
+    except PermissionDenied:
+        return False
+    return True
 
 
 def _incident(session: Session, incident_id: int, actor: Principal) -> Incident:
