@@ -107,6 +107,7 @@ def test_a_viewer_sees_no_form_and_may_not_hunt(
     refused = viewer.post("/ui/hunts", mode="text", query="secret")
     assert refused.status_code == 403
     assert viewer.get("/ui/hunts/1").status_code == 403
+    assert viewer.post("/ui/hunts/1/attach", incident=1).status_code == 403
 
 
 def test_bad_hunts_are_refused_naming_the_field(
