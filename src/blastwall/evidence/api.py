@@ -10,7 +10,6 @@ from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, Request, R
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from blastwall.auth.roles import Permission
-from blastwall.db import Database
 from blastwall.dependencies import (
     IncidentId,
     ItemId,
@@ -386,13 +385,6 @@ def delete_item(
 # --- hunts ----------------------------------------------------------------------------------
 
 
-def _run_in_background(db: Database, hunt_id: int, workers: int) -> None:
-    try:
-        hunt.run_hunt(db, hunt_id=hunt_id, workers=workers)
-    except Exception:
-        log.exception("hunt %s failed", hunt_id)
-
-
 def _hunt(row: Hunt) -> HuntOut:
     return HuntOut.model_validate(row)
 
@@ -410,7 +402,7 @@ def create_hunt(
     `GET /hunts/{id}` for progress (`scanned` of `total`), then read its matches."""
     row = hunt.create_hunt(session, data=body, actor=principal)
     # The hunt runs once the response is sent: after the request's commit.
-    background.add_task(_run_in_background, get_db(request), row.id, settings.hunt_workers)
+    background.add_task(hunt.run_in_background, get_db(request), row.id, settings.hunt_workers)
     audit_object(request, f"hunt:{row.id}")
     return _hunt(row)
 

@@ -15,7 +15,7 @@ prefix and keeps a match only when the token's SHA-256 is the canary's.
 """
 
 from blastwall.evidence.hunt.query import Query, compile_query
-from blastwall.evidence.hunt.runner import MAX_MATCHES, run_hunt
+from blastwall.evidence.hunt.runner import MAX_MATCHES, run_hunt, run_in_background
 from blastwall.evidence.hunt.scan import BATCH, FIELDS, Found, excerpt_around, scan
 from blastwall.evidence.hunt.store import create_hunt, get_hunt, list_hunts, list_matches
 
@@ -32,5 +32,6 @@ __all__ = [
     "list_hunts",
     "list_matches",
     "run_hunt",
+    "run_in_background",
     "scan",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from blastwall.db import Database, utcnow
@@ -10,6 +11,8 @@ from blastwall.evidence.hunt.query import compile_query
 from blastwall.evidence.hunt.scan import BATCH, count, scan
 from blastwall.evidence.hunt.store import store_matches, summary
 from blastwall.evidence.models import Hunt
+
+log = logging.getLogger("blastwall.evidence.hunt")
 
 MAX_MATCHES = 10_000
 
@@ -68,3 +71,13 @@ def run_hunt(
         hunt.finished_at = utcnow()
         session.commit()
         return hunt
+
+
+def run_in_background(db: Database, hunt_id: int, workers: int) -> None:
+    """Run a hunt to its end as a background task after the request that started it (the
+    API's and the web interface's): a failure is recorded on the hunt by `run_hunt`, and
+    logged here, since no one waits for the task."""
+    try:
+        run_hunt(db, hunt_id=hunt_id, workers=workers)
+    except Exception:
+        log.exception("hunt %s failed", hunt_id)

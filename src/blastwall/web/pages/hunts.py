@@ -18,7 +18,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, BackgroundTasks, Form, Path, Query, Request, Response
 
 from blastwall.auth.roles import Permission
-from blastwall.db import Database
 from blastwall.dependencies import SessionDep, SettingsDep, audit_object, get_db
 from blastwall.evidence import flows, hunt
 from blastwall.evidence.schemas import AttachIn, HuntIn
@@ -34,15 +33,6 @@ MATCHES = 50
 RUNNING = frozenset({"queued", "running"})
 Mode = Literal["pattern", "text", "canary"]
 HuntId = Annotated[int, Path(ge=1, le=2**62)]
-
-
-def _run_in_background(db: Database, hunt_id: int, workers: int) -> None:
-    """Run the hunt to the end, as the API's background task does; a failure is recorded on
-    the hunt by the runner, and logged here."""
-    try:
-        hunt.run_hunt(db, hunt_id=hunt_id, workers=workers)
-    except Exception:
-        log.exception("hunt %s failed", hunt_id)
 
 
 @router.get("/hunts")
@@ -102,7 +92,7 @@ def start_hunt(
             {mode: query, "system": system.strip() or None, "since": _since(since)}
         )
         row = hunt.create_hunt(act.session, data=data, actor=act.principal)
-        background.add_task(_run_in_background, get_db(request), row.id, settings.hunt_workers)
+        background.add_task(hunt.run_in_background, get_db(request), row.id, settings.hunt_workers)
         audit_object(request, f"hunt:{row.id}")
         return f"/ui/hunts/{row.id}"
 
