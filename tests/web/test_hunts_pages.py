@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from blastwall.db import Database
 from blastwall.evidence.models import EvidenceItem, Hunt
-from blastwall.web.pages import hunts
+from blastwall.evidence import hunt
 from tests.support.evidence import add, evidence_dir, interaction
 from tests.support.incidents import open_refund_incident
 from tests.support.web import Browser
@@ -76,7 +76,7 @@ def test_a_hunt_started_from_the_form_runs_and_attaches(
 def test_a_running_hunt_polls_its_status_fragment(
     app_client: TestClient, db: Database, inventory: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hunts, "_run_in_background", lambda *args: None)
+    monkeypatch.setattr(hunt, "run_in_background", lambda *args: None)
     person = Browser(app_client, db, "responder", "rita")
     started = person.post("/ui/hunts", mode="text", query="customer list", since="2026-11-01T00:00")
     assert started.status_code == 303, started.text
