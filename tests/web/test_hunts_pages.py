@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from blastwall.db import Database
-from blastwall.evidence.models import EvidenceItem, Hunt
 from blastwall.evidence import hunt
+from blastwall.evidence.models import EvidenceItem, Hunt
 from tests.support.evidence import add, evidence_dir, interaction
 from tests.support.incidents import open_refund_incident
 from tests.support.web import Browser
