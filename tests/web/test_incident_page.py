@@ -261,6 +261,8 @@ def test_the_stream_sends_new_entries_and_the_hypotheses_verdicts_judge(
     encoded = event.encode().decode()
     assert encoded.startswith(f"id: {guess}\nevent: entry\ndata: ")
     assert "\ndata: line two</p>\n" in encoded and encoded.endswith("\n\n")
+    separators = Event(7, "a\u2028b\r\nc").encode()  # only SSE's line ends split a line
+    assert separators == "id: 7\nevent: entry\ndata: a\u2028b\ndata: c\n\n".encode()
     assert f'name="csrf_token" value="{rita.csrf}"' in event.html  # its forms work
     verdict = clients.client.post(
         f"{api}/{guess}/verdict", json={"verdict": "confirmed"}, headers=admin
@@ -269,6 +271,9 @@ def test_the_stream_sends_new_entries_and_the_hypotheses_verdicts_judge(
     assert entries(event.html) == [(verdict, "verdict"), (guess, "hypothesis")]
     assert 'hx-swap-oob="true"' in entry_html(event.html, guess)
     assert "state-confirmed" in entry_html(event.html, guess)
+    both = poll(db, cookie=cookie, incident_id=opened["id"], after=before)
+    assert entries(both.html) == [(guess, "hypothesis"), (verdict, "verdict")]
+    assert "hx-swap-oob" not in both.html and "state-confirmed" in both.html
 
 
 def test_the_stream_stops_when_the_browser_goes_away(

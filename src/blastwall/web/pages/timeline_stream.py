@@ -8,6 +8,7 @@ session again, so that signing out, a revoked token or a loss of access ends the
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -32,6 +33,8 @@ POLL_SECONDS = 0.25
 """How often the stream looks for new entries: within a second on every open page."""
 KEEP_ALIVE_SECONDS = 15.0
 """A comment line this often when nothing is new, so that a dead connection is noticed."""
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+"""Where SSE ends a line (and nowhere else, unlike `str.splitlines`)."""
 RETRY_MS = 1000
 """How long a browser waits before it reconnects (sending the last event's id)."""
 
@@ -45,8 +48,10 @@ class Event:
 
     def encode(self) -> bytes:
         """An SSE event: the HTML on `data:` lines, one per line (SSE joins them with
-        newlines); `id` is the last entry's, which a reconnecting browser sends back."""
-        lines = "".join(f"data: {line}\n" for line in self.html.splitlines() or [""])
+        newlines); `id` is the last entry's, which a reconnecting browser sends back. Lines
+        break where SSE breaks them, so that other line separators in a text stay as they
+        were written."""
+        lines = "".join(f"data: {line}\n" for line in LINE_BREAK.split(self.html))
         return f"id: {self.last}\nevent: entry\n{lines}\n".encode()
 
 
@@ -69,6 +74,8 @@ def poll(db: Database, *, cookie: str | None, incident_id: int, after: int) -> E
         judged, judged_states = timeline_service.judged_hypotheses(
             session, incident_id=incident_id, principal=ui.principal, entries=rows
         )
+        sent = {r.id for r in rows}  # a hypothesis judged as it arrives is sent once
+        judged = [h for h in judged if h.id not in sent]
         view = TimelineView(rows, {**states, **judged_states}, None, judged)
         html = entries_html(view, incident_id=incident_id, principal=ui.principal, csrf=ui.csrf)
         return Event(rows[-1].id, html)
