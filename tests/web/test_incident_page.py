@@ -203,20 +203,23 @@ def test_form_problems_are_422_naming_the_field(
 ) -> None:
     opened = open_refund_incident(clients.client, admin)
     url = f"/ui/incidents/{opened['id']}"
-    rita = person(app_client, db, "responder", "rita")
+    cora = person(app_client, db, "commander", "cora")
     for path, fields, field in (
         ("timeline", {"kind": "note", "text": ""}, "text"),
         ("timeline", {"kind": "rumour", "text": "x"}, "kind"),
         ("tasks", {"title": "", "kind": "task"}, "title"),
         ("tasks", {"title": "t", "due": "someday"}, "due"),
         ("status", {"status": "gone"}, "status"),
+        ("status", {"reason": "no status chosen"}, "status"),
+        ("roles", {"role": "scribe", "assignee": " "}, "assignee"),
+        ("status", {"status": "merged", "merged_into": "two"}, "merged_into"),
     ):
-        answer = rita.post(f"{url}/{path}", **fields)
+        answer = cora.post(f"{url}/{path}", **fields)
         assert answer.status_code == 422, (path, answer.text)
         assert f"<code>{field}</code>" in answer.text, answer.text
-    htmx = rita.client.post(
+    htmx = cora.client.post(
         f"{url}/timeline",
-        data={"csrf_token": rita.csrf, "idempotency_key": "k-empty", "kind": "fact", "text": ""},
+        data={"csrf_token": cora.csrf, "idempotency_key": "k-empty", "kind": "fact", "text": ""},
         headers={"HX-Request": "true", "HX-Boosted": "true"},
     )
     assert htmx.status_code == 422 and htmx.headers["HX-Retarget"] == "#flash"

@@ -28,7 +28,7 @@ from blastwall.incidents.schemas import (
 )
 from blastwall.web.deps import ActionDep, UiDep
 from blastwall.web.pages import incident_tasks, incident_timeline, timeline_stream
-from blastwall.web.pages.incident_timeline import TimelineView, recent
+from blastwall.web.pages.incident_timeline import recent
 from blastwall.web.render import page
 
 router = APIRouter()
@@ -80,7 +80,7 @@ def incident_page(
     request: Request, incident_id: IncidentId, session: SessionDep, ui: UiDep
 ) -> Response:
     """The incident as responders work on it; 404 for a restricted incident the person
-    takes part in not (the same rule as the API's)."""
+    does not take part in (the API's rule, `service.get_incident`)."""
     principal = ui.principal
     row = service.get_incident(session, incident_id=incident_id, principal=principal)
     incident = service.describe(session, [row])[0]
@@ -91,7 +91,7 @@ def incident_page(
     tasks, more_tasks = task_service.list_tasks(
         session, incident_id=row.id, principal=principal, limit=incident_tasks.PAGE
     )
-    timeline: TimelineView = recent(session, incident_id=row.id, principal=principal)
+    timeline = recent(session, incident_id=row.id, principal=principal)
     return page(
         request,
         "incident/page.html",
@@ -116,7 +116,7 @@ def change_status(
     request: Request,
     incident_id: IncidentId,
     act: ActionDep,
-    status: Annotated[str, Form(max_length=40)],
+    status: Annotated[str, Form(max_length=40)] = "",
     reason: Annotated[str, Form(max_length=20000)] = "",
     merged_into: Annotated[str, Form(max_length=30)] = "",
 ) -> Response:
