@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import anyio
+from anyio.from_thread import start_blocking_portal
 from fastapi.testclient import TestClient
 
 from blastwall.auth.roles import Principal, Role
@@ -309,6 +309,7 @@ def test_the_stream_stops_when_the_browser_goes_away(
         )
         return [chunk async for chunk in stream]
 
-    sent: list[Any] = anyio.run(collect)
+    with start_blocking_portal() as portal:  # its own thread: Playwright may hold a loop here
+        sent: list[Any] = portal.call(collect)
     assert sent[0] == b"retry: 1000\n\n"
     assert len(sent) == 2 and b"seen live" in sent[1]
