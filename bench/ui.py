@@ -86,7 +86,7 @@ def seed(env: dict[str, str], incidents: int, entries: int) -> int:
                     session,
                     incident_id=busiest,
                     entry=EntryCreate(
-                        kind=KINDS[n % len(KINDS)], body=f"Entry {n}: what was seen and when."
+                        kind=KINDS[n % len(KINDS)], text=f"Entry {n}: what was seen and when."
                     ),
                     actor=actor,
                 )
@@ -160,7 +160,7 @@ def live_latency(base: str, token: str, incident: int, rounds: int) -> dict[str,
             started = time.perf_counter()
             written = api.post(
                 f"/api/v1/incidents/{incident}/timeline",
-                json={"kind": "fact", "body": f"Live entry {n}"},
+                json={"kind": "fact", "text": f"Live entry {n}"},
             )
             if written.status_code != 201:
                 raise BenchError(f"writing an entry: {written.status_code} {written.text[:300]}")

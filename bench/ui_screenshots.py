@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import BenchError, base_env, blastwall, log, server
 
 ROOT = Path(__file__).resolve().parent.parent
-VIEWPORT = {"width": 1280, "height": 860}
+VIEWPORT = {"width": 1280, "height": 1100}
 
 
 def token(env: dict[str, str], work: Path, name: str, role: str) -> str:
@@ -80,7 +80,7 @@ def story(api: httpx.Client) -> int:
         ("note", "Customer support has been told to hold refund escalations."),
     ]
     for kind, body in entries:
-        post(api, f"/api/v1/incidents/{number}/timeline", {"kind": kind, "body": body})
+        post(api, f"/api/v1/incidents/{number}/timeline", {"kind": kind, "text": body})
     post(
         api,
         f"/api/v1/incidents/{number}/tasks",
@@ -97,7 +97,7 @@ def shoot(base: str, admin: str, number: int, out: Path) -> list[Path]:
         raise BenchError("chromium is not installed (apt-get install chromium)")
     pages = [
         ("incidents.png", "/ui/incidents", False),
-        ("incident.png", f"/ui/incidents/{number}", True),
+        ("incident.png", f"/ui/incidents/{number}", False),
         ("containment.png", f"/ui/incidents/{number}/containment", False),
         ("comms.png", f"/ui/incidents/{number}/comms", False),
         ("systems.png", "/ui/systems", False),
@@ -120,6 +120,8 @@ def shoot(base: str, admin: str, number: int, out: Path) -> list[Path]:
             if answer is None or answer.status != 200:
                 raise BenchError(f"{url}: {answer.status if answer else 'no answer'}")
             page.wait_for_load_state("networkidle")
+            if name == "containment.png":  # one control's preview, as before applying it
+                page.get_by_text("Revoke tool issue-refund").first.click()
             page.screenshot(path=str(out / name), full_page=full)
             taken.append(out / name)
         browser.close()
