@@ -7,8 +7,9 @@ examples/inventory, and writes `--incidents` incidents (default 10,000) through 
 service, the busiest with `--entries` timeline entries (default 1,000) of every kind. Then it
 starts `blastwall serve`, signs in through the sign-in form like a browser, and:
 
-- requests the incident list (first page, a filtered page and a later page, in turn) and the
-  busiest incident's page `--requests` times each, one at a time, reading the server's own
+- requests the incident list (first page, a filtered page and a later page, in turn), the
+  busiest incident's page and its sections (which the page loads after it is shown, in
+  turn) `--requests` times each, one at a time, reading the server's own
   time from each answer's `Server-Timing: app;dur=` header (from the request's arrival to
   its response's start); the client's round trip is reported beside it;
 - opens the busiest incident in chromium (Playwright, Debian's chromium), then `--rounds`
@@ -41,6 +42,8 @@ from harness import BenchError, base_env, blastwall, log, percentile, server
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_PAGE_P95_MS = 150.0
 TARGET_LIVE_S = 1.0
+SECTIONS = ("triage", "containment", "affected", "evidence", "comms", "obligations")
+"""The incident page's sections, which it loads after it is shown (htmx)."""
 KINDS = ("note", "fact", "hypothesis", "decision", "action")
 
 
@@ -49,6 +52,7 @@ def seed(env: dict[str, str], incidents: int, entries: int) -> int:
     import os
 
     os.environ.update(env)
+    from blastwall import wiring
     from blastwall.auth.roles import Principal, Role
     from blastwall.db import Database, dispose
     from blastwall.incidents import service, timeline
@@ -56,6 +60,7 @@ def seed(env: dict[str, str], incidents: int, entries: int) -> int:
     from blastwall.settings import Settings
 
     settings = Settings()
+    wiring.install(settings)  # the steps the services hand events to, as in the server
     db = Database.from_url(settings.resolved_database_url)
     actor = Principal(name="bench", role=Role.admin)
     archetypes = list(Archetype)
@@ -200,6 +205,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "entries_on_busiest": args.entries,
             "incident_list": page_times(client, lists, args.requests),
             "incident_page": page_times(client, [f"/ui/incidents/{busiest}"], args.requests),
+            # Not part of the target: the sections the page then loads, each a request.
+            "incident_sections": page_times(
+                client, [f"/ui/incidents/{busiest}/{name}" for name in SECTIONS], args.requests
+            ),
         }
         result["live_entry"] = live_latency(base, token, busiest, args.rounds)
     shutil.rmtree(work, ignore_errors=True)
@@ -229,7 +238,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        for name in ("incident_list", "incident_page"):
+        for name in ("incident_list", "incident_page", "incident_sections"):
             r = result[name]
             print(
                 f"{name}: server p50 {r['server_p50_ms']} ms, p95 {r['server_p95_ms']} ms "
