@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,11 +16,14 @@ from blastwall.web.pages import (
     evidence,
     hunts,
     incident,
+    incident_tasks,
+    incident_timeline,
     incidents,
     obligations,
     signals,
     signin,
     systems,
+    timeline_stream,
     triage_pack,
 )
 from blastwall.web.render import HERE, error_page
@@ -31,11 +34,13 @@ PREFIX = "/ui"
 def install(app: FastAPI) -> None:
     """Serve the interface under /ui (its assets under /ui/static), and `/` as its front
     door; errors of its routes are pages (`render.error_page`)."""
-    router = APIRouter(prefix=PREFIX, include_in_schema=False)
     pages = (
         signin,
         incidents,
         incident,
+        incident_timeline,
+        timeline_stream,
+        incident_tasks,
         triage_pack,
         containment,
         affected,
@@ -46,9 +51,8 @@ def install(app: FastAPI) -> None:
         signals,
         hunts,
     )
-    for module in pages:
-        router.include_router(module.router)
-    app.include_router(router)
+    for module in pages:  # each straight into the app (see `api._api_routes`)
+        app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.state.error_page = error_page
 

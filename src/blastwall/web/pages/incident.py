@@ -3,8 +3,8 @@ part of its timeline, its tasks, and the places the other sections load into; an
 header's actions, a change of status and the assignment of a role.
 
 The timeline's routes are `incident_timeline` (earlier entries, adding an entry, verdicts)
-and `timeline_stream` (the live timeline); the tasks' are `incident_tasks`. This router
-includes theirs, so that mounting this one mounts the whole page."""
+and `timeline_stream` (the live timeline); the tasks' are `incident_tasks` (each mounted by
+`web.app`)."""
 
 from __future__ import annotations
 
@@ -27,14 +27,11 @@ from blastwall.incidents.schemas import (
     TaskState,
 )
 from blastwall.web.deps import ActionDep, UiDep
-from blastwall.web.pages import incident_tasks, incident_timeline, timeline_stream
+from blastwall.web.pages import incident_tasks, incident_timeline
 from blastwall.web.pages.incident_timeline import recent
 from blastwall.web.render import page
 
 router = APIRouter()
-router.include_router(incident_timeline.router)
-router.include_router(timeline_stream.router)
-router.include_router(incident_tasks.router)
 
 SECTIONS = (
     ("triage", "Triage pack"),
