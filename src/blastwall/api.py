@@ -384,6 +384,7 @@ def create_app(db: Database | None = None, settings: Settings | None = None) -> 
     limits = BodyLimits(settings.max_body_bytes, route_limits(settings))
     serialise_writes = app.state.db.engine.dialect.name == "sqlite"
     app.add_middleware(_Gate, blastwall=app, serialise=serialise_writes, limits=limits)
+    app.add_middleware(web_app.Compressed)
     app.add_middleware(web_app.ServerTiming)  # outermost: the gate's time counts too
     return app
 

@@ -132,3 +132,16 @@ def test_pages_show_errors_as_pages_not_json(app_client: TestClient, db: Databas
     fragment = person.client.get("/ui/incidents?status=nonsense", headers={"HX-Request": "true"})
     assert fragment.headers["HX-Retarget"] == "#flash"
     assert "<html" not in fragment.text
+
+
+def test_pages_are_compressed_for_a_slow_link_and_the_api_is_not(
+    app_client: TestClient, db: Database
+) -> None:
+    person = Browser(app_client, db, "viewer", "vesna")
+    page = person.get("/ui/incidents", headers={"Accept-Encoding": "gzip"})
+    assert page.headers["content-encoding"] == "gzip"
+    assert "Incidents" in page.text  # decoded by the client
+    assert "server-timing" in page.headers
+    schema = app_client.get("/openapi.json", headers={"Accept-Encoding": "gzip"})
+    assert len(schema.content) > 1024
+    assert "content-encoding" not in schema.headers
