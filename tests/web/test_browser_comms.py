@@ -53,7 +53,11 @@ def test_draft_approve_and_publish_an_update(site: Installation, new_page: Any) 
     article = cora.locator(f"#update-{update}")
     article.get_by_label("What happened").fill("Some refunds were issued that nobody asked for")
     article.get_by_label("What we are doing").fill("We stopped automatic refunds")
+    form_key = article.locator('input[name="idempotency_key"]').first
+    key = form_key.get_attribute("value") or ""
     article.get_by_role("button", name=f"Save update {update}").click()
+    # Saved once the page is rendered anew: each rendering gives its forms new keys.
+    expect(form_key).not_to_have_value(key)
     article = cora.locator(f"#update-{update}")
     expect(article.get_by_label("What we are doing")).to_have_value("We stopped automatic refunds")
     article.get_by_role("link", name="Preview what customers will see").click()
