@@ -32,7 +32,7 @@ run: $(STAMP)
 
 # The server's tests and the guard's (pyproject.toml's testpaths: tests, guard/tests).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench guard

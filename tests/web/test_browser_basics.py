@@ -7,10 +7,13 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import expect
 
 from tests.support.browser import accessibility, sign_in
 from tests.support.containment_live import Installation
+
+pytestmark = pytest.mark.xdist_group("browser")  # one worker: one server, one chromium
 
 
 def test_sign_in_look_around_and_sign_out(site: Installation, new_page: Any) -> None:

@@ -9,9 +9,12 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.browser import accessibility, sign_in
 from tests.support.containment_live import Installation
+
+pytestmark = pytest.mark.xdist_group("browser")  # one worker: one server, one chromium
 
 
 def _incident(site: Installation, token: str, title: str) -> int:

@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.browser import accessibility, sign_in
 from tests.support.containment_live import WAIT, Installation, wait_for
 from tests.support.refund_agent import EXAMPLE, Agent
+
+pytestmark = pytest.mark.xdist_group("browser")  # one worker: one server, one chromium
 
 
 def _system(site: Installation, tmp_path: Path) -> str:

@@ -13,6 +13,8 @@ import pytest
 from tests.support.browser import accessibility, sign_in
 from tests.support.containment_live import Installation
 
+pytestmark = pytest.mark.xdist_group("browser")  # one worker: one server, one chromium
+
 expect = pytest.importorskip("playwright.sync_api", reason="browser tests need Playwright").expect
 
 

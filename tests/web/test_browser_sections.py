@@ -8,10 +8,13 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.browser import accessibility, sign_in
 from tests.support.containment_live import Installation
 from tests.support.otlp_json import chat, document, span, tool
+
+pytestmark = pytest.mark.xdist_group("browser")  # one worker: one server, one chromium
 
 
 def _incident(site: Installation, name: str, secret: str) -> int:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.support.browser import accessibility, sign_in
 from tests.support.containment_live import Installation
+
+pytestmark = pytest.mark.xdist_group("browser")  # one worker: one server, one chromium
 
 
 def test_systems_signals_and_a_hunt_to_its_end(site: Installation, new_page: Any) -> None:
