@@ -27,7 +27,8 @@ run: $(STAMP)
 	$(BIN)/blastwall inventory apply examples/inventory
 	@echo "Admin token (shown once; a new one each run, the previous one revoked):"
 	@$(BIN)/blastwall token create --name make-run-admin --role admin --replace
-	@echo "Try: curl -H 'Authorization: Bearer <token>' http://$(HOST):$(PORT)/api/v1/systems"
+	@echo "Open http://$(HOST):$(PORT)/ in a browser and sign in with the token (the web interface)."
+	@echo "Or: curl -H 'Authorization: Bearer <token>' http://$(HOST):$(PORT)/api/v1/systems"
 	$(BIN)/blastwall serve --host $(HOST) --port $(PORT)
 
 # The server's tests and the guard's (pyproject.toml's testpaths: tests, guard/tests).

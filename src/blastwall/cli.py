@@ -139,8 +139,8 @@ def serve(
     playbook_library(get_settings().playbook_dir)  # nor on a bad playbook folder
     out.print(
         f"Blastwall {__version__} starting on http://{host}:{port} "
-        f"(API /api/v1, OpenAPI /openapi.json, docs /docs); ready at 'Application startup "
-        "complete'"
+        "(web interface /, API /api/v1, OpenAPI /openapi.json, docs /docs); ready at "
+        "'Application startup complete'"
     )
     uvicorn.run(
         "blastwall.cli:server_app",
