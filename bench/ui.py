@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import BenchError, base_env, blastwall, log, percentile, server
+from harness import BenchError, base_env, blastwall, log, percentile, prepare_postgres, server
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_PAGE_P95_MS = 150.0
@@ -185,6 +185,8 @@ def live_latency(base: str, token: str, incident: int, rounds: int) -> dict[str,
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="blastwall-bench-ui-"))
+    if args.database_url and args.database_url.startswith("postgresql"):
+        prepare_postgres(args.database_url)  # a dedicated database, emptied
     env = base_env(work / "data", args.database_url)
     env["BLASTWALL_DETECTION_WORKERS"] = "0"
     blastwall(["init"], env, work)
@@ -223,7 +225,11 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=1_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="Default: SQLite. A PostgreSQL URL must name a dedicated database (emptied).",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     try:

@@ -88,8 +88,8 @@ class ServerTiming:
 
 
 class Compressed:
-    """gzip the interface's pages and assets when the browser accepts it (a page of 200
-    timeline entries is some 100 kB, a sixth of that compressed): for a slow link. Event
+    """gzip the interface's pages and assets when the browser accepts it (an incident page
+    with 200 timeline entries: 98 kB, 8 kB compressed): for a slow link. Event
     streams are left alone (Starlette's `GZipMiddleware` excludes them), and so are the
     API's answers, which its clients read as they are."""
 
