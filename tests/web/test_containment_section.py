@@ -6,6 +6,7 @@ disclosed)."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,10 +70,18 @@ def _actions(clients: Clients, incident: int) -> list[dict[str, Any]]:
     return list(answer.json()["items"])
 
 
-def _apply(who: Browser, incident: int, **fields: str) -> Any:
+def _apply(who: Browser, incident: int, sent_from: str | None = None, **fields: str) -> Any:
+    """Apply a control through the section's form; `sent_from`: the page it was on."""
     fields.setdefault("system", "refund-agent")
     fields.setdefault("reason", "refunds outside policy")
-    return who.post(f"/ui/incidents/{incident}/containment/actions", None, **fields)
+    data = {"csrf_token": who.csrf, "idempotency_key": uuid.uuid4().hex, **fields}
+    headers = {"HX-Current-URL": f"http://testserver{sent_from}"} if sent_from else {}
+    return who.client.post(
+        f"/ui/incidents/{incident}/containment/actions",
+        data=data,
+        headers=headers,
+        follow_redirects=False,
+    )
 
 
 def test_the_section_offers_the_systems_controls_each_with_a_preview(
@@ -123,7 +132,11 @@ def test_the_section_offers_the_systems_controls_each_with_a_preview(
         f"/ui/incidents/{incident}/containment", headers={"HX-Request": "true"}
     ).text
     assert fragment.lstrip().startswith('<h2 id="containment-title">Containment</h2>')
-    assert 'name="back" value="incident"' in fragment  # actions lead back to the incident page
+    # An action sent from the incident page leads back to it, from the section's page to that.
+    from_page = _apply(
+        carol, incident, sent_from=f"/ui/incidents/{incident}", control="manual_fallback"
+    )
+    assert from_page.headers["location"] == f"/ui/incidents/{incident}#containment"
 
 
 def test_applying_a_control_creates_the_action_and_tells_the_state(
@@ -150,8 +163,14 @@ def test_applying_a_control_creates_the_action_and_tells_the_state(
         in page
     )
 
-    limited = _apply(carol, incident, control="rate_limit", per_minute="5", back="incident")
-    assert limited.headers["location"] == f"/ui/incidents/{incident}#containment"
+    limited = _apply(
+        carol,
+        incident,
+        sent_from=f"/ui/incidents/{incident}/containment",
+        control="rate_limit",
+        per_minute="5",
+    )
+    assert limited.headers["location"] == f"/ui/incidents/{incident}/containment"
     assert _actions(clients, incident)[-1]["params"] == {"per_minute": 5}
     wrong = _apply(carol, incident, control="rate_limit", per_minute="0")
     assert wrong.status_code == 422

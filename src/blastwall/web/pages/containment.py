@@ -10,7 +10,7 @@ and the records are the API's; the guards are told as the API tells them."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy.orm import Session
@@ -37,6 +37,7 @@ from blastwall.obligations.service import serious_incident_obligations
 from blastwall.settings import Settings
 from blastwall.web.deps import ActionDep, UiDep
 from blastwall.web.pages.containment_offers import Offer, offers
+from blastwall.web.pages.section_back import back
 from blastwall.web.render import section
 
 router = APIRouter()
@@ -54,19 +55,9 @@ EXPIRIES: dict[str, tuple[str, timedelta | None]] = {
 }
 """The expiries a person may choose: a control lapses by itself after them."""
 
-Back = Literal["incident", "section"]
-
 
 def _policy(settings: Settings) -> Policy:
     return load_policy(settings.containment_policy)
-
-
-def _next(incident_id: IncidentId, back: Back) -> str:
-    """Where the browser goes after an action: back to the incident page when the section
-    was shown inside it, else to the section's own page."""
-    if back == "incident":
-        return f"/ui/incidents/{incident_id}#containment"
-    return f"/ui/incidents/{incident_id}/containment"
 
 
 def _systems(
@@ -110,7 +101,6 @@ def containment_section(
     incident_out = incidents.describe(session, [incident])[0]
     policy = _policy(settings)
     rows, more = service.list_actions(session, incident_id=incident.id, limit=SHOWN)
-    inside = bool(request.headers.get("HX-Request")) and not request.headers.get("HX-Boosted")
     return section(
         request,
         "incident/containment.html",
@@ -128,7 +118,6 @@ def containment_section(
         may_approve=policy.may_approve(principal.role),
         approvers=" or ".join(r.value for r in policy.approvers),
         expiries=[(key, label) for key, (label, _) in EXPIRIES.items()],
-        back="incident" if inside else "section",
     )
 
 
@@ -186,7 +175,6 @@ def apply_control(
     version: Text = "",
     patterns: Annotated[str, Form(max_length=30_000)] = "",
     per_minute: Text = "",
-    back: Annotated[Back, Form()] = "section",
 ) -> Response:
     """Apply a control (or ask for it, where the policy wants a second person): the API's
     `POST /incidents/{id}/actions`."""
@@ -223,7 +211,7 @@ def apply_control(
         audit_object(request, f"incident:{incident_id}/action:{action.id}")
         if action.state == ActionState.active:
             notify_guards(request, act.session, action)
-        return _next(incident_id, back)
+        return back(request, incident_id=incident_id, section="containment")
 
     return act.run(apply)
 
@@ -236,7 +224,6 @@ def approve_action(
     act: ActionDep,
     settings: SettingsDep,
     note: Text = "",
-    back: Annotated[Back, Form()] = "section",
 ) -> Response:
     """A second person approves a waiting action; it applies at once."""
 
@@ -252,7 +239,7 @@ def approve_action(
         )
         audit_object(request, f"incident:{incident_id}/action:{action.id}")
         notify_guards(request, act.session, action)
-        return _next(incident_id, back)
+        return back(request, incident_id=incident_id, section="containment")
 
     return act.run(approve)
 
@@ -265,7 +252,6 @@ def reject_action(
     act: ActionDep,
     settings: SettingsDep,
     note: Text = "",
-    back: Annotated[Back, Form()] = "section",
 ) -> Response:
     """Refuse a waiting action; nothing changes on the system."""
 
@@ -279,7 +265,7 @@ def reject_action(
             note=ActionDecision(note=note).note,
         )
         audit_object(request, f"incident:{incident_id}/action:{action_id}")
-        return _next(incident_id, back)
+        return back(request, incident_id=incident_id, section="containment")
 
     return act.run(reject)
 
@@ -292,7 +278,6 @@ def revert_action(
     act: ActionDep,
     settings: SettingsDep,
     reason: Text = "",
-    back: Annotated[Back, Form()] = "section",
 ) -> Response:
     """Lift an active control, or withdraw a request that waits: the API's revert."""
 
@@ -308,6 +293,6 @@ def revert_action(
         )
         audit_object(request, f"incident:{incident_id}/action:{action.id}")
         notify_guards(request, act.session, action)
-        return _next(incident_id, back)
+        return back(request, incident_id=incident_id, section="containment")
 
     return act.run(revert)

@@ -5,7 +5,6 @@ person who may write incidents ticks here."""
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request, Response
 from markupsafe import Markup
@@ -18,6 +17,7 @@ from blastwall.playbooks.schemas import AttachIn, ChecklistStepOut, StepCompleti
 from blastwall.triage.graph import to_svg
 from blastwall.triage.service import triage_pack
 from blastwall.web.deps import ActionDep, UiDep
+from blastwall.web.pages.section_back import back
 from blastwall.web.render import section
 
 router = APIRouter()
@@ -59,16 +59,6 @@ def triage_section(
     )
 
 
-def back_to(request: Request, incident_id: int, name: str) -> str:
-    """Where to show the result of an action of section `name`: the incident page at that
-    section when the form was sent from it, otherwise the section's own page."""
-    sent_from = request.headers.get("HX-Current-URL") or request.headers.get("Referer") or ""
-    page = f"/ui/incidents/{incident_id}"
-    if urlsplit(sent_from).path == page:
-        return f"{page}#{name}"
-    return f"{page}/{name}"
-
-
 @router.post("/incidents/{incident_id}/checklist/{item_id}/complete")
 def complete_step(
     request: Request,
@@ -99,7 +89,7 @@ def complete_step(
             actor=act.principal,
         )
         audit_object(request, f"incident:{incident_id}/checklist:{row.id}")
-        return back_to(request, incident_id, NAME)
+        return back(request, incident_id=incident_id, section=NAME)
 
     return act.run(complete)
 
@@ -126,6 +116,6 @@ def attach_playbook(
             actor=act.principal,
         )
         audit_object(request, f"incident:{incident_id}")
-        return back_to(request, incident_id, NAME)
+        return back(request, incident_id=incident_id, section=NAME)
 
     return act.run(attach)
