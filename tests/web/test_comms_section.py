@@ -152,6 +152,15 @@ def test_the_cadence_shows_the_time_left_and_refreshes(
         reason="late",
     )
     assert past.status_code == 422 and "in the future" in past.text
+    garbled = rita.post(
+        f"/ui/incidents/{incident}/comms/snooze",
+        audience="executives",
+        until="next tuesday",
+        reason="late",
+    )
+    assert garbled.status_code == 422
+    assert "The end of the snooze is not a time" in garbled.text
+    assert "<code>until</code>" in garbled.text
     # A responder may draft to responders, but not publish to customers.
     page = rita.get(f"/ui/incidents/{incident}/comms").text
     assert "New draft to customers" in page

@@ -9,7 +9,6 @@ may not tell a public audience, are decided there."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -24,10 +23,10 @@ from blastwall.comms.service.updates import items, to_out
 from blastwall.comms.update_schemas import SECTIONS, DraftIn, NoChangeIn, SnoozeIn, UpdateEdit
 from blastwall.db import utcnow
 from blastwall.dependencies import IncidentId, ItemId, SessionDep, SettingsDep, audit_object
-from blastwall.errors import InvalidInput, Problem
 from blastwall.incidents import service as incidents
 from blastwall.incidents.schemas import IncidentOut, Visibility
 from blastwall.web.deps import ActionDep, UiDep
+from blastwall.web.forms import optional_utc_time
 from blastwall.web.pages.section_back import back
 from blastwall.web.render import section
 
@@ -171,20 +170,6 @@ def new_draft(
     return act.run(draft)
 
 
-def _moment(text: str) -> datetime | None:
-    """A time from the form: ISO 8601, in UTC unless it says its zone; blank: none."""
-    if not text.strip():
-        return None
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise InvalidInput(
-            "The next update time is not a time.",
-            [Problem("next_update_at", "write it as 2026-12-08T10:30 (UTC)")],
-        ) from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 @router.post("/incidents/{incident_id}/comms/updates/{update_id}/edit")
 def edit_update(
     request: Request,
@@ -210,7 +195,9 @@ def edit_update(
             what_we_are_testing=items(what_we_are_testing),
             what_we_are_doing=items(what_we_are_doing),
             what_we_dont_know=items(what_we_dont_know),
-            next_update_at=_moment(next_update_at),
+            next_update_at=optional_utc_time(
+                next_update_at, field="next_update_at", what="The next update time"
+            ),
             phase=phase,
             impact=impact,
             component_status=component_status,
@@ -326,7 +313,8 @@ def snooze_cadence(
     timeline."""
 
     def snooze() -> str:
-        moment = _moment(until)  # blank: none, which the schema refuses
+        # blank: none, which the schema refuses
+        moment = optional_utc_time(until, field="until", what="The end of the snooze")
         body = SnoozeIn.model_validate({"audience": audience, "until": moment, "reason": reason})
         cadence_flows.snooze(
             act.session,

@@ -7,7 +7,6 @@ the restricted-incident rule are checked there."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
@@ -15,7 +14,6 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from blastwall.auth.roles import Permission
 from blastwall.db import utcnow
 from blastwall.dependencies import IncidentId, ItemId, SessionDep, SettingsDep, audit_object
-from blastwall.errors import InvalidInput, Problem
 from blastwall.evidence.api import VaultDep
 from blastwall.gate import too_large
 from blastwall.incidents import service as incidents
@@ -23,6 +21,7 @@ from blastwall.obligations import flows, service
 from blastwall.obligations.rules import SubmissionKind
 from blastwall.obligations.schemas import Decision, DecisionIn
 from blastwall.web.deps import ActionDep, UiDep
+from blastwall.web.forms import utc_time
 from blastwall.web.pages.section_back import back
 from blastwall.web.render import section
 
@@ -77,18 +76,6 @@ def decide(
     return act.run(run)
 
 
-def _moment(text: str) -> datetime:
-    """When it was filed: ISO 8601, in UTC unless it says its zone."""
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise InvalidInput(
-            "The submission time is not a time.",
-            [Problem("submitted_at", "write it as 2026-12-08T10:30 (UTC)")],
-        ) from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 @router.post("/incidents/{incident_id}/obligations/{obligation_id}/submissions")
 def add_submission(
     request: Request,
@@ -123,7 +110,7 @@ def add_submission(
             incident_id=incident_id,
             obligation_id=obligation_id,
             kind=kind,
-            submitted_at=_moment(submitted_at),
+            submitted_at=utc_time(submitted_at, field="submitted_at", what="The submission time"),
             reference=reference,
             note=note,
             document=filed,
